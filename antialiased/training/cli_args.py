@@ -1,0 +1,51 @@
+"""Training and distributed flags of the paper's ``main.py`` (and our additions)."""
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_train_args", "add_distributed_args"]
+
+
+def add_train_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("training")
+    # '--ep' is listed explicitly: the seed's MobileNet command uses it, and as a mere prefix it
+    # would be ambiguous between --epochs and --epochs-shift.
+    group.add_argument("-ep", "--epochs", "--ep", dest="epochs", default=90, type=int, metavar="N",
+                       help="total epochs (default: 90)")
+    group.add_argument("--start-epoch", dest="start_epoch", default=0, type=int, metavar="N",
+                       help="manual epoch number (useful on restarts)")
+    group.add_argument("--lr", "--learning-rate", dest="lr", default=0.1, type=float, metavar="LR",
+                       help="initial learning rate (default: 0.1)")
+    group.add_argument("--lr_step", "--lr-step", dest="lr_step", default=30, type=int, metavar="N",
+                       help="multiply the learning rate by 0.1 every N epochs (default: 30)")
+    group.add_argument("--cos_lr", "--cos-lr", dest="cos_lr", action="store_true",
+                       help="cosine learning-rate schedule instead of steps")
+    group.add_argument("--momentum", default=0.9, type=float, metavar="M", help="SGD momentum (default: 0.9)")
+    group.add_argument("--wd", "--weight-decay", dest="weight_decay", default=1e-4, type=float, metavar="W",
+                       help="weight decay (default: 1e-4)")
+    group.add_argument("-ba", "--batch-accum", "--ba", dest="batch_accum", default=1, type=int, metavar="N",
+                       help="accumulate gradients over N batches (effective batch b x N)")
+    group.add_argument("--finetune", action="store_true",
+                       help="start from the torchvision baseline's ImageNet weights")
+    group.add_argument("--no-data-aug", dest="no_data_aug", action="store_true",
+                       help="train without RandomResizedCrop and flips (resize + center crop)")
+    group.add_argument("-mti", "--max-train-iters", dest="max_train_iters", default=None, type=int, metavar="N",
+                       help="stop each epoch after N iterations")
+    group.add_argument("--amp", nargs="?", const="auto", default=None, choices=["auto", "bf16", "fp16"],
+                       help="mixed precision: bf16, or fp16 with a grad scaler ('auto': bf16 where supported)")
+    group.add_argument("--channels-last", dest="channels_last", action="store_true",
+                       help="channels_last memory format (faster convolutions on GPUs)")
+    group.add_argument("--compile", action="store_true", help="torch.compile the model")
+    group.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard in --out-dir")
+
+
+def add_distributed_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("distributed (torchrun sets these through the environment)")
+    group.add_argument("--world-size", dest="world_size", default=-1, type=int,
+                       help="number of nodes (with --multiprocessing-distributed) or processes")
+    group.add_argument("--rank", default=-1, type=int, help="node rank for distributed training")
+    group.add_argument("--dist-url", dest="dist_url", default="env://", help="url used to set up distributed training")
+    group.add_argument("--dist-backend", dest="dist_backend", default=None, choices=["nccl", "gloo"],
+                       help="nccl on GPUs, gloo on CPU (default: chosen by device)")
+    group.add_argument("--multiprocessing-distributed", dest="multiprocessing_distributed", action="store_true",
+                       help="launch one process per GPU on this node (the paper's mode; torchrun is preferred)")
