@@ -1,0 +1,45 @@
+"""Shared fixtures: the read-only data and references in ../shared (tests skip cleanly without it)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("ANTIALIASED_SHARED", ROOT.parent / "shared"))
+
+# Keep the suite predictable on a 2-core CI machine.
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.exists():
+        pytest.skip(f"{what} not found at {path}: these tests need the shared data folder beside the project "
+                    f"(set ANTIALIASED_SHARED to point elsewhere)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return _require(SHARED, "../shared")
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    path = _require(SHARED / "reference", "golden references (../shared/reference)")
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))  # for deterministic_weights.py
+    return path
+
+
+@pytest.fixture(scope="session")
+def imagenet_sample_dir() -> Path:
+    return _require(SHARED / "data" / "imagenet-sample", "ImageNet sample (../shared/data/imagenet-sample)")
+
+
+@pytest.fixture(scope="session")
+def cifar10_dir() -> Path:
+    return _require(SHARED / "data" / "cifar10", "CIFAR-10 (../shared/data/cifar10)")
