@@ -1,0 +1,105 @@
+"""ImageNet preprocessing: the paper's evaluation and training transforms and normalization helpers."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torchvision import transforms as T
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "eval_transform",
+    "train_transform",
+    "uint8_transform",
+    "normalize",
+    "denormalize",
+    "to_float_normalized",
+]
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+def eval_transform(resize: int = 256, crop: int = 224) -> T.Compose:
+    """Resize(resize) -> CenterCrop(crop) -> ToTensor -> ImageNet normalization (the paper's ``-e``).
+
+    Example:
+        >>> from PIL import Image
+        >>> eval_transform()(Image.new("RGB", (500, 375))).shape
+        torch.Size([3, 224, 224])
+    """
+    return T.Compose([T.Resize(resize), T.CenterCrop(crop), T.ToTensor(),
+                      T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def train_transform(crop: int = 224, augment: bool = True, resize: int = 256) -> T.Compose:
+    """RandomResizedCrop(crop) + horizontal flip (``augment``) or Resize(resize) + CenterCrop(crop).
+
+    Example:
+        >>> from PIL import Image
+        >>> train_transform(crop=64)(Image.new("RGB", (120, 90))).shape
+        torch.Size([3, 64, 64])
+    """
+    if augment:
+        head = [T.RandomResizedCrop(crop), T.RandomHorizontalFlip()]
+    else:
+        head = [T.Resize(resize), T.CenterCrop(crop)]
+    return T.Compose([*head, T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def uint8_transform(resize: int = 256, crop: int | None = None) -> T.Compose:
+    """Resize(resize) -> CenterCrop(crop or resize) as a uint8 CHW tensor, exactly torchvision's PIL path.
+
+    Normalizing the result with :func:`to_float_normalized` gives bit-for-bit the tensor that
+    ``ToTensor`` + ``Normalize`` give, so crops can be cut and normalized later, in batches.
+
+    Example:
+        >>> from PIL import Image
+        >>> x = uint8_transform(256)(Image.new("RGB", (500, 375)))
+        >>> x.shape, x.dtype
+        (torch.Size([3, 256, 256]), torch.uint8)
+    """
+    return T.Compose([T.Resize(resize), T.CenterCrop(crop or resize), T.PILToTensor()])
+
+
+def _stats(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(values, dtype=like.dtype, device=like.device).view(-1, 1, 1)
+
+
+def normalize(x: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
+              std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+    """``(x - mean) / std`` per channel, for (C, H, W) or (B, C, H, W) float tensors in [0, 1]."""
+    return (x - _stats(mean, x)) / _stats(std, x)
+
+
+def denormalize(x: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
+                std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+    """Inverse of :func:`normalize`, clamped to [0, 1] (for saving images).
+
+    Example:
+        >>> x = torch.rand(2, 3, 4, 4)
+        >>> torch.allclose(denormalize(normalize(x)), x, atol=1e-6)
+        True
+    """
+    return (x * _stats(std, x) + _stats(mean, x)).clamp_(0, 1)
+
+
+def to_float_normalized(x: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
+                        std: Sequence[float] = IMAGENET_STD, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 images -> normalized float, with the same operations (and rounding) as ToTensor + Normalize.
+
+    Shape:
+        - x: (..., C, H, W) uint8
+        - output: same shape, ``dtype``
+
+    Example:
+        >>> from PIL import Image
+        >>> img = Image.new("RGB", (300, 260), (200, 10, 90))
+        >>> a = eval_transform(256, 224)(img)
+        >>> b = to_float_normalized(uint8_transform(256, 224)(img))
+        >>> torch.equal(a, b)
+        True
+    """
+    out = x.to(dtype).div_(255)
+    return out.sub_(_stats(mean, out)).div_(_stats(std, out))
