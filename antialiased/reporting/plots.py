@@ -1,0 +1,85 @@
+"""Consistency-vs-accuracy plots (matplotlib, written as PNG files)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from antialiased.reporting.tables import Variant, arch_title
+
+__all__ = ["plot_network", "plot_overview"]
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:  # an optional dependency: say how to get it
+        raise ImportError("plots need matplotlib: pip install 'antialiased[plots]' (or pass --no-plots)") from None
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _ranked(variants: Sequence[Variant]) -> list[Variant]:
+    return [v for v in variants if v.acc is not None and v.cons is not None]
+
+
+def plot_network(variants: Sequence[Variant], path: str | os.PathLike, *, title: str | None = None) -> Path:
+    """Consistency (y) against accuracy (x) for one network's variants; the Pareto front dashed."""
+    plt = _pyplot()
+    rows = _ranked(variants)
+    fig, ax = plt.subplots(figsize=(5.2, 4.2), dpi=120)
+    for v in rows:
+        color = "0.45" if v.filter_size is None else "C0"
+        ax.errorbar(v.acc.mean, v.cons.mean, xerr=v.acc.std or None, yerr=v.cons.std or None,
+                    fmt="s" if v.filter_size is None else "o", color=color, ms=7, capsize=3,
+                    mfc=color if v.pareto else "white")
+        ax.annotate(v.label, (v.acc.mean, v.cons.mean), textcoords="offset points", xytext=(6, 5),
+                    fontsize=9, fontweight="bold" if v.pareto else "normal",
+                    fontstyle="italic" if v.pareto is False else "normal")
+    front = sorted((v for v in rows if v.pareto), key=lambda v: v.acc.mean)
+    if len(front) > 1:
+        ax.plot([v.acc.mean for v in front], [v.cons.mean for v in front], "--", color="C3", lw=1,
+                label="Pareto front")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlabel("Accuracy (%)")
+    ax.set_ylabel("Consistency (%)")
+    ax.set_title(title or arch_title(rows[0].arch if rows else ""))
+    ax.grid(alpha=0.3)
+    ax.margins(0.15)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_overview(tables: dict[str, Sequence[Variant]], path: str | os.PathLike) -> Path:
+    """All networks on one consistency-vs-accuracy plot: a line per network through its variants,
+    the baseline as a square, anti-aliased variants as circles (up and to the right is better)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5.2), dpi=120)
+    for i, (arch, variants) in enumerate(tables.items()):
+        rows = _ranked(variants)
+        if not rows:
+            continue
+        color = f"C{i % 10}"
+        ax.plot([v.acc.mean for v in rows], [v.cons.mean for v in rows], "-", color=color, lw=1,
+                alpha=0.7, label=arch_title(arch))
+        for v in rows:
+            ax.plot(v.acc.mean, v.cons.mean, "s" if v.filter_size is None else "o", color=color,
+                    mfc="white" if v.filter_size is None else color, ms=6)
+    ax.set_xlabel("Accuracy (%)")
+    ax.set_ylabel("Consistency (%)")
+    ax.set_title("Consistency vs accuracy (square: baseline)")
+    ax.grid(alpha=0.3)
+    if tables:
+        ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

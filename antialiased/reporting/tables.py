@@ -1,0 +1,223 @@
+"""The paper's per-network tables: one row per variant, Pareto front in bold, dominated in italics.
+
+The marking rule of the paper's README: a variant is *italicized* (name and values) when another
+variant is at least as good in both accuracy and consistency and better in one; the others form
+the Pareto front and get a **bold** name; the highest value of each column is **bold**.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+__all__ = [
+    "Metric",
+    "Variant",
+    "arch_title",
+    "markdown_report",
+    "markdown_table",
+    "pareto_front",
+    "summarize",
+    "variant_label",
+    "write_csv",
+]
+
+# The paper's names for the binomial filters of each size; other sizes read "LPF-N".
+_FILTER_LABELS = {2: "Rect-2", 3: "Tri-3", 4: "Tri-4", 5: "Bin-5"}
+
+# Display names of architecture families (longest prefix first), as the paper's table titles.
+_ARCH_FAMILIES = (
+    ("wide_resnet", "Wide-ResNet"),
+    ("resnext", "ResNeXt"),
+    ("resnet", "ResNet"),
+    ("densenet", "DenseNet"),
+    ("mobilenet_v2", "MobileNet-v2"),
+    ("alexnet", "AlexNet"),
+    ("vgg", "VGG"),
+)
+
+
+def variant_label(filter_size: int | None) -> str:
+    """The paper's row label of a filter size (``None``: the baseline).
+
+    Example:
+        >>> [variant_label(n) for n in (None, 2, 3, 4, 5, 7)]
+        ['Baseline', 'Rect-2', 'Tri-3', 'Tri-4', 'Bin-5', 'LPF-7']
+    """
+    if filter_size is None:
+        return "Baseline"
+    return _FILTER_LABELS.get(filter_size, f"LPF-{filter_size}")
+
+
+def arch_title(arch: str) -> str:
+    """A display name for an architecture key, as the paper's table titles.
+
+    Example:
+        >>> arch_title("resnet50"), arch_title("vgg16_bn"), arch_title("mobilenet_v2"), arch_title("mynet")
+        ('ResNet50', 'VGG16bn', 'MobileNet-v2', 'mynet')
+    """
+    for prefix, name in _ARCH_FAMILIES:
+        if arch.startswith(prefix):
+            rest = arch[len(prefix):]
+            return name + (rest[:-3] + "bn" if rest.endswith("_bn") else rest)
+    return arch
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric over one or more runs: mean, sample standard deviation (0 for one run), count."""
+
+    mean: float
+    std: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> "Metric | None":
+        values = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+        if not values:
+            return None
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        return cls(statistics.fmean(values), std, len(values))
+
+    def format(self, digits: int = 2) -> str:
+        text = f"{self.mean:.{digits}f}"
+        return text + (f" ± {self.std:.{digits}f}" if self.n > 1 else "")
+
+
+@dataclass
+class Variant:
+    """One table row: a model of a network, its metrics and its marks."""
+
+    arch: str
+    model: str
+    filter_size: int | None
+    acc: Metric | None
+    cons: Metric | None
+    sources: list[str] = field(default_factory=list)
+    pareto: bool | None = None  # None: not ranked (a metric is missing)
+    best_acc: bool = False
+    best_cons: bool = False
+
+    @property
+    def label(self) -> str:
+        return variant_label(self.filter_size)
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
+    """For each (x, y) point, whether no other point is >= in both and > in one (higher is better).
+
+    Example:
+        >>> pareto_front([(56.55, 78.18), (57.24, 81.33), (56.72, 82.54), (56.58, 82.51)])
+        [False, True, True, False]
+    """
+    def dominated(p: tuple[float, float]) -> bool:
+        return any(q[0] >= p[0] and q[1] >= p[1] and (q[0] > p[0] or q[1] > p[1]) for q in points)
+
+    return [not dominated(p) for p in points]
+
+
+def _mark(variants: list[Variant]) -> None:
+    ranked = [v for v in variants if v.acc is not None and v.cons is not None]
+    for v, on_front in zip(ranked, pareto_front([(v.acc.mean, v.cons.mean) for v in ranked])):
+        v.pareto = on_front
+    accs = [v.acc.mean for v in variants if v.acc is not None]
+    conss = [v.cons.mean for v in variants if v.cons is not None]
+    for v in variants:
+        v.best_acc = v.acc is not None and v.acc.mean == max(accs)
+        v.best_cons = v.cons is not None and v.cons.mean == max(conss)
+
+
+def summarize(records: Iterable[dict[str, Any]]) -> dict[str, list[Variant]]:
+    """Merge result records per network (``arch``) and model, rank them and mark the Pareto front.
+
+    Accuracy (``metrics.acc1``) and consistency (``metrics.consistency``) of a model may come from
+    different records; several records of one model (seeds) are averaged, keeping their spread.
+    Rows are ordered baseline first, then by filter size.
+    """
+    grouped: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in records:
+        slot = grouped.setdefault(str(r["arch"]), {}).setdefault(
+            str(r["model"]), {"filter_size": None, "acc": [], "cons": [], "sources": []})
+        if r.get("filter_size") is not None:
+            slot["filter_size"] = int(r["filter_size"])
+        metrics = r["metrics"]
+        if metrics.get("acc1") is not None:
+            slot["acc"].append(metrics["acc1"])
+        if metrics.get("consistency") is not None:
+            slot["cons"].append(metrics["consistency"])
+        if r.get("source"):
+            slot["sources"].append(r["source"])
+    tables: dict[str, list[Variant]] = {}
+    for arch, models in grouped.items():
+        rows = [Variant(arch, model, s["filter_size"], Metric.of(s["acc"]), Metric.of(s["cons"]),
+                        sorted(set(s["sources"]))) for model, s in models.items()]
+        rows.sort(key=lambda v: (v.filter_size is not None, v.filter_size or 0, v.model))
+        _mark(rows)
+        tables[arch] = rows
+    return tables
+
+
+def _cell(metric: Metric | None, dominated: bool, best: bool, digits: int) -> str:
+    if metric is None:
+        return "–"
+    text = metric.format(digits)
+    if dominated:
+        return f"*{text}*"
+    return f"**{text}**" if best else text
+
+
+def markdown_table(variants: Sequence[Variant], *, title: str | None = None, digits: int = 2) -> str:
+    """A table in the paper's format (Pareto-front names bold, dominated rows italic, best bold).
+
+    Example:
+        >>> rows = summarize([
+        ...     {"arch": "net", "model": "net", "metrics": {"acc1": 70.0, "consistency": 80.0}},
+        ...     {"arch": "net", "model": "net_lpf3", "filter_size": 3, "metrics": {"acc1": 71.0, "consistency": 85.0}},
+        ... ])["net"]
+        >>> print(markdown_table(rows))
+        |          | Accuracy | Consistency |
+        | :------: | :------: | :---------: |
+        | *Baseline* | *70.00* | *80.00* |
+        | **Tri-3** | **71.00** | **85.00** |
+    """
+    lines = [f"**{title}**", ""] if title else []
+    lines += ["|          | Accuracy | Consistency |", "| :------: | :------: | :---------: |"]
+    for v in variants:
+        dominated = v.pareto is False
+        name = f"*{v.label}*" if dominated else f"**{v.label}**" if v.pareto else v.label
+        lines.append(f"| {name} | {_cell(v.acc, dominated, v.best_acc, digits)} | "
+                     f"{_cell(v.cons, dominated, v.best_cons, digits)} |")
+    return "\n".join(lines)
+
+
+def markdown_report(tables: dict[str, list[Variant]], *, digits: int = 2) -> str:
+    """All networks' tables, each titled with the network's display name."""
+    parts = [markdown_table(rows, title=arch_title(arch), digits=digits) for arch, rows in tables.items()]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_csv(tables: dict[str, list[Variant]], path: str | os.PathLike) -> Path:
+    """One CSV row per network and variant with means, spreads, run counts and marks."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = ["arch", "model", "variant", "filter_size", "acc1", "acc1_std", "acc1_runs", "consistency",
+               "consistency_std", "consistency_runs", "pareto", "best_acc1", "best_consistency"]
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for arch, rows in tables.items():
+            for v in rows:
+                acc, cons = v.acc, v.cons
+                writer.writerow([
+                    arch, v.model, v.label, "" if v.filter_size is None else v.filter_size,
+                    "" if acc is None else f"{acc.mean:.4f}", "" if acc is None else f"{acc.std:.4f}",
+                    0 if acc is None else acc.n,
+                    "" if cons is None else f"{cons.mean:.4f}", "" if cons is None else f"{cons.std:.4f}",
+                    0 if cons is None else cons.n,
+                    "" if v.pareto is None else int(v.pareto), int(v.best_acc), int(v.best_cons),
+                ])
+    return path
