@@ -1,0 +1,599 @@
+"""The paper's 59 published ImageNet weight files, and loading of weights into models.
+
+One typed record per published file (:class:`PublishedWeights`, in the spirit of torchvision's
+``Weights``) in :data:`PUBLISHED_WEIGHTS`; :func:`resolve_published` picks the file the paper's code
+picks for an architecture and filter size; :func:`load_published` downloads it through torch hub
+(progress bar, checkpoint cache, SHA-256 check) and :func:`load_weights_file` reads a local
+weights file or training checkpoint. :func:`load_into` loads strictly, with an error that names
+the keys that do not fit.
+
+The files are fetched from :data:`DEFAULT_BASE_URL` unless the environment variable
+``ANTIALIASED_WEIGHTS_URL`` names a mirror (any URL urllib opens, ``file:///dir/`` included)
+holding the same file names. It is read at call time, so it can be set after import.
+"""
+from __future__ import annotations
+
+import difflib
+import http.client
+import os
+import pickle
+import urllib.error
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models._meta import _IMAGENET_CATEGORIES
+from torchvision.transforms._presets import ImageClassification
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "WEIGHTS_URL_ENV",
+    "PAPER_BASELINE_METRICS",
+    "PUBLISHED_WEIGHTS",
+    "PublishedWeights",
+    "WeightsDownloadError",
+    "available_weights",
+    "extract_state_dict",
+    "get_published",
+    "load_into",
+    "load_published",
+    "load_weights_file",
+    "resolve_published",
+    "weights_base_url",
+]
+
+DEFAULT_BASE_URL = "https://antialiased-cnns.s3.us-east-2.amazonaws.com/weights_v0.1/"
+WEIGHTS_URL_ENV = "ANTIALIASED_WEIGHTS_URL"
+RECIPE_URL = "https://github.com/adobe/antialiased-cnns/blob/master/README_IMAGENET.md"
+_DATA = "/PTH/TO/ILSVRC2012"
+
+# name -> first 8 hex digits of the file's SHA-256 (the suffix of the published file name).
+_SHA256: dict[str, str] = {
+    "alexnet_lpf2": "da8aca74",
+    "alexnet_lpf3": "f9bbc410",
+    "alexnet_lpf4": "0114fe25",
+    "alexnet_lpf4_finetune": "20598a7a",
+    "alexnet_lpf5": "4fa3706a",
+    "densenet121_lpf2": "7da7d4cd",
+    "densenet121_lpf3": "0f267ad8",
+    "densenet121_lpf4": "edeaab00",
+    "densenet121_lpf4_finetune": "eceaa619",
+    "densenet121_lpf5": "ebc7880c",
+    "densenet161_lpf4_finetune": "a5e0f328",
+    "densenet169_lpf4_finetune": "992131e6",
+    "densenet201_lpf4_finetune": "736979b2",
+    "mobilenet_v2_lpf2": "f4379012",
+    "mobilenet_v2_lpf3": "23b2e2ee",
+    "mobilenet_v2_lpf4": "2e0b9cb9",
+    "mobilenet_v2_lpf4_finetune": "7eed94b1",
+    "mobilenet_v2_lpf5": "ab8fe968",
+    "resnet101_lpf2": "3d00941d",
+    "resnet101_lpf3": "928f1444",
+    "resnet101_lpf4": "f8a116ff",
+    "resnet101_lpf4_finetune": "9280acb0",
+    "resnet101_lpf5": "1f3745af",
+    "resnet152_lpf4_finetune": "7f67d9ae",
+    "resnet18_lpf2": "6e2ee76f",
+    "resnet18_lpf3": "449351b9",
+    "resnet18_lpf4": "8c77af40",
+    "resnet18_lpf4_finetune": "8cc58f59",
+    "resnet18_lpf5": "c1eed0a1",
+    "resnet34_lpf2": "4707aed9",
+    "resnet34_lpf3": "16aa6c48",
+    "resnet34_lpf4": "55747267",
+    "resnet34_lpf4_finetune": "db622952",
+    "resnet34_lpf5": "85283561",
+    "resnet50_lpf2": "f0f7589d",
+    "resnet50_lpf3": "a4e868d2",
+    "resnet50_lpf4": "994b528f",
+    "resnet50_lpf4_finetune": "cad66808",
+    "resnet50_lpf5": "9953c9ad",
+    "resnext101_32x8d_lpf4_finetune": "8f13a25d",
+    "resnext50_32x4d_lpf4_finetune": "9106e549",
+    "vgg11_bn_lpf4_finetune": "5d60b5e4",
+    "vgg11_lpf4_finetune": "35eab449",
+    "vgg13_bn_lpf4_finetune": "45e2a72f",
+    "vgg13_lpf4_finetune": "d8ff02c4",
+    "vgg16_bn_lpf2": "2c2052a8",
+    "vgg16_bn_lpf3": "1782878a",
+    "vgg16_bn_lpf4": "a1c3559b",
+    "vgg16_bn_lpf4_finetune": "1dd798d1",
+    "vgg16_bn_lpf5": "c500b52f",
+    "vgg16_lpf2": "60268e0c",
+    "vgg16_lpf3": "e9b0ce42",
+    "vgg16_lpf4": "de9267ac",
+    "vgg16_lpf4_finetune": "79c9dff7",
+    "vgg16_lpf5": "1391f70c",
+    "vgg19_bn_lpf4_finetune": "d0114293",
+    "vgg19_lpf4_finetune": "7ab2cf45",
+    "wide_resnet101_2_lpf4_finetune": "da4eae04",
+    "wide_resnet50_2_lpf4_finetune": "02a183f7",
+}
+
+# ImageNet val top-1 (%) and shift consistency (%, -es protocol) from the paper's results tables:
+# arch -> (baseline acc1, lpf4 fine-tuned acc1, baseline consistency, lpf4 fine-tuned consistency).
+_FINETUNE_TABLE: dict[str, tuple[float, float, float, float]] = {
+    "alexnet": (56.55, 56.94, 78.18, 83.31),
+    "vgg11": (69.02, 70.51, 86.58, 90.09),
+    "vgg13": (69.93, 71.52, 86.92, 90.31),
+    "vgg16": (71.59, 72.96, 88.52, 90.91),
+    "vgg19": (72.38, 73.54, 89.17, 91.08),
+    "vgg11_bn": (70.38, 72.63, 87.16, 90.67),
+    "vgg13_bn": (71.55, 73.61, 88.03, 91.09),
+    "vgg16_bn": (73.36, 75.13, 89.24, 91.58),
+    "vgg19_bn": (74.24, 75.68, 89.59, 91.60),
+    "resnet18": (69.74, 71.67, 85.11, 88.36),
+    "resnet34": (73.30, 74.60, 87.56, 89.77),
+    "resnet50": (76.16, 77.41, 89.20, 91.32),
+    "resnet101": (77.37, 78.38, 89.81, 91.97),
+    "resnet152": (78.31, 79.07, 90.92, 92.42),
+    "resnext50_32x4d": (77.62, 77.93, 90.17, 91.48),
+    "resnext101_32x8d": (79.31, 79.33, 91.33, 92.67),
+    "wide_resnet50_2": (78.47, 78.70, 90.77, 92.46),
+    "wide_resnet101_2": (78.85, 78.99, 90.93, 92.10),
+    "densenet121": (74.43, 75.79, 88.81, 90.35),
+    "densenet169": (75.60, 76.73, 89.68, 90.61),
+    "densenet201": (76.90, 77.31, 90.36, 91.32),
+    "densenet161": (77.14, 77.88, 90.82, 91.66),
+    "mobilenet_v2": (71.88, 72.72, 86.50, 87.73),
+}
+
+# Trained from scratch (README_IMAGENET.md per-filter tables: Rect-2, Tri-3, Tri-4, Bin-5):
+# arch -> {filter_size: (acc1, consistency)}.
+_SCRATCH_TABLE: dict[str, dict[int, tuple[float, float]]] = {
+    "alexnet": {2: (57.24, 81.33), 3: (56.90, 82.15), 4: (56.72, 82.54), 5: (56.58, 82.51)},
+    "vgg16": {2: (72.15, 89.24), 3: (72.20, 89.60), 4: (72.43, 89.92), 5: (72.33, 90.19)},
+    "vgg16_bn": {2: (74.01, 90.72), 3: (73.91, 91.10), 4: (74.12, 91.22), 5: (74.05, 91.35)},
+    "resnet18": {2: (71.39, 86.90), 3: (71.69, 87.51), 4: (71.48, 88.07), 5: (71.38, 88.25)},
+    "resnet34": {2: (74.46, 89.14), 3: (74.33, 89.32), 4: (74.38, 89.53), 5: (74.20, 89.49)},
+    "resnet50": {2: (76.81, 89.96), 3: (76.83, 90.91), 4: (77.23, 91.29), 5: (77.04, 91.31)},
+    "resnet101": {2: (77.82, 91.04), 3: (78.13, 91.62), 4: (78.22, 91.85), 5: (77.92, 91.74)},
+    "densenet121": {2: (75.04, 89.53), 3: (75.14, 89.78), 4: (75.29, 90.29), 5: (75.03, 90.39)},
+    "mobilenet_v2": {2: (72.63, 87.33), 3: (72.59, 87.46), 4: (72.72, 87.72), 5: (72.50, 87.79)},
+}
+
+# Extra flags of the seed's from-scratch training commands (README_IMAGENET.md, section 2).
+_SCRATCH_FLAGS: dict[str, str] = {
+    "alexnet": "--gpu 0 --lr .01",
+    "vgg16": "--lr .01 -b 128 -ba 2",
+    "vgg16_bn": "--lr .05 -b 128 -ba 2",
+    "mobilenet_v2": "--lr .05 --cos_lr --wd 4e-5 --ep 150",
+}
+
+PAPER_BASELINE_METRICS: Mapping[str, Mapping[str, float]] = MappingProxyType({
+    arch: MappingProxyType({"acc1": row[0], "consistency": row[2]}) for arch, row in _FINETUNE_TABLE.items()
+})
+"""The paper's numbers for torchvision's baseline (non-anti-aliased) models: ``{arch: {"acc1", "consistency"}}``."""
+
+
+def weights_base_url() -> str:
+    """The base URL that published files are fetched from: ``$ANTIALIASED_WEIGHTS_URL`` or the paper's host.
+
+    Example:
+        >>> weights_base_url() == (os.environ.get("ANTIALIASED_WEIGHTS_URL") or DEFAULT_BASE_URL)
+        True
+    """
+    return os.environ.get(WEIGHTS_URL_ENV) or DEFAULT_BASE_URL
+
+
+@dataclass(frozen=True)
+class PublishedWeights:
+    """One published weight file of the paper and what goes with it.
+
+    Attributes:
+        name: registry key, e.g. ``resnet50_lpf4_finetune``.
+        arch: architecture, e.g. ``resnet50``; the model to build is :attr:`model_name`.
+        filter_size: size of the blur filter (2..5).
+        finetuned: True if fine-tuned from torchvision's baseline weights, False if trained from scratch.
+        file_name: ``<name>-<sha256>.pth``; the file holds ``{"state_dict": ...}``.
+        sha256: the first 8 hex digits of the file's SHA-256, checked on download.
+        metrics: the paper's ImageNet val ``acc1`` and shift ``consistency`` (%) for this file.
+        recipe: how the file was trained (the seed's command); :attr:`recipe_url` has the details.
+        categories: the 1000 ImageNet class names, in output order.
+        transforms: builds the evaluation preprocessing (resize 256, center crop 224, ImageNet mean/std).
+
+    Example:
+        >>> w = PUBLISHED_WEIGHTS["resnet18_lpf3"]
+        >>> w.model_name, w.finetuned, w.metrics["acc1"], w.categories[0]
+        ('resnet18_lpf3', False, 71.69, 'tench')
+        >>> w.transforms()
+        ImageClassification(
+            crop_size=[224]
+            resize_size=[256]
+            mean=[0.485, 0.456, 0.406]
+            std=[0.229, 0.224, 0.225]
+            interpolation=InterpolationMode.BILINEAR
+        )
+    """
+
+    name: str
+    arch: str
+    filter_size: int
+    finetuned: bool
+    file_name: str
+    sha256: str
+    metrics: Mapping[str, float] = field(compare=False)
+    recipe: str = field(compare=False, repr=False)
+    recipe_url: str = field(default=RECIPE_URL, compare=False, repr=False)
+    categories: tuple[str, ...] = field(default=tuple(_IMAGENET_CATEGORIES), compare=False, repr=False)
+    transforms: Callable[..., nn.Module] = field(
+        default=partial(ImageClassification, crop_size=224, resize_size=256), compare=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        """Download URL under the current base URL (``$ANTIALIASED_WEIGHTS_URL`` if set)."""
+        return weights_base_url().rstrip("/") + "/" + self.file_name
+
+    @property
+    def model_name(self) -> str:
+        """The :func:`create_model` name of the architecture these weights fit, e.g. ``resnet50_lpf4``."""
+        return f"{self.arch}_lpf{self.filter_size}"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.categories)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """torchvision-style metadata (``categories``, ``recipe``, ``_metrics``, ...)."""
+        return {
+            "categories": list(self.categories),
+            "recipe": self.recipe_url,
+            "_docs": self.recipe,
+            "_metrics": {"ImageNet-1K": {"acc@1": self.metrics.get("acc1"),
+                                         "consistency": self.metrics.get("consistency")}},
+            "file_name": self.file_name,
+            "sha256_prefix": self.sha256,
+        }
+
+
+def _parse_name(name: str) -> tuple[str, int, bool]:
+    stem, finetuned = (name[: -len("_finetune")], True) if name.endswith("_finetune") else (name, False)
+    arch, _, size = stem.rpartition("_lpf")
+    return arch, int(size), finetuned
+
+
+def _recipe(arch: str, filter_size: int, finetuned: bool) -> str:
+    model = f"{arch}_lpf{filter_size}"
+    if not finetuned:
+        flags = _SCRATCH_FLAGS.get(arch, "")
+        return f"python main.py --data {_DATA} -a {model} --out-dir {model} {flags}".rstrip()
+    if arch == "resnet50":
+        return f"python main.py --data {_DATA} -a {model} --out-dir {model} --lr .01 -ep 60 --finetune"
+    # The seed gives the exact fine-tuning command for ResNet-50 only; the others follow its rule.
+    return (f"python main.py --data {_DATA} -a {model} --out-dir {model} -ep 60 --finetune "
+            "(fine-tuned from torchvision's weights over the last 2/3 of training: "
+            "lr 10x lower than from scratch, 60 epochs)")
+
+
+def _metrics(arch: str, filter_size: int, finetuned: bool) -> Mapping[str, float]:
+    if finetuned:
+        row = _FINETUNE_TABLE[arch]
+        acc1, consistency = row[1], row[3]
+    else:
+        acc1, consistency = _SCRATCH_TABLE[arch][filter_size]
+    return MappingProxyType({"acc1": acc1, "consistency": consistency})
+
+
+def _build_registry() -> dict[str, PublishedWeights]:
+    registry = {}
+    for name, sha in _SHA256.items():
+        arch, size, finetuned = _parse_name(name)
+        registry[name] = PublishedWeights(
+            name=name, arch=arch, filter_size=size, finetuned=finetuned, file_name=f"{name}-{sha}.pth",
+            sha256=sha, metrics=_metrics(arch, size, finetuned), recipe=_recipe(arch, size, finetuned))
+    return registry
+
+
+PUBLISHED_WEIGHTS: dict[str, PublishedWeights] = _build_registry()
+"""All 59 published files, keyed by name (``<arch>_lpf<N>`` or ``<arch>_lpf4_finetune``)."""
+
+
+def _published_archs() -> list[str]:
+    return sorted({w.arch for w in PUBLISHED_WEIGHTS.values()})
+
+
+def _check_arch(arch: str) -> None:
+    archs = _published_archs()
+    if arch not in archs:
+        close = difflib.get_close_matches(arch, archs, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"No published weights for architecture {arch!r}.{hint} "
+                         f"Architectures with published weights: {', '.join(archs)}.")
+
+
+def _describe_available(arch: str) -> str:
+    parts = [f"filter size {w.filter_size} ({'fine-tuned' if w.finetuned else 'from scratch'}, {w.name})"
+             for w in available_weights(arch)]
+    return "; ".join(parts)
+
+
+def available_weights(arch: str | None = None, *, filter_size: int | None = None,
+                      finetuned: bool | None = None) -> list[PublishedWeights]:
+    """The published weight records, optionally filtered, sorted by name.
+
+    Example:
+        >>> [w.name for w in available_weights("resnet152")]
+        ['resnet152_lpf4_finetune']
+        >>> len(available_weights()), len(available_weights(finetuned=True))
+        (59, 23)
+        >>> [w.name for w in available_weights("resnet18", filter_size=4)]
+        ['resnet18_lpf4', 'resnet18_lpf4_finetune']
+    """
+    if arch is not None:
+        _check_arch(arch)
+    return [w for _, w in sorted(PUBLISHED_WEIGHTS.items())
+            if (arch is None or w.arch == arch)
+            and (filter_size is None or w.filter_size == filter_size)
+            and (finetuned is None or w.finetuned == finetuned)]
+
+
+def get_published(name: str) -> PublishedWeights:
+    """The record of one published file by name, e.g. ``resnet50_lpf4_finetune``.
+
+    Example:
+        >>> get_published("resnet50_lpf4_finetune").file_name
+        'resnet50_lpf4_finetune-cad66808.pth'
+    """
+    try:
+        return PUBLISHED_WEIGHTS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(PUBLISHED_WEIGHTS), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"Unknown published weights {name!r}.{hint} "
+                         "See antialiased.models.weights.available_weights() for the 59 names.") from None
+
+
+def resolve_published(arch: str, filter_size: int, force_nonfinetuned: bool = False) -> PublishedWeights:
+    """The published file that the paper's code loads for ``<arch>_lpf<filter_size>`` with ``--pretrained``.
+
+    Filter size 4 gets the weights fine-tuned from torchvision's baseline, other sizes (or
+    ``force_nonfinetuned=True``) the weights trained from scratch.
+
+    Raises:
+        ValueError: no such file; the message lists what ``arch`` does have.
+
+    Example:
+        >>> resolve_published("resnet50", 4).name
+        'resnet50_lpf4_finetune'
+        >>> resolve_published("resnet50", 4, force_nonfinetuned=True).name
+        'resnet50_lpf4'
+        >>> resolve_published("densenet121", 2).name
+        'densenet121_lpf2'
+    """
+    _check_arch(arch)
+    if filter_size is None or isinstance(filter_size, bool) or not isinstance(filter_size, int):
+        raise ValueError(f"filter_size must be an integer (the N of {arch}_lpfN), got {filter_size!r}; baseline "
+                         f"models without blur use torchvision's weights.")
+    if filter_size == 4 and not force_nonfinetuned and f"{arch}_lpf4_finetune" in PUBLISHED_WEIGHTS:
+        return PUBLISHED_WEIGHTS[f"{arch}_lpf4_finetune"]
+    name = f"{arch}_lpf{filter_size}"
+    if name in PUBLISHED_WEIGHTS:
+        return PUBLISHED_WEIGHTS[name]
+    if filter_size == 4 and force_nonfinetuned:
+        raise ValueError(f"{arch} has no weights trained from scratch, only the fine-tuned {arch}_lpf4_finetune: "
+                         f"drop force_nonfinetuned (--force_nonfinetuned). Published for {arch}: "
+                         f"{_describe_available(arch)}.")
+    raise ValueError(f"No published weights for {name} (filter size {filter_size}). Published for {arch}: "
+                     f"{_describe_available(arch)}. Train your own or pass a local file with weights=PATH "
+                     f"(--weights PATH).")
+
+
+class WeightsDownloadError(RuntimeError):
+    """A published weight file could not be downloaded, verified or read from the cache."""
+
+    def __init__(self, message: str, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+def _local_file_advice(w: PublishedWeights, cached: Path) -> str:
+    return (f"  - use a mirror that holds the same file names: export {WEIGHTS_URL_ENV}=https://host/dir/ "
+            f"(or file:///local/dir/)\n"
+            f"  - download {w.file_name} elsewhere and put it at {cached} (torch hub's cache), or\n"
+            f"  - load a local copy: create_model({w.model_name!r}, weights='/path/to/{w.file_name}') "
+            f"in Python, --weights PATH on the command line")
+
+
+def _download_error(exc: BaseException, w: PublishedWeights, url: str, cached: Path) -> WeightsDownloadError:
+    mirror = os.environ.get(WEIGHTS_URL_ENV)
+    source = f"the mirror {WEIGHTS_URL_ENV}={mirror}" if mirror else "the paper's host"
+    if isinstance(exc, urllib.error.HTTPError):
+        message = (f"Downloading the published weights {w.name!r} failed: {url} answered HTTP {exc.code} "
+                   f"({exc.reason}). The file {w.file_name} is not available from {source}"
+                   + (f"; check that the mirror holds it" if mirror else "") + ". Alternatives:\n"
+                   + _local_file_advice(w, cached))
+    elif isinstance(exc, RuntimeError) and "invalid hash value" in str(exc):
+        message = (f"The file downloaded from {url} is not the published {w.file_name}: its SHA-256 does not "
+                   f"start with {w.sha256} ({exc}). It was discarded, nothing was saved in {cached.parent}. "
+                   f"The download may have been corrupted (retry), or {source} serves a different file.")
+    else:
+        reason = getattr(exc, "reason", None) or exc
+        message = (f"Could not download the published weights {w.name!r} from {url} ({reason}). You may be "
+                   f"offline, or the host may be down. Alternatives:\n" + _local_file_advice(w, cached))
+    return WeightsDownloadError(message, url)
+
+
+def load_published(w: PublishedWeights | str, *, progress: bool = True,
+                   model_dir: str | os.PathLike | None = None) -> dict[str, torch.Tensor]:
+    """Download (once; then from torch hub's cache) and verify a published file; return its state dict.
+
+    Args:
+        w: a record of :data:`PUBLISHED_WEIGHTS` (or its name).
+        progress: show a download progress bar on stderr.
+        model_dir: cache folder; default ``$TORCH_HOME/hub/checkpoints`` (torch hub's).
+
+    Raises:
+        WeightsDownloadError: host unreachable, HTTP error (e.g. 404), SHA-256 mismatch, or an
+            unreadable cached file. A failed download leaves no file behind (torch hub writes to a
+            temporary ``.partial`` file and only moves it into place after the hash check).
+    """
+    if isinstance(w, str):
+        w = get_published(w)
+    url = w.url
+    cache_dir = Path(model_dir) if model_dir is not None else Path(torch.hub.get_dir()) / "checkpoints"
+    cached = cache_dir / w.file_name
+    try:
+        obj = torch.hub.load_state_dict_from_url(
+            url, model_dir=str(cache_dir), map_location="cpu", progress=progress, check_hash=True,
+            file_name=w.file_name, weights_only=True)
+    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
+        raise _download_error(exc, w, url, cached) from exc
+    except Exception as exc:
+        if isinstance(exc, RuntimeError) and "invalid hash value" in str(exc):
+            raise _download_error(exc, w, url, cached) from exc
+        if not cached.is_file():
+            raise
+        # The download (or an earlier one) completed, so the cached file itself cannot be read.
+        raise WeightsDownloadError(
+            f"The cached weights file {cached} cannot be read ({type(exc).__name__}: {str(exc)[:200]}). "
+            f"Delete it and run again to download it afresh from {url}.", url) from exc
+    return extract_state_dict(obj, source=f"{w.name} ({cached})")
+
+
+_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DistributedDataParallel, torch.compile
+
+
+def _strip_wrapper_prefixes(state_dict: dict[str, Any], keep: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Drop ``module.`` / ``_orig_mod.`` when every key has it (and, given ``keep``, its keys do not)."""
+    changed = True
+    while changed and state_dict:
+        changed = False
+        for prefix in _WRAPPER_PREFIXES:
+            if keep is not None and any(k.startswith(prefix) for k in keep):
+                continue
+            if all(k.startswith(prefix) for k in state_dict):
+                state_dict = {k[len(prefix):]: v for k, v in state_dict.items()}
+                changed = True
+    return state_dict
+
+
+def extract_state_dict(obj: Any, source: str = "the weights") -> dict[str, torch.Tensor]:
+    """The model state dict inside a loaded weights object, with wrapper prefixes removed.
+
+    Accepts a bare state dict, ``{"state_dict": ...}`` (the published files, the paper's training
+    checkpoints with optimizer state etc.), ``{"model": ...}`` (torchvision's references) and keys
+    prefixed by ``module.`` (DataParallel / DDP) or ``_orig_mod.`` (torch.compile).
+
+    Example:
+        >>> sd = extract_state_dict({"epoch": 3, "state_dict": {"module.fc.weight": torch.ones(2, 2)}})
+        >>> list(sd)
+        ['fc.weight']
+    """
+    if isinstance(obj, Mapping):
+        for key in _WRAPPER_KEYS:
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{source} does not hold a state dict but a {type(obj).__name__}. Save weights with "
+                         "torch.save(model.state_dict(), path) or torch.save({'state_dict': model.state_dict()}, path).")
+    if not obj:
+        raise ValueError(f"{source} holds an empty state dict.")
+    bad = [k for k, v in obj.items()
+           if not isinstance(k, str) or not (isinstance(v, torch.Tensor) or str(k).endswith("_extra_state"))]
+    if bad:
+        keys = ", ".join(repr(k) for k in list(obj)[:8])
+        raise ValueError(f"{source} is not a state dict (name -> tensor): {len(bad)} entries are not tensors, e.g. "
+                         f"{bad[0]!r}. Top-level keys: {keys}{', ...' if len(obj) > 8 else ''}. Expected a state "
+                         f"dict, or a checkpoint with one under {' / '.join(repr(k) for k in _WRAPPER_KEYS)}.")
+    return _strip_wrapper_prefixes(dict(obj))
+
+
+def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a local weights file or training checkpoint (``torch.load(weights_only=True)``) into a state dict.
+
+    See :func:`extract_state_dict` for the accepted layouts.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a folder, not a PyTorch file, pickled Python objects, or no state dict inside.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(f"Weights file not found: {p}")
+    if p.is_dir():
+        raise ValueError(f"{p} is a folder; pass the path of a weights file (.pth / .pth.tar).")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" not in str(exc):
+            raise ValueError(f"{p} is not a PyTorch weights file ({exc}).") from exc
+        raise ValueError(
+            f"{p} holds pickled Python objects besides tensors, which torch.load(weights_only=True) refuses for "
+            f"safety (for instance a whole model saved with torch.save(model, ...)). If you trust the file, "
+            f"re-save its weights: torch.save(torch.load(path, weights_only=False).state_dict(), 'weights.pth').") from exc
+    except Exception as exc:  # torch.load raises assorted types (KeyError, EOFError, RuntimeError) on junk
+        raise ValueError(f"{p} is not a PyTorch weights file (torch.load failed: "
+                         f"{type(exc).__name__}: {str(exc)[:200]}).") from exc
+    return extract_state_dict(obj, source=str(p))
+
+
+def _sample(keys: list[str], n: int = 5) -> str:
+    return ", ".join(keys[:n]) + (f", ... ({len(keys) - n} more)" if len(keys) > n else "")
+
+
+def _mismatch_hints(model: nn.Module, mismatched: list[tuple[str, tuple, tuple]], missing: list[str],
+                    unexpected: list[str], expected_keys: list[str]) -> list[str]:
+    hints = []
+    filt = [(k, f, m) for k, f, m in mismatched if k.endswith("filt")]
+    if filt:
+        k, f, m = filt[0]
+        hints.append(f"blur filters differ ({k}: file {f[-1]} taps, model {m[-1]}): the file is for another "
+                     f"filter size (_lpf{f[-1]} instead of _lpf{m[-1]}).")
+    head = set(expected_keys[-2:])
+    if mismatched and not missing and not unexpected and all(k in head for k, _, _ in mismatched):
+        k, f, m = mismatched[0]
+        hints.append(f"only the classifier differs ({k}: {f[0]} outputs in the file, {m[0]} in the model): build "
+                     f"the model with num_classes={f[0]}, or load the weights into a model with the file's "
+                     f"classes and replace the classifier afterwards.")
+    if missing and unexpected and not filt:
+        hints.append("the file was probably saved for another architecture (or the baseline without blur).")
+    return hints
+
+
+def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load ``state_dict`` into ``model`` strictly; if it does not fit, a ValueError names the keys.
+
+    Args:
+        model: the model to fill.
+        state_dict: e.g. from :func:`load_weights_file` or :func:`load_published`.
+        source: where the weights came from, for the error message (a path or a name).
+
+    Example:
+        >>> load_into(nn.Linear(3, 2), {"weight": torch.zeros(2, 3), "bias": torch.zeros(2)}, "zeros")
+        >>> load_into(nn.Linear(3, 2), {"weight": torch.zeros(2, 4)}, "bad.pth")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Weights from bad.pth do not fit Linear (strict loading): 1 missing key ...
+    """
+    expected = model.state_dict()
+    state_dict = _strip_wrapper_prefixes(dict(state_dict), keep=expected)
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    mismatched = [(k, tuple(state_dict[k].shape), tuple(expected[k].shape)) for k in expected
+                  if k in state_dict and isinstance(state_dict[k], torch.Tensor)
+                  and isinstance(expected[k], torch.Tensor) and state_dict[k].shape != expected[k].shape]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing key{'s' * (len(missing) != 1)} (in the model, not in the file): "
+                         f"{_sample(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key{'s' * (len(unexpected) != 1)} (in the file, not in "
+                         f"the model): {_sample(unexpected)}")
+        if mismatched:
+            shown = "; ".join(f"{k}: file {list(f)} vs model {list(m)}" for k, f, m in mismatched[:5])
+            more = f"; ... ({len(mismatched) - 5} more)" if len(mismatched) > 5 else ""
+            parts.append(f"{len(mismatched)} shape mismatch{'es' * (len(mismatched) != 1)}: {shown}{more}")
+        hints = _mismatch_hints(model, mismatched, missing, unexpected, list(expected))
+        message = (f"Weights from {source} do not fit {type(model).__name__} (strict loading): "
+                   + "\n  ".join(parts) + "".join(f"\nHint: {h}" for h in hints))
+        raise ValueError(message)
+    model.load_state_dict(state_dict, strict=True)
