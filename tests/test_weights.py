@@ -149,6 +149,10 @@ def test_available_weights_and_lookup_by_name():
     assert W.get_published("densenet161_lpf4_finetune").sha256 == "a5e0f328"
     with pytest.raises(ValueError, match="Did you mean resnet50_lpf4_finetune"):
         W.get_published("resnet50_lpf4_finetuned")
+    lines = W.format_weights_table().splitlines()
+    assert len(lines) == 60 and lines[0].split() == ["weights", "model", "training", "acc1", "consistency", "file"]
+    assert "resnet50_lpf4_finetune  resnet50_lpf4" in "\n".join(lines)
+    assert lines[1].split()[:5] == ["alexnet_lpf2", "alexnet_lpf2", "scratch", "57.24", "81.33"]
 
 
 # --------------------------------------------------------------------------- downloads from a local server

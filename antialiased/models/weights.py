@@ -18,7 +18,7 @@ import http.client
 import os
 import pickle
 import urllib.error
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -39,6 +39,7 @@ __all__ = [
     "WeightsDownloadError",
     "available_weights",
     "extract_state_dict",
+    "format_weights_table",
     "get_published",
     "load_into",
     "load_published",
@@ -331,6 +332,24 @@ def available_weights(arch: str | None = None, *, filter_size: int | None = None
             if (arch is None or w.arch == arch)
             and (filter_size is None or w.filter_size == filter_size)
             and (finetuned is None or w.finetuned == finetuned)]
+
+
+def format_weights_table(weights: Iterable[PublishedWeights] | None = None) -> str:
+    """A plain-text table of published weights (all by default) for listings such as ``antialiased models``.
+
+    Example:
+        >>> print(format_weights_table(available_weights("resnet152")))
+        weights                  model           training     acc1  consistency  file
+        resnet152_lpf4_finetune  resnet152_lpf4  fine-tuned  79.07        92.42  resnet152_lpf4_finetune-7f67d9ae.pth
+    """
+    records = list(PUBLISHED_WEIGHTS.values() if weights is None else weights)
+    rows = [("weights", "model", "training", "acc1", "consistency", "file")]
+    rows += [(w.name, w.model_name, "fine-tuned" if w.finetuned else "scratch", f"{w.metrics['acc1']:.2f}",
+              f"{w.metrics['consistency']:.2f}", w.file_name) for w in records]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    right = {3, 4}  # numbers
+    return "\n".join("  ".join(cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+                                for i, cell in enumerate(row)).rstrip() for row in rows)
 
 
 def get_published(name: str) -> PublishedWeights:
