@@ -151,7 +151,8 @@ def test_available_weights_and_lookup_by_name():
         W.get_published("resnet50_lpf4_finetuned")
     lines = W.format_weights_table().splitlines()
     assert len(lines) == 60 and lines[0].split() == ["weights", "model", "training", "acc1", "consistency", "file"]
-    assert "resnet50_lpf4_finetune  resnet50_lpf4" in "\n".join(lines)
+    assert ["resnet50_lpf4_finetune", "resnet50_lpf4", "fine-tuned", "77.41", "91.32",
+            "resnet50_lpf4_finetune-cad66808.pth"] in [line.split() for line in lines]
     assert lines[1].split()[:5] == ["alexnet_lpf2", "alexnet_lpf2", "scratch", "57.24", "81.33"]
 
 
