@@ -5,12 +5,14 @@ by ``BlurPool(stride=s)``, and a strided conv becomes conv(stride 1) + ReLU + ``
 """
 from __future__ import annotations
 
+import functools
 import math
-from typing import Sequence
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 __all__ = [
     "PAD_TYPES",
@@ -76,37 +78,246 @@ def _pad_amounts(filt_size: int, pad_off: int, ndim: int) -> list[int]:
     return [before, after] * ndim  # F.pad takes the last dimension first; symmetric per dim here
 
 
+def _effective_mode(mode: str, pads: list[int], spatial: tuple[int, ...]) -> str:
+    # Reflect padding needs pad < size; small feature maps (CIFAR-sized inputs with large filters)
+    # fall back to replicate padding instead of failing deep inside torch.
+    if mode == "reflect" and any(
+        max(pads[2 * i], pads[2 * i + 1]) >= spatial[-1 - i] for i in range(len(spatial))
+    ):
+        return "replicate"
+    return mode
+
+
 def _pad(x: torch.Tensor, pads: list[int], mode: str) -> torch.Tensor:
     if not any(pads):
         return x
-    if mode == "reflect":
-        # torch's reflect padding needs pad < size; small feature maps (CIFAR-sized inputs with
-        # large filters) fall back to replicate padding for the dimensions that are too small.
-        spatial = x.shape[2:]
-        too_small = any(
-            max(pads[2 * i], pads[2 * i + 1]) >= spatial[-1 - i] for i in range(len(spatial))
-        )
-        if too_small:
-            mode = "replicate"
     if mode == "constant":
         return F.pad(x, pads, mode="constant", value=0.0)
     return F.pad(x, pads, mode=mode)
 
 
-def _blur_pool(x: torch.Tensor, filt: torch.Tensor, stride: int, pads: list[int], mode: str, ndim: int) -> torch.Tensor:
-    if x.dim() != ndim + 2:
-        raise ValueError(
-            f"expected a {ndim + 2}-D input (batch, channels, {ndim} spatial dims), got shape {tuple(x.shape)}"
-        )
+def _conv_forward(x: torch.Tensor, filt: torch.Tensor, stride: int, pads: list[int], mode: str) -> torch.Tensor:
+    # cuDNN's depthwise convolution is fast and the padded copy here is freed right away.
+    conv = (F.conv1d, F.conv2d, F.conv3d)[x.dim() - 3]
+    return conv(_pad(x, pads, mode), filt.to(dtype=x.dtype), stride=stride, groups=x.shape[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Implementation. The blur is separable (the 2-D/3-D binomial filter is the outer product of 1-D
+# ones), so it runs as one 1-D "pad, filter, subsample" pass per spatial dimension, and no padded
+# copy of the input is ever made:
+# - along the innermost, contiguous dimension a pass is one matmul with a small banded (m, n)
+#   matrix that already contains the stride and the padding (reflect/replicate/zero/circular);
+# - along the other dimensions each tap is a strided view of the input added into the output;
+#   the few (output, tap) pairs whose window reaches into the padding add their source row apart.
+# CPU inputs are processed in cache-sized chunks so the first pass's output stays in cache.
+#
+# Autograd saves nothing input-sized: the blur is linear with a fixed filter, so its backward is the
+# adjoint of each pass (the transposed matrix, or scatter-adds with the same taps), in reverse order.
+# ---------------------------------------------------------------------------------------------
+
+# Elements per chunk on CPU: a chunk plus the first pass's output stay in a typical L2/L3 cache.
+_CHUNK_ELEMENTS = 1 << 20
+# Up to this length, the innermost dimension is filtered with a banded matmul (n/f times the
+# arithmetic of the direct sum, but vectorized and without strided loads).
+_MATMUL_MAX_LENGTH = 256
+
+
+def _source_index(j: int, n: int, mode: str) -> int | None:
+    """Where padded position ``j`` (in input coordinates, may be < 0 or >= n) reads from."""
+    if 0 <= j < n:
+        return j
+    if mode == "constant":
+        return None
+    if mode == "replicate":
+        return min(max(j, 0), n - 1)
+    if mode == "circular":
+        return j % n
+    return -j if j < 0 else 2 * (n - 1) - j  # reflect (pad < n is guaranteed by _effective_mode)
+
+
+class _Pass(NamedTuple):
+    """A 1-D pass along one dimension of size ``n`` producing ``m`` outputs."""
+
+    n: int
+    m: int
+    stride: int
+    before: int
+    taps: tuple[float, ...]
+    ranges: tuple[tuple[int, int], ...]  # per tap: (first output, count) reading inside the input
+    init_tap: int | None  # a tap that covers every output (initializes it), if any
+    extras: tuple[tuple[int, int, float], ...]  # (output, source, weight) reading the padding
+    matrix: tuple[tuple[float, ...], ...]  # the whole pass as an (m, n) matrix (short dims only)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(n: int, taps: tuple[float, ...], stride: int, before: int, after: int, mode: str) -> _Pass:
+    f = len(taps)
+    m = (n + before + after - f) // stride + 1
+    ranges, extras = [], []
+    matrix = [[0.0] * n for _ in range(m)] if n <= _MATMUL_MAX_LENGTH else []
+    for k, w in enumerate(taps):
+        inside = [i for i in range(m) if 0 <= stride * i + k - before < n]
+        ranges.append((inside[0], len(inside)) if inside else (0, 0))
+        for i in range(m):
+            src = _source_index(stride * i + k - before, n, mode)
+            if src is not None and matrix:
+                matrix[i][src] += w
+            if src is not None and not 0 <= stride * i + k - before < n:
+                extras.append((i, src, w))
+    init = next((k for k, (_, count) in enumerate(ranges) if count == m), None)
+    return _Pass(n, m, stride, before, taps, tuple(ranges), init, tuple(extras), tuple(map(tuple, matrix)))
+
+
+def _along(dim: int, index: slice) -> tuple:
+    return (slice(None),) * dim + (index,)
+
+
+def _tap_view(t: torch.Tensor, dim: int, p: _Pass, k: int) -> torch.Tensor:
+    """The input positions tap ``k`` reads for its in-range outputs (a strided view)."""
+    first, count = p.ranges[k]
+    start = p.stride * first + k - p.before
+    return t[_along(dim, slice(start, start + p.stride * (count - 1) + 1, p.stride))]
+
+
+def _use_matmul(t: torch.Tensor, dim: int, p: _Pass) -> bool:
+    return bool(p.matrix) and dim == t.dim() - 1 and t.stride(-1) == 1
+
+
+def _matrix(p: _Pass, t: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(p.matrix, dtype=t.dtype, device=t.device)
+
+
+def _like(t: torch.Tensor, shape: list[int], zero: bool = False) -> torch.Tensor:
+    # Keep channels_last inputs channels_last (empty_like cannot change the shape).
+    fmt = torch.contiguous_format
+    if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+        fmt = torch.channels_last
+    elif t.dim() == 5 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last_3d):
+        fmt = torch.channels_last_3d
+    out = torch.empty(shape, dtype=t.dtype, device=t.device, memory_format=fmt)
+    return out.zero_() if zero else out
+
+
+def _pass_forward(t: torch.Tensor, dim: int, p: _Pass, out: torch.Tensor | None = None) -> torch.Tensor:
+    if _use_matmul(t, dim, p):
+        if out is None:
+            return torch.matmul(t, _matrix(p, t).t())
+        return torch.matmul(t, _matrix(p, t).t(), out=out)
+    if out is None:
+        shape = list(t.shape)
+        shape[dim] = p.m
+        out = _like(t, shape)
+    if p.init_tap is None:
+        out.zero_()
+    else:
+        torch.mul(_tap_view(t, dim, p, p.init_tap), p.taps[p.init_tap], out=out)
+    for k, w in enumerate(p.taps):
+        first, count = p.ranges[k]
+        if k != p.init_tap and count:
+            out.narrow(dim, first, count).add_(_tap_view(t, dim, p, k), alpha=w)
+    for i, src, w in p.extras:
+        out.select(dim, i).add_(t.select(dim, src), alpha=w)
+    return out
+
+
+def _pass_backward(g: torch.Tensor, dim: int, p: _Pass) -> torch.Tensor:
+    if _use_matmul(g, dim, p):
+        return torch.matmul(g, _matrix(p, g))
+    shape = list(g.shape)
+    shape[dim] = p.n
+    grad = _like(g, shape, zero=True)
+    for k, w in enumerate(p.taps):
+        first, count = p.ranges[k]
+        if count:
+            _tap_view(grad, dim, p, k).add_(g.narrow(dim, first, count), alpha=w)
+    for i, src, w in p.extras:
+        grad.select(dim, src).add_(g.select(dim, i), alpha=w)
+    return grad
+
+
+def _forward_passes(x: torch.Tensor, plans: list[_Pass], first_dim: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    for i, p in enumerate(plans):
+        x = _pass_forward(x, first_dim + i, p, out if i == len(plans) - 1 else None)
+    return x
+
+
+def _separable_forward(x: torch.Tensor, plans: list[_Pass]) -> torch.Tensor:
+    if x.is_cuda or x.numel() <= _CHUNK_ELEMENTS:
+        return _forward_passes(x, plans, 2)
+    out = _like(x, list(x.shape[:2]) + [p.m for p in plans])
+    if x.is_contiguous():
+        # Batch and channels flatten into one dimension for free; chunk that.
+        flat_in = x.view(-1, *x.shape[2:])
+        flat_out = out.view(-1, *out.shape[2:])
+        per = max(1, _CHUNK_ELEMENTS // math.prod(x.shape[2:]))
+        for start in range(0, flat_in.shape[0], per):
+            _forward_passes(flat_in[start:start + per], plans, 1, flat_out[start:start + per])
+    else:
+        per = max(1, _CHUNK_ELEMENTS // math.prod(x.shape[1:]))
+        for start in range(0, x.shape[0], per):
+            _forward_passes(x[start:start + per], plans, 2, out[start:start + per])
+    return out
+
+
+class _BlurPoolFunction(torch.autograd.Function):
+    """Blur + subsample that saves no tensors for backward (the filter is fixed)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, plans: list[_Pass], conv_args: tuple | None) -> torch.Tensor:  # type: ignore[override]
+        ctx.plans = plans
+        if conv_args is not None:
+            filt, pads, mode = conv_args
+            return _conv_forward(x, filt, plans[0].stride, pads, mode)
+        return _separable_forward(x, plans)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+        for i in reversed(range(len(ctx.plans))):
+            grad = _pass_backward(grad, 2 + i, ctx.plans[i])
+        return grad, None, None
+
+
+def _blur_pool(
+    x: torch.Tensor, filt: torch.Tensor, stride: int, pads: list[int], mode: str, ndim: int
+) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or x.dim() != ndim + 2:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"expected a {ndim + 2}-D input (batch, channels, {ndim} spatial dims), got {shape}")
     channels = x.shape[1]
     if filt.shape[0] != channels:
         raise ValueError(f"the layer was built for {filt.shape[0]} channels, got an input with {channels}")
-    x = _pad(x, pads, mode)
-    index = (slice(None), slice(None)) + (slice(None, None, stride),) * ndim
-    if filt.shape[-1] == 1:
-        return x[index]
-    conv = (F.conv1d, F.conv2d, F.conv3d)[ndim - 1]
-    return conv(x, filt.to(dtype=x.dtype), stride=stride, groups=channels)
+    if 0 in x.shape[2:]:
+        raise ValueError(f"cannot blur-pool an input with an empty spatial dimension, got shape {tuple(x.shape)}")
+    filt_size = filt.shape[-1]
+    mode = _effective_mode(mode, pads, tuple(x.shape[2:]))
+    if filt_size == 1:  # plain subsampling: a strided view, nothing to save for backward
+        return _pad(x, pads, mode)[(slice(None), slice(None)) + (slice(None, None, stride),) * ndim]
+    if not x.is_floating_point():
+        raise ValueError(f"blur pooling needs a floating-point input, got {x.dtype}; convert it with .float()")
+    plans = _plans(x, filt_size, stride, pads, mode)
+    # On GPUs (and when torch.compile traces the graph) one fused pad+depthwise conv beats the
+    # separable passes; it still runs inside the Function, so nothing is saved for backward.
+    conv_args = (filt, pads, mode) if x.is_cuda or torch.compiler.is_compiling() else None
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return _separable_forward(x, plans) if conv_args is None else _conv_forward(x, filt, stride, pads, mode)
+    return _BlurPoolFunction.apply(x, plans, conv_args)
+
+
+def _plans(x: torch.Tensor, filt_size: int, stride: int, pads: list[int], mode: str) -> list[_Pass]:
+    taps = _binomial_taps(filt_size)
+    spatial = x.shape[2:]
+    # F.pad's list runs from the last dimension backwards.
+    return [
+        _plan(n, taps, stride, pads[2 * (len(spatial) - 1 - i)], pads[2 * (len(spatial) - 1 - i) + 1], mode)
+        for i, n in enumerate(spatial)
+    ]
+
+
+@functools.lru_cache(maxsize=None)
+def _binomial_taps(filt_size: int) -> tuple[float, ...]:
+    return tuple(binomial_filter(filt_size, 1, dtype=torch.float64).tolist())
 
 
 def _functional(ndim: int):
