@@ -269,7 +269,7 @@ def test_interrupted_download_leaves_nothing(server):
     with pytest.raises(W.WeightsDownloadError) as info:
         W.load_published(record, progress=False)
     # urllib returns the short body without complaint; the hash check is what catches it
-    assert record.url in str(info.value) and "corrupted (retry)" in str(info.value)
+    assert record.url in str(info.value) and "cut short or corrupted (retry)" in str(info.value)
     assert os.listdir(_cache_dir()) == []
     server.cut_short.clear()  # a retry succeeds
     _assert_same(W.load_published(record, progress=False), _tiny_state_dict())

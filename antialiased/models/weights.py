@@ -430,7 +430,7 @@ def _download_error(exc: BaseException, w: PublishedWeights, url: str, cached: P
     elif isinstance(exc, RuntimeError) and "invalid hash value" in str(exc):
         message = (f"The file downloaded from {url} is not the published {w.file_name}: its SHA-256 does not "
                    f"start with {w.sha256} ({exc}). It was discarded, nothing was saved in {cached.parent}. "
-                   f"The download may have been corrupted (retry), or {source} serves a different file.")
+                   f"The download may have been cut short or corrupted (retry), or {source} serves a different file.")
     else:
         reason = getattr(exc, "reason", None) or exc
         message = (f"Could not download the published weights {w.name!r} from {url} ({reason}). You may be "
