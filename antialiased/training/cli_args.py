@@ -37,6 +37,12 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
                        help="channels_last memory format (faster convolutions on GPUs)")
     group.add_argument("--compile", action="store_true", help="torch.compile the model")
     group.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard in --out-dir")
+    group.add_argument("--num-classes", dest="num_classes", default=None, type=int, metavar="N",
+                       help="classifier outputs when training from scratch (default: the number of class "
+                            "folders in DIR/train, e.g. 10 for CIFAR-10; --pretrained/--finetune need 1000)")
+    group.add_argument("--baseline-weights", dest="baseline_weights", default=None, metavar="PATH",
+                       help="with --finetune: a local torchvision state-dict file of the baseline, instead of "
+                            "downloading torchvision's ImageNet weights (for machines without internet)")
 
 
 def add_distributed_args(parser: argparse.ArgumentParser) -> None:

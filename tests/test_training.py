@@ -1,0 +1,214 @@
+"""Training on a real CIFAR-10 subset: loss goes down, exact resume, accumulation, logs, bad input."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from antialiased.training import build_lr_scheduler, build_optimizer, train_one_epoch
+from antialiased.training.optim import lr_factor
+from test_training_fixtures import cifar_subset, load, one_thread, tiny_args, tiny_models, train_cli  # noqa: F401
+
+
+def _log_lines(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+# --------------------------------------------------------------------------------- schedules
+def test_step_and_cosine_schedules_follow_the_paper():
+    model = torch.nn.Linear(2, 2)
+    opt = build_optimizer(model, lr=0.1, momentum=0.9, weight_decay=1e-4)
+    sched = build_lr_scheduler(opt, schedule="step", lr_step=2, epochs=6)
+    lrs = []
+    for _ in range(6):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+    assert lr_factor("cosine", 0, epochs=10) == 1.0 and lr_factor("cosine", 10, epochs=10) == pytest.approx(0)
+
+
+def test_start_epoch_begins_part_way_along_the_schedule():
+    opt = build_optimizer(torch.nn.Linear(2, 2), lr=0.1, momentum=0.9, weight_decay=0)
+    build_lr_scheduler(opt, schedule="step", lr_step=30, epochs=90, start_epoch=60)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.001)
+
+
+# ----------------------------------------------------------------------------- inner loop
+def test_a_few_epochs_lower_the_loss(cifar_subset, tiny_models):
+    from antialiased.data import ImageFolderDataset, eval_transform
+    from antialiased.models import create_model
+
+    torch.manual_seed(0)
+    data = ImageFolderDataset(cifar_subset / "train", transform=eval_transform(resize=32, crop=32))
+    loader = DataLoader(data, batch_size=30, shuffle=False)
+    model = create_model("aa_tinynet_lpf2", num_classes=10)
+    opt = build_optimizer(model, lr=0.05, momentum=0.9, weight_decay=0)
+    losses = [train_one_epoch(model, torch.nn.CrossEntropyLoss(), opt, loader, torch.device("cpu"), e,
+                              progress=False)["loss"] for e in range(6)]
+    assert losses[-1] < losses[0] - 0.05, losses
+    stats = train_one_epoch(model, torch.nn.CrossEntropyLoss(), opt, loader, torch.device("cpu"), 7,
+                            max_iters=2, progress=False)
+    assert stats["images"] == 60 and stats["images_per_s"] > 0 and 0 <= stats["acc1"] <= 100
+
+
+# ------------------------------------------------------------------------- command line
+def test_cli_trains_and_writes_checkpoints_and_logs(cifar_subset, tmp_path):
+    out = tmp_path / "run"
+    # --start-epoch 8 -ep 10: two cheap epochs that still reach the every-10-epochs snapshot
+    assert train_cli(*tiny_args(cifar_subset, out, "--start-epoch", "8", "-ep", "10", "--seed", "1",
+                                "--tensorboard", "--lr_step", "9")) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["checkpoint.pth.tar", "checkpoint_010.pth.tar", "log.jsonl", "model_best.pth.tar",
+                     "tensorboard"]
+    assert any((out / "tensorboard").iterdir())
+    ckpt = load(out / "checkpoint.pth.tar")
+    assert ckpt["epoch"] == 10 and ckpt["arch"] == "aa_tinynet_lpf2" and ckpt["num_classes"] == 10
+    assert {"optimizer", "lr_scheduler", "rng_state", "best_acc1", "state_dict"} <= set(ckpt)
+    # num_classes comes from the 10 class folders, and no wrapper prefixes are saved
+    assert ckpt["state_dict"]["10.weight"].shape == (10, 16)
+    lines = _log_lines(out)
+    assert [r["epoch"] for r in lines] == [9, 10]
+    assert [r["lr"] for r in lines] == pytest.approx([0.05, 0.005])  # epoch index 8 < 9 <= index 9
+    for key in ("lr", "train_loss", "train_acc1", "val_acc1", "val_acc5", "images_per_s", "data_time",
+                "epoch_time"):
+        assert isinstance(lines[-1][key], float)
+    assert lines[-1]["val_images"] == 40
+    assert load(out / "model_best.pth.tar")["best_acc1"] == max(r["val_acc1"] for r in lines)
+
+
+def test_interrupted_then_resumed_training_matches_uninterrupted(cifar_subset, tmp_path):
+    common = ("--seed", "3", "--cos_lr", "-j", "1")
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert train_cli(*tiny_args(cifar_subset, straight, "-ep", "3", *common)) == 0
+    assert train_cli(*tiny_args(cifar_subset, split, "-ep", "1", *common)) == 0  # "killed" after epoch 1
+    assert train_cli(*tiny_args(cifar_subset, split, "-ep", "3", "--resume", str(split / "checkpoint.pth.tar"),
+                                *common)) == 0
+    a, b = load(straight / "checkpoint.pth.tar"), load(split / "checkpoint.pth.tar")
+    assert a["epoch"] == b["epoch"] == 3
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(pa["momentum_buffer"], pb["momentum_buffer"])
+    assert [r["train_loss"] for r in _log_lines(straight)] == [r["train_loss"] for r in _log_lines(split)]
+
+
+def test_batch_accumulation_gives_the_large_batch_update(cifar_subset, tmp_path):
+    base = ("-ep", "1", "--seed", "5", "--wd", "1e-4", "--lr", "0.2")
+    assert train_cli(*tiny_args(cifar_subset, tmp_path / "big", *base, "-mti", "1", "-b", "16",
+                                arch="aa_tinynet_nobn_lpf2")) == 0
+    assert train_cli(*tiny_args(cifar_subset, tmp_path / "acc", *base, "-mti", "2", "-b", "8", "-ba", "2",
+                                arch="aa_tinynet_nobn_lpf2")) == 0
+    big, acc = load(tmp_path / "big" / "checkpoint.pth.tar"), load(tmp_path / "acc" / "checkpoint.pth.tar")
+    init = None
+    for key, value in big["state_dict"].items():
+        torch.testing.assert_close(acc["state_dict"][key], value, rtol=1e-5, atol=1e-6)
+    # one optimizer step each: momentum buffers hold exactly one gradient
+    for pa, pb in zip(big["optimizer"]["state"].values(), acc["optimizer"]["state"].values()):
+        torch.testing.assert_close(pb["momentum_buffer"], pa["momentum_buffer"], rtol=1e-5, atol=1e-6)
+        init = pa["momentum_buffer"]
+    assert init is not None and init.abs().sum() > 0
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(cifar_subset, tmp_path, monkeypatch):
+    from antialiased.training import runner
+
+    out = tmp_path / "nan"
+    assert train_cli(*tiny_args(cifar_subset, out, "-ep", "1", "--seed", "0")) == 0
+    good = load(out / "checkpoint.pth.tar")
+
+    class NaNLoss(torch.nn.CrossEntropyLoss):
+        def forward(self, output, target):
+            return super().forward(output, target) * float("nan")
+
+    monkeypatch.setattr(runner, "build_criterion", NaNLoss)
+    with pytest.raises(SystemExit, match=r"(?s)training loss is nan.*last good checkpoint.*epoch 1"):
+        train_cli(*tiny_args(cifar_subset, out, "-ep", "2", "--resume", str(out / "checkpoint.pth.tar")))
+    kept = load(out / "checkpoint.pth.tar")
+    assert kept["epoch"] == 1
+    assert all(torch.equal(v, good["state_dict"][k]) for k, v in kept["state_dict"].items())
+    assert len(_log_lines(out)) == 1
+
+
+def test_save_weights_export_evaluates_with_weights(cifar_subset, tmp_path):
+    from antialiased.cli import main as cli_main
+    from antialiased.models import create_model
+
+    out = tmp_path / "w"
+    assert train_cli(*tiny_args(cifar_subset, out, "-ep", "1", "-mti", "2", "--seed", "0")) == 0
+    weights = tmp_path / "weights.pth.tar"
+    assert train_cli("-a", "aa_tinynet_lpf2", "--resume", str(out / "model_best.pth.tar"),
+                     "--save_weights", str(weights)) == 0
+    exported = load(weights)
+    assert list(exported) == ["state_dict"]
+    model = create_model("aa_tinynet_lpf2", weights=weights, num_classes=10)
+    trained = load(out / "model_best.pth.tar")["state_dict"]
+    assert all(torch.equal(v, trained[k]) for k, v in model.state_dict().items())
+    results = tmp_path / "eval"
+    assert cli_main(["eval", "--data", str(cifar_subset), "-a", "aa_tinynet_lpf2", "--weights", str(weights),
+                     "--crop-size", "32", "-b", "20", "-j", "0", "--out-dir", str(results), "--no-progress"]) == 0
+    expected = json.loads((out / "log.jsonl").read_text().splitlines()[-1])["val_acc1"]
+    found = [json.loads(p.read_text()) for p in results.rglob("*.json")]
+    assert any(_contains_value(f, expected) for f in found), (expected, found)
+
+
+def _contains_value(obj, value) -> bool:
+    if isinstance(obj, dict):
+        return any(_contains_value(v, value) for v in obj.values())
+    if isinstance(obj, list):
+        return any(_contains_value(v, value) for v in obj)
+    return isinstance(obj, float) and abs(obj - value) < 1e-6
+
+
+# ------------------------------------------------------------------------------ bad input
+def test_resuming_another_architecture_is_refused(cifar_subset, tmp_path):
+    out = tmp_path / "arch"
+    assert train_cli(*tiny_args(cifar_subset, out, "-ep", "1", "-mti", "1")) == 0
+    with pytest.raises(SystemExit, match="trained as 'aa_tinynet_lpf2'.*'aa_tinynet_nobn_lpf2'"):
+        train_cli(*tiny_args(cifar_subset, out, "-ep", "2", "--resume", str(out / "checkpoint.pth.tar"),
+                             arch="aa_tinynet_nobn_lpf2"))
+
+
+def test_unwritable_out_dir_fails_before_training(cifar_subset, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SystemExit, match="cannot write to --out-dir"):
+        train_cli(*tiny_args(cifar_subset, blocker / "out", "-ep", "1"))
+
+
+def test_data_folder_without_images_is_a_clear_error(tmp_path):
+    for split in ("train", "val"):
+        (tmp_path / "empty" / split / "cat").mkdir(parents=True)
+    with pytest.raises(SystemExit, match="no images found"):
+        train_cli(*tiny_args(tmp_path / "empty", tmp_path / "out", "-ep", "1"))
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("-ba", "0"), "batch-accum must be at least 1"),
+    (("--pretrained",), "ImageNet weights with 1000 classes.*10 class folders"),
+    (("--finetune",), "ImageNet weights with 1000 classes.*10 class folders"),
+    (("--num-classes", "5"), "smaller than the 10 class folders"),
+    (("--pretrained", "--finetune"), "pass only one"),
+])
+def test_bad_flags_are_clear_errors(cifar_subset, tmp_path, extra, message):
+    with pytest.raises(SystemExit, match=message):
+        train_cli(*tiny_args(cifar_subset, tmp_path / "out", "-ep", "1", *extra))
+
+
+def test_missing_out_dir_and_multiprocessing_without_gpu(cifar_subset, tmp_path):
+    with pytest.raises(SystemExit, match="needs --out-dir"):
+        train_cli("--data", str(cifar_subset), "-a", "aa_tinynet_lpf2")
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="no GPU is visible.*torchrun"):
+            train_cli(*tiny_args(cifar_subset, tmp_path / "o", "--multiprocessing-distributed"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback on machines without CUDA")
+def test_gpu_flag_without_cuda_warns_and_trains_on_cpu(cifar_subset, tmp_path):
+    with pytest.warns(RuntimeWarning, match="CUDA is not available"):
+        assert train_cli(*tiny_args(cifar_subset, tmp_path / "gpu", "--gpu", "0", "-ep", "1", "-mti", "1",
+                                    "--amp", "bf16", "--channels-last")) == 0
+    assert load(tmp_path / "gpu" / "checkpoint.pth.tar")["epoch"] == 1
