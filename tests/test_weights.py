@@ -468,3 +468,6 @@ def test_load_into_accepts_wrapped_keys_unless_the_model_is_wrapped():
     wrapped = nn.DataParallel(nn.Linear(3, 2))
     W.load_into(wrapped, nn.DataParallel(source).state_dict(), "ddp")
     _assert_same(wrapped.module.state_dict(), source.state_dict())
+    wrapped = nn.DataParallel(nn.Linear(3, 2))
+    W.load_into(wrapped, source.state_dict(), "plain")
+    _assert_same(wrapped.module.state_dict(), source.state_dict())

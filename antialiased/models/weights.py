@@ -594,6 +594,10 @@ def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: 
     """
     expected = model.state_dict()
     state_dict = _strip_wrapper_prefixes(dict(state_dict), keep=expected)
+    for prefix in _WRAPPER_PREFIXES:  # a wrapped model (DDP, torch.compile) and weights saved without the wrapper
+        if expected and state_dict and all(k.startswith(prefix) for k in expected) \
+                and not any(k.startswith(prefix) for k in state_dict):
+            state_dict = {prefix + k: v for k, v in state_dict.items()}
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
     mismatched = [(k, tuple(state_dict[k].shape), tuple(expected[k].shape)) for k in expected
