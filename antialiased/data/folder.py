@@ -44,7 +44,8 @@ class CorruptImageError(ValueError):
 
 def _has_class_folders(path: Path) -> bool:
     try:
-        return any(entry.is_dir() and not entry.name.startswith(".") for entry in os.scandir(path))
+        with os.scandir(path) as entries:
+            return any(entry.is_dir() and not entry.name.startswith(".") for entry in entries)
     except OSError:
         return False
 

@@ -23,3 +23,30 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
                        help="with -ens: average softmax outputs instead of logits")
     group.add_argument("-ens_cf", "--ensemble-center-first", dest="ens_cf", action="store_true",
                        help="with -ens: always include the center crop")
+    _add_protocol_options(parser)
+
+
+def _add_protocol_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("evaluation options (beyond the paper's script)")
+    group.add_argument("--crop-size", dest="crop_size", default=224, type=int, metavar="N",
+                       help="crop fed to the model (default: 224)")
+    group.add_argument("--max-shift", dest="max_shift", default=32, type=int, metavar="N",
+                       help="images are resized and center-cropped to crop-size + max-shift (256); -es draws "
+                            "offsets in {0..N-1}, -ed uses k = 0..N (default: 32)")
+    group.add_argument("--independent-offsets", dest="independent_offsets", action="store_true",
+                       help="-es: draw the two offsets per image instead of per batch (the paper: per batch)")
+    group.add_argument("--strict", action="store_true",
+                       help="stop at the first unreadable or non-image file instead of skipping and counting it")
+    group.add_argument("--cache-mb", dest="cache_mb", default=4096, type=int, metavar="MB",
+                       help="-es: keep the decoded 256x256 images of the first pass in memory for the other "
+                            "passes when they fit in MB megabytes (0: decode every pass; default: 4096)")
+    group.add_argument("--fast-decode", dest="fast_decode", action="store_true",
+                       help="APPROXIMATE: let libjpeg decode at a reduced scale (draft mode) before the resize; "
+                            "faster, slightly different pixels than the paper's protocol")
+    group.add_argument("--no-channels-last", dest="no_channels_last", action="store_true",
+                       help="keep the contiguous memory format (evaluation uses channels_last by default; "
+                            "--channels-last is implied)")
+    group.add_argument("--class-list", dest="class_list", default=None, metavar="FILE",
+                       help="text file with one class folder name per line, in the model's output order, "
+                            "for a dataset holding only some of the model's classes")
+    group.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bar")

@@ -1,0 +1,139 @@
+"""Shift consistency (the paper's ``-es``): do two shifted crops of an image get the same label?"""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+
+from antialiased.evaluation._common import (Batch, all_reduce_sum, check_num_classes, forward, iter_batches,
+                                            loader_total, prepare_input, progress_bar, wilson_interval)
+
+__all__ = ["shift_consistency", "crop_pairs", "new_generator"]
+
+log = logging.getLogger(__name__)
+
+
+def new_generator(seed: int | None) -> tuple[torch.Generator, int]:
+    """A CPU generator seeded with ``seed`` (or a fresh random seed, returned so runs can be repeated)."""
+    if seed is None:
+        seed = int(torch.randint(2**62, (1,), generator=torch.Generator().manual_seed(torch.seed())))
+    return torch.Generator().manual_seed(seed), seed
+
+
+def crop_pairs(images: torch.Tensor, offsets: torch.Tensor, crop_size: int) -> torch.Tensor:
+    """Both crops of every image, stacked as one batch ``[crops at offset a; crops at offset b]``.
+
+    Shape:
+        - images: (B, C, H, W)
+        - offsets: (2, 2) rows (h, w), one pair for the batch; or (B, 2, 2), one pair per image
+        - output: (2B, C, crop_size, crop_size)
+
+    Example:
+        >>> x = torch.arange(16.).view(1, 1, 4, 4)
+        >>> crop_pairs(x, torch.tensor([[0, 0], [1, 2]]), 2)[:, 0]
+        tensor([[[ 0.,  1.],
+                 [ 4.,  5.]],
+        <BLANKLINE>
+                [[ 6.,  7.],
+                 [10., 11.]]])
+    """
+    c = crop_size
+    if offsets.dim() == 2:
+        return torch.cat([images[..., h:h + c, w:w + c] for h, w in offsets.tolist()])
+    firsts, seconds = [], []
+    for image, pair in zip(images, offsets.tolist()):
+        (h0, w0), (h1, w1) = pair
+        firsts.append(image[:, h0:h0 + c, w0:w0 + c])
+        seconds.append(image[:, h1:h1 + c, w1:w1 + c])
+    return torch.stack(firsts + seconds)
+
+
+def _check_size(images: torch.Tensor, crop_size: int, max_shift: int) -> None:
+    need = crop_size + max_shift - 1
+    if images.shape[-1] < need or images.shape[-2] < need:
+        raise ValueError(f"shift consistency with crop_size={crop_size}, max_shift={max_shift} needs images of at "
+                         f"least {need}x{need} (usually {crop_size + max_shift}); the loader gave "
+                         f"{tuple(images.shape[-2:])}")
+
+
+def shift_consistency(model: nn.Module, loader: Iterable, device: torch.device | str, *, crop_size: int = 224,
+                      max_shift: int = 32, epochs: int = 5, seed: int | None = None, independent: bool = False,
+                      progress: bool = True, amp_dtype: torch.dtype | None = None, channels_last: bool = False,
+                      cache_bytes: int = 4 << 30, print_freq: int = 10, save: Callable | None = None) -> dict:
+    """Percentage of images whose top-1 labels agree on two random crops (the paper's protocol).
+
+    For each batch of ``loader`` (images of ``crop_size + max_shift`` pixels, e.g. Resize(256) +
+    CenterCrop(256)), two offsets (h, w) are drawn uniformly from {0..max_shift-1}^2 and a
+    ``crop_size`` crop is cut at each (with ``independent=True``: two offsets per image). Both crops
+    go through the model in one forward pass. Repeated for ``epochs`` passes; the decoded batches of
+    the first pass are kept in memory for the others when they fit in ``cache_bytes``.
+
+    Returns:
+        ``{'consistency', 'ci95', 'pairs', 'agree', 'seed', 'count', 'skipped', 'skipped_indices',
+        'cached'}``: ``ci95`` is the 95% Wilson interval, treating pairs as independent.
+
+    Example:
+        >>> pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 4))
+        >>> data = [(torch.rand(2, 3, 12, 12), torch.tensor([0, 1]))]
+        >>> shift_consistency(pool, data, "cpu", crop_size=12, max_shift=1, epochs=2, progress=False)["consistency"]
+        100.0
+    """
+    device = torch.device(device)
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if max_shift < 1:
+        raise ValueError(f"max_shift must be >= 1, got {max_shift}")
+    gen, seed = new_generator(seed)
+    model.eval()
+    agree = pairs = count = skipped = 0
+    skipped_indices: list[int] = []
+    cache: list[Batch] | None = [] if epochs > 1 and cache_bytes > 0 else None
+    cached_bytes = 0
+    bar = progress_bar(loader_total(loader, epochs), "Consistency", progress)
+    with torch.inference_mode(), bar:
+        for epoch in range(epochs):
+            from_cache = epoch > 0 and cache is not None
+            batches = cache if from_cache else iter_batches(loader)
+            for step, batch in enumerate(batches):
+                n = int(batch.targets.numel())
+                # Draw even for emptied batches, so offsets do not depend on which files were readable.
+                shape = (n, 2, 2) if independent else (2, 2)
+                offsets = torch.randint(max_shift, shape, generator=gen)
+                if epoch == 0:
+                    count += n
+                    skipped += batch.n_skipped
+                    skipped_indices += batch.skipped
+                    if cache is not None:
+                        cached_bytes += batch.images.nbytes
+                        if cached_bytes <= cache_bytes:
+                            batch.images = batch.images.clone()  # own memory, not a worker's shared segment
+                            cache.append(batch)
+                        else:
+                            log.info("decoded images exceed the cache budget (%d MiB): decoding every pass",
+                                     cache_bytes >> 20)
+                            cache = None
+                if n:
+                    _check_size(batch.images, crop_size, max_shift)
+                    images = prepare_input(batch.images, device, False)
+                    crops = crop_pairs(images, offsets, crop_size)
+                    if channels_last:
+                        crops = crops.contiguous(memory_format=torch.channels_last)
+                    logits = forward(model, crops, amp_dtype)
+                    check_num_classes(logits, batch.targets)
+                    labels = logits.argmax(dim=1)
+                    agree += int((labels[:n] == labels[n:]).sum())
+                    pairs += n
+                    if save is not None and epoch == 0:
+                        save(crops[:n], batch.indices, "a")
+                        save(crops[n:], batch.indices, "b")
+                bar.update(batch.size)
+                if print_freq and step % print_freq == 0 and pairs:
+                    bar.set_postfix(epoch=epoch, consistency=f"{100 * agree / pairs:.2f}")
+    agree, pairs, count, skipped = all_reduce_sum([agree, pairs, count, skipped], device)
+    if pairs == 0:
+        raise ValueError("no image could be evaluated (empty dataset, or every file was unreadable)")
+    return {"consistency": 100.0 * agree / pairs, "ci95": wilson_interval(agree, pairs), "pairs": int(pairs),
+            "agree": int(agree), "seed": seed, "count": int(count), "skipped": int(skipped),
+            "skipped_indices": skipped_indices, "cached": cache is not None and epochs > 1}
