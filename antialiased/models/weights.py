@@ -558,7 +558,7 @@ def _sample(keys: list[str], n: int = 5) -> str:
     return ", ".join(keys[:n]) + (f", ... ({len(keys) - n} more)" if len(keys) > n else "")
 
 
-def _mismatch_hints(model: nn.Module, mismatched: list[tuple[str, tuple, tuple]], missing: list[str],
+def _mismatch_hints(mismatched: list[tuple[str, tuple, tuple]], missing: list[str],
                     unexpected: list[str], expected_keys: list[str]) -> list[str]:
     hints = []
     filt = [(k, f, m) for k, f, m in mismatched if k.endswith("filt")]
@@ -615,7 +615,7 @@ def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: 
             shown = "; ".join(f"{k}: file {list(f)} vs model {list(m)}" for k, f, m in mismatched[:5])
             more = f"; ... ({len(mismatched) - 5} more)" if len(mismatched) > 5 else ""
             parts.append(f"{len(mismatched)} shape mismatch{'es' * (len(mismatched) != 1)}: {shown}{more}")
-        hints = _mismatch_hints(model, mismatched, missing, unexpected, list(expected))
+        hints = _mismatch_hints(mismatched, missing, unexpected, list(expected))
         message = (f"Weights from {source} do not fit {type(model).__name__} (strict loading): "
                    + "\n  ".join(parts) + "".join(f"\nHint: {h}" for h in hints))
         raise ValueError(message)
