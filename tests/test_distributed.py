@@ -1,0 +1,80 @@
+"""Distributed training: launch detection (torchrun, SLURM, flags) and a real 2-process torchrun run."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+
+from antialiased.training.distributed import detect_launch, first_slurm_host
+from test_training_fixtures import cifar_subset, load, run_entry, tiny_args  # noqa: F401
+
+_LAUNCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID",
+                "SLURM_JOB_NODELIST", "SLURM_STEP_NODELIST", "MASTER_ADDR", "MASTER_PORT")
+
+
+@pytest.fixture()
+def clean_env(monkeypatch):
+    for name in _LAUNCH_VARS:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def _flags(world_size=-1, rank=-1):
+    return argparse.Namespace(world_size=world_size, rank=rank)
+
+
+@pytest.mark.parametrize("nodelist, host", [("gpu[03-05,9],cpu1", "gpu03"), ("node7", "node7"),
+                                            ("a-1,b-2", "a-1"), ("n[1,2]", "n1")])
+def test_first_slurm_host(nodelist, host):
+    assert first_slurm_host(nodelist) == host
+
+
+def test_single_process_by_default(clean_env):
+    assert not detect_launch(_flags()).distributed
+
+
+def test_torchrun_environment(clean_env):
+    clean_env.setenv("RANK", "3"), clean_env.setenv("WORLD_SIZE", "8"), clean_env.setenv("LOCAL_RANK", "1")
+    info = detect_launch(_flags())
+    assert (info.distributed, info.rank, info.world_size, info.local_rank) == (True, 3, 8, 1)
+
+
+def test_slurm_environment_sets_the_master(clean_env):
+    for name, value in {"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1",
+                        "SLURM_JOB_NODELIST": "gpu[12-13]"}.items():
+        clean_env.setenv(name, value)
+    info = detect_launch(_flags())
+    assert (info.rank, info.world_size, info.local_rank, info.source) == (5, 8, 1, "SLURM")
+    import os
+    assert os.environ["MASTER_ADDR"] == "gpu12" and os.environ["MASTER_PORT"] == "29500"
+
+
+def test_single_task_slurm_job_is_not_distributed(clean_env):
+    clean_env.setenv("SLURM_PROCID", "0"), clean_env.setenv("SLURM_NTASKS", "1")
+    assert not detect_launch(_flags()).distributed
+
+
+def test_paper_flags(clean_env):
+    info = detect_launch(_flags(world_size=4, rank=2))
+    assert (info.distributed, info.rank, info.world_size) == (True, 2, 4)
+    with pytest.raises(SystemExit, match="needs --rank"):
+        detect_launch(_flags(world_size=4))
+
+
+def test_torchrun_two_processes_over_gloo_write_one_set_of_files(cifar_subset, tmp_path):
+    out = tmp_path / "ddp"
+    result = run_entry(tiny_args(cifar_subset, out, "-ep", "2", "-b", "8", "--seed", "0", "--no-progress"),
+                       launcher=["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pth.tar", "log.jsonl", "model_best.pth.tar"]
+    lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2]
+    assert all(r["val_images"] == 40 for r in lines)  # two shards of 20, summed over the ranks
+    ckpt = load(out / "checkpoint.pth.tar")
+    assert len(ckpt["rng_state"]) == 2  # each rank's generators, for an exact resume
+    assert not any(k.startswith("module.") for k in ckpt["state_dict"])
+    # only rank 0 prints the epoch summaries
+    assert result.stdout.count("Epoch 2/2:") == 1
+    assert torch.isfinite(torch.tensor(lines[-1]["train_loss"]))
