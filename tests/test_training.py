@@ -212,3 +212,41 @@ def test_gpu_flag_without_cuda_warns_and_trains_on_cpu(cifar_subset, tmp_path):
         assert train_cli(*tiny_args(cifar_subset, tmp_path / "gpu", "--gpu", "0", "-ep", "1", "-mti", "1",
                                     "--amp", "bf16", "--channels-last")) == 0
     assert load(tmp_path / "gpu" / "checkpoint.pth.tar")["epoch"] == 1
+
+
+# ------------------------------------------------------------------------ paper commands
+def test_the_seed_training_commands_parse_and_pass_the_checks(shared_dir):
+    import shlex
+
+    from antialiased.cli.paper import get_args_parser
+    from antialiased.training.runner import check_args
+
+    readme = (shared_dir / "seed" / "README_IMAGENET.md").read_text()
+    commands = [line for line in readme.splitlines()
+                if line.startswith("python main.py") and "--out-dir" in line]
+    assert len(commands) >= 10
+    for line in commands:
+        args = get_args_parser().parse_args(shlex.split(line)[2:])
+        check_args(args)
+        assert args.out_dir and args.data
+    mobilenet = get_args_parser().parse_args(shlex.split(next(c for c in commands if "mobilenet" in c))[2:])
+    assert (mobilenet.epochs, mobilenet.cos_lr, mobilenet.weight_decay, mobilenet.lr) == (150, True, 4e-5, 0.05)
+    vgg = get_args_parser().parse_args(shlex.split(next(c for c in commands if "vgg16_bn" in c))[2:])
+    assert (vgg.batch_size, vgg.batch_accum) == (128, 2)
+    finetune = get_args_parser().parse_args(shlex.split(next(c for c in commands if "--finetune" in c))[2:])
+    assert finetune.finetune and finetune.epochs == 60 and finetune.lr == 0.01
+
+
+def test_finetune_starts_from_the_baseline_weights(cifar_subset, tmp_path):
+    import torchvision
+
+    torch.manual_seed(0)
+    baseline = torchvision.models.resnet18(num_classes=10)
+    path = tmp_path / "resnet18_baseline.pth"
+    torch.save(baseline.state_dict(), path)
+    out = tmp_path / "ft"
+    assert train_cli(*tiny_args(cifar_subset, out, "-ep", "1", "-mti", "1", "-b", "8", "--lr", "1e-12",
+                                "--finetune", "--baseline-weights", str(path), arch="resnet18_lpf2")) == 0
+    trained = load(out / "checkpoint.pth.tar")["state_dict"]
+    for key in ("conv1.weight", "fc.weight", "layer4.1.conv2.weight"):
+        torch.testing.assert_close(trained[key], baseline.state_dict()[key], atol=1e-8, rtol=0)
