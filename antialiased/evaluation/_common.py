@@ -118,7 +118,9 @@ def wilson_interval(successes: float, n: float, z: float = 1.959963984540054) ->
     denom = 1 + z * z / n
     center = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (100 * max(0.0, center - half), 100 * min(1.0, center + half))
+    low = 0.0 if successes <= 0 else 100 * max(0.0, center - half)
+    high = 100.0 if successes >= n else 100 * min(1.0, center + half)
+    return (low, high)
 
 
 def topk_correct(logits: torch.Tensor, targets: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> list[int]:
