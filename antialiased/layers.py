@@ -283,8 +283,7 @@ def _blur_pool(
     x: torch.Tensor, filt: torch.Tensor, stride: int, pads: list[int], mode: str, ndim: int
 ) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.dim() != ndim + 2:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"expected a {ndim + 2}-D input (batch, channels, {ndim} spatial dims), got {shape}")
+        _bad_input(x, ndim)
     channels = x.shape[1]
     if filt.shape[0] != channels:
         raise ValueError(f"the layer was built for {filt.shape[0]} channels, got an input with {channels}")
@@ -308,16 +307,37 @@ def _blur_pool(
 def _plans(x: torch.Tensor, filt_size: int, stride: int, pads: list[int], mode: str) -> list[_Pass]:
     taps = _binomial_taps(filt_size)
     spatial = x.shape[2:]
+    # torch.compile traces plain Python but warns about caches: plan uncached while tracing.
+    plan = _plan.__wrapped__ if torch.compiler.is_compiling() else _plan
     # F.pad's list runs from the last dimension backwards.
     return [
-        _plan(n, taps, stride, pads[2 * (len(spatial) - 1 - i)], pads[2 * (len(spatial) - 1 - i) + 1], mode)
+        plan(n, taps, stride, pads[2 * (len(spatial) - 1 - i)], pads[2 * (len(spatial) - 1 - i) + 1], mode)
         for i, n in enumerate(spatial)
     ]
 
 
-@functools.lru_cache(maxsize=None)
 def _binomial_taps(filt_size: int) -> tuple[float, ...]:
-    return tuple(binomial_filter(filt_size, 1, dtype=torch.float64).tolist())
+    # Pure Python (traceable): exact dyadic fractions, identical to binomial_filter's values.
+    return tuple(math.comb(filt_size - 1, k) / 2 ** (filt_size - 1) for k in range(filt_size))
+
+
+def _check_stride_and_offset(stride: int, pad_off: int) -> None:
+    if not isinstance(stride, int) or isinstance(stride, bool) or stride < 1:
+        raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
+    if not isinstance(pad_off, int) or isinstance(pad_off, bool) or pad_off < 0:
+        raise ValueError(f"pad_off must be an integer >= 0, got {pad_off!r}")
+
+
+def _bad_input(x: object, ndim: int) -> None:
+    got = f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+    raise ValueError(f"expected a {ndim + 2}-D input tensor (batch, channels, {ndim} spatial dims), got {got}")
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_filter(filt_size: int, ndim: int, channels: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    # Only its shape is read on CPU; GPUs convolve with it. Cached so no host-to-device copy per call.
+    filt = binomial_filter(filt_size, ndim)
+    return filt.expand(channels, 1, *filt.shape).contiguous().to(device=device, dtype=dtype)
 
 
 def _functional(ndim: int):
@@ -325,10 +345,10 @@ def _functional(ndim: int):
         input: torch.Tensor, filt_size: int = 4, stride: int = 2, pad_type: str = "reflect", pad_off: int = 0
     ) -> torch.Tensor:
         _check_filter_size(filt_size)
-        if stride < 1:
-            raise ValueError(f"stride must be >= 1, got {stride}")
-        filt = binomial_filter(filt_size, ndim, dtype=input.dtype).to(input.device)
-        filt = filt.expand(input.shape[1], 1, *filt.shape).contiguous()
+        _check_stride_and_offset(stride, pad_off)
+        if not isinstance(input, torch.Tensor) or input.dim() != ndim + 2:
+            _bad_input(input, ndim)
+        filt = _cached_filter(filt_size, ndim, input.shape[1], input.dtype, input.device)
         return _blur_pool(input, filt, stride, _pad_amounts(filt_size, pad_off, ndim), _pad_mode(pad_type), ndim)
 
     return blur_pool
@@ -370,8 +390,7 @@ class _BlurPoolNd(nn.Module):
         _check_filter_size(filt_size)
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive integer, got {channels!r}")
-        if not isinstance(stride, int) or stride < 1:
-            raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
+        _check_stride_and_offset(stride, pad_off)
         self.channels = channels
         self.filt_size = filt_size
         self.stride = stride
@@ -385,6 +404,20 @@ class _BlurPoolNd(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _blur_pool(x, self.filt, self.stride, self._pads, self._mode, self.ndim)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):  # type: ignore[no-untyped-def]
+        # The CPU path filters with the binomial taps directly, so a different stored filter
+        # would be silently ignored: refuse it instead.
+        filt = state_dict.get(prefix + "filt")
+        if isinstance(filt, torch.Tensor) and filt.shape == self.filt.shape and not torch.allclose(
+            filt.detach().to("cpu", torch.float32), binomial_filter(self.filt_size, self.ndim).expand_as(filt),
+            rtol=1e-3, atol=1e-6,
+        ):
+            raise ValueError(
+                f"{prefix}filt in the state dict is not the {self.filt_size}-tap binomial filter this "
+                f"layer applies; BlurPool filters are fixed (check filt_size of the model you load into)"
+            )
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     def extra_repr(self) -> str:
         return (
