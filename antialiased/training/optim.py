@@ -29,8 +29,8 @@ def lr_factor(schedule: str, epoch: int, *, lr_step: int = 30, epochs: int = 90)
     Example:
         >>> [lr_factor("step", e, lr_step=30) for e in (0, 29, 30, 60)]
         [1.0, 1.0, 0.1, 0.010000000000000002]
-        >>> lr_factor("cosine", 45, epochs=90)
-        0.5000000000000001
+        >>> round(lr_factor("cosine", 45, epochs=90), 6)
+        0.5
     """
     return LR_SCHEDULES[schedule](epoch, lr_step=lr_step, epochs=epochs)
 
