@@ -250,3 +250,13 @@ def test_finetune_starts_from_the_baseline_weights(cifar_subset, tmp_path):
     trained = load(out / "checkpoint.pth.tar")["state_dict"]
     for key in ("conv1.weight", "fc.weight", "layer4.1.conv2.weight"):
         torch.testing.assert_close(trained[key], baseline.state_dict()[key], atol=1e-8, rtol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_fp16_amp_with_grad_scaler_and_channels_last(cifar_subset, tmp_path):
+    out = tmp_path / "cuda"
+    assert train_cli(*tiny_args(cifar_subset, out, "--gpu", "0", "-ep", "2", "--amp", "fp16", "--channels-last",
+                                "-ba", "2", "--seed", "0")) == 0
+    ckpt = load(out / "checkpoint.pth.tar")
+    assert ckpt["scaler"] is not None and ckpt["epoch"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())

@@ -88,7 +88,15 @@ def train_cli(*argv: str) -> int:
     register_tiny_models()
     from antialiased.cli.paper import main
 
-    return main([*argv, "--no-progress"])
+    # --seed turns on deterministic algorithms process-wide; give the next test the state it expects.
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    cudnn = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    try:
+        return main([*argv, "--no-progress"])
+    finally:
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
 
 
 def tiny_args(data: Path, out: Path, *extra: str, arch: str = "aa_tinynet_lpf2") -> list[str]:

@@ -147,6 +147,8 @@ def load_data(args: argparse.Namespace, *, distributed: bool, generator: torch.G
         per_rank = len(train_set)
     # A trailing batch of one image breaks batch norm; drop the remainder when there is a full batch.
     drop_last = per_rank >= args.batch_size
+    # No persistent workers: fresh workers each epoch are seeded from `generator`, whose state the
+    # checkpoint keeps, so a resumed run draws the same augmentations as an uninterrupted one.
     common = dict(batch_size=args.batch_size, num_workers=args.workers, pin_memory=pin_memory)
     train_loader = DataLoader(train_set, sampler=train_sampler, shuffle=train_sampler is None,
                               generator=generator, drop_last=drop_last, **common)
