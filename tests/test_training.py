@@ -131,6 +131,11 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(cifar_subset, 
     assert kept["epoch"] == 1
     assert all(torch.equal(v, good["state_dict"][k]) for k, v in kept["state_dict"].items())
     assert len(_log_lines(out)) == 1
+    # the way out the message suggests: the kept weights, a fresh optimizer and a smaller lr
+    monkeypatch.undo()
+    assert train_cli(*tiny_args(cifar_subset, out, "-ep", "2", "--weights", str(out / "checkpoint.pth.tar"),
+                                "--start-epoch", "1", "--lr", "0.01")) == 0
+    assert load(out / "checkpoint.pth.tar")["epoch"] == 2 and _log_lines(out)[-1]["lr"] == pytest.approx(0.01)
 
 
 def test_save_weights_export_evaluates_with_weights(cifar_subset, tmp_path):

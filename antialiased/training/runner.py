@@ -229,7 +229,11 @@ def _resume(args: argparse.Namespace, model: nn.Module, optimizer: torch.optim.O
         # The position comes from the checkpoint, the shape from the flags (e.g. a longer cosine run).
         for group, base, factor in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
             group["lr"] = base * factor(scheduler.last_epoch)
-        scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
+        scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]  # what get_last_lr() reports
+        if abs(scheduler.base_lrs[0] - args.lr) > 1e-12 * max(args.lr, 1.0):
+            _log(f"=> note: {args.resume} was trained with --lr {scheduler.base_lrs[0]:g}; resuming continues with "
+                 f"it (--lr {args.lr:g} is ignored). To restart with another lr, pass --weights {args.resume} "
+                 f"--start-epoch {epoch} --lr LR instead of --resume")
     else:  # the paper's checkpoints set the lr by hand each epoch: rebuild the schedule at this epoch
         for group in optimizer.param_groups:
             group["initial_lr"] = args.lr
@@ -271,7 +275,8 @@ def _non_finite_exit(exc: NonFiniteLossError, out_dir: Path) -> SystemExit:
     else:
         kept = "no checkpoint had been written yet"
     return SystemExit(f"error: {exc}; training stopped and nothing was saved from this epoch: {kept}. "
-                      f"Lower --lr, or use --amp bf16 instead of fp16, then --resume {last}")
+                      f"Continue from it with a smaller learning rate (--weights {last} --start-epoch N --lr LR), "
+                      f"or with --amp bf16 instead of fp16 (--resume {last})")
 
 
 def _amp_name(dtype: torch.dtype | None) -> str:
