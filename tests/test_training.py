@@ -265,3 +265,12 @@ def test_cuda_fp16_amp_with_grad_scaler_and_channels_last(cifar_subset, tmp_path
     ckpt = load(out / "checkpoint.pth.tar")
     assert ckpt["scaler"] is not None and ckpt["epoch"] == 2
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+def test_tensorboard_missing_is_a_clear_error(cifar_subset, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if the package were absent
+    with pytest.raises(SystemExit, match="pip install tensorboard"):
+        train_cli(*tiny_args(cifar_subset, tmp_path / "tb", "-ep", "1", "--tensorboard"))
+    assert not (tmp_path / "tb").exists()  # refused before anything was written
