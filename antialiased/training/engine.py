@@ -115,10 +115,7 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, *,
              amp_dtype: torch.dtype | None = None, channels_last: bool = False,
              progress: bool = True) -> dict[str, Any]:
     """The paper's accuracy protocol on a validation loader (top-1/top-5, reduced over ranks)."""
-    try:
-        from antialiased.evaluation import evaluate_accuracy
-    except ImportError:  # the package's re-export is optional; the function lives in .accuracy
-        from antialiased.evaluation.accuracy import evaluate_accuracy
+    from antialiased.evaluation import evaluate_accuracy  # lazy: training imports stay light
 
     return evaluate_accuracy(model, loader, device, amp_dtype=amp_dtype, channels_last=channels_last,
                              progress=progress)
