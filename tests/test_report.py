@@ -8,8 +8,8 @@ import re
 import pytest
 
 from antialiased.cli.report import main as report_main
-from antialiased.reporting import load_results, markdown_table, pareto_front, save_result, summarize
-from antialiased.reporting.results import make_result
+from antialiased.evaluation.results import make_result as _make_result, write_result
+from antialiased.reporting import load_results, markdown_table, pareto_front, summarize
 
 LABEL_TO_SIZE = {"Baseline": None, "Rect-2": 2, "Tri-3": 3, "Tri-4": 4, "Bin-5": 5}
 # Tables of the seed whose value marks follow the stated rule everywhere. In the others the
@@ -17,6 +17,16 @@ LABEL_TO_SIZE = {"Baseline": None, "Rect-2": 2, "Tri-3": 3, "Tri-4": 4, "Bin-5":
 # unitalicized, DenseNet121 italicizes only one value of a dominated row, ResNet34 leaves the best
 # consistency (Tri-4, 89.53) unbolded. Their row-name (Pareto) marks are all reproduced.
 CONSISTENT = ["AlexNet", "VGG16", "VGG16bn", "ResNet50", "ResNet101"]
+
+
+def make_result(**kw):
+    base = dict(dataset="test", seed=None, device="cpu", counts={}, skipped_files=[], settings={})
+    return _make_result(**{**base, **kw})
+
+
+def save_result(result, path):
+    (path.parent / path.stem).mkdir()
+    return write_result(result, path.parent / path.stem)
 
 
 def _seed_tables(shared_dir):
@@ -101,9 +111,9 @@ def test_cli_writes_markdown_csv_plots(tmp_path, shared_dir, capsys):
     tables = _seed_tables(shared_dir)
     top = make_result(model="seed", arch="seed", filter_size=None, weights="published", protocol="accuracy", metrics={})
     top["results"] = _records("resnet50", tables["ResNet50"]) + _records("alexnet", tables["AlexNet"])
-    save_result(top, tmp_path / "paper.json")
+    paper = save_result(top, tmp_path / "paper")
     out = tmp_path / "rep"
-    assert report_main([str(tmp_path / "paper.json"), "--out-dir", str(out)]) == 0
+    assert report_main([str(paper), "--out-dir", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "**ResNet50**" in printed and "**AlexNet**" in printed
     assert "| **Tri-4** | **77.23** | 91.29 |" in printed

@@ -6,12 +6,7 @@ file, consistency from another, several seeds averaged with their spread); ``mar
 ``write_csv`` format the paper's tables; ``plot_network``/``plot_overview`` draw
 consistency-vs-accuracy plots.
 """
-from antialiased.reporting.results import (
-    RESULT_SCHEMA,
-    load_results,
-    make_result,
-    save_result,
-)
+from antialiased.reporting.results import RESULT_SCHEMA, load_results
 from antialiased.reporting.tables import (
     Metric,
     Variant,
@@ -28,8 +23,6 @@ from antialiased.reporting.plots import plot_network, plot_overview
 __all__ = [
     "RESULT_SCHEMA",
     "load_results",
-    "make_result",
-    "save_result",
     "Metric",
     "Variant",
     "arch_title",

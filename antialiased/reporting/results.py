@@ -1,60 +1,19 @@
-"""Reading and writing result JSON files (schema ``antialiased.result/1``)."""
+"""Reading result JSON files (schema ``antialiased.result/1``, written by
+:func:`antialiased.evaluation.results.write_result`)."""
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["RESULT_SCHEMA", "load_results", "make_result", "save_result"]
+from antialiased.evaluation.results import SCHEMA as RESULT_SCHEMA
 
-RESULT_SCHEMA = "antialiased.result/1"
+__all__ = ["RESULT_SCHEMA", "load_results"]
 
 # Fields an entry of a "results" list inherits from its file when it does not set them itself.
 _INHERITED = ("schema", "weights", "protocol", "dataset", "seed", "device", "settings", "created",
               "antialiased_version")
-
-
-def make_result(*, model: str, arch: str, filter_size: int | None, weights: str, protocol: str,
-                metrics: dict[str, Any], dataset: str | None = None, seed: int | None = None,
-                device: str = "cpu", counts: dict[str, int] | None = None,
-                settings: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One result record in the shared schema (metrics in percent).
-
-    Example:
-        >>> r = make_result(model="resnet50_lpf4", arch="resnet50", filter_size=4, weights="random",
-        ...                 protocol="accuracy", metrics={"acc1": 1.0})
-        >>> r["schema"], r["metrics"]["acc1"]
-        ('antialiased.result/1', 1.0)
-    """
-    from antialiased import __version__
-
-    return {
-        "schema": RESULT_SCHEMA, "model": model, "arch": arch, "filter_size": filter_size,
-        "weights": weights, "protocol": protocol, "dataset": dataset, "seed": seed, "device": device,
-        "metrics": dict(metrics), "counts": dict(counts or {}), "skipped_files": [],
-        "settings": dict(settings or {}),
-        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "antialiased_version": __version__,
-    }
-
-
-def save_result(result: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``result`` as JSON atomically (temporary file + rename), creating the folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
