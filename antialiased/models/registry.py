@@ -114,7 +114,7 @@ def parse_model_name(name: str) -> tuple[str, int | None]:
     return match["arch"], filter_size
 
 
-def _baseline(arch: str, *, pretrained: bool, progress: bool, kwargs: dict) -> nn.Module:
+def _baseline(arch: str, *, pretrained: bool, progress: bool, kwargs: dict, local_arg: str = "weights") -> nn.Module:
     import torchvision
 
     if not pretrained:
@@ -124,7 +124,7 @@ def _baseline(arch: str, *, pretrained: bool, progress: bool, kwargs: dict) -> n
     except OSError as err:  # URLError is an OSError: no network, DNS, proxy, ...
         raise RuntimeError(
             f"could not download torchvision's ImageNet weights for {arch!r} ({err}). Without network "
-            f"access, pass a local copy instead: create_model({arch!r}, weights='path/to/{arch}.pth')"
+            f"access, download the file elsewhere and pass it as {local_arg}='path/to/{arch}.pth'"
         ) from err
 
 

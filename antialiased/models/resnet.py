@@ -20,6 +20,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from antialiased.layers import BlurPool
+from antialiased.models._blur import blurred_maxpool, unstride
 from antialiased.models.registry import register_model
 
 __all__ = ["ARCHS", "antialias_resnet"]
@@ -37,15 +38,6 @@ ARCHS = (
 )
 
 
-def _unstride(conv: nn.Conv2d) -> int:
-    """Set a conv's stride to 1 and return the stride it had (square strides only)."""
-    stride = conv.stride[0]
-    if conv.stride != (stride, stride):
-        raise ValueError(f"expected a square stride, got {conv.stride} in {conv}")
-    conv.stride = (1, 1)
-    return stride
-
-
 def _antialias_block(block: nn.Module, filter_size: int) -> None:
     # The strided conv of each block: conv1 in BasicBlock, conv2 in torchvision's Bottleneck.
     if isinstance(block, BasicBlock):
@@ -54,12 +46,12 @@ def _antialias_block(block: nn.Module, filter_size: int) -> None:
         strided, blurred, channels = "conv2", "conv3", block.conv3.in_channels
     else:
         raise TypeError(f"unsupported residual block {type(block).__name__}")
-    stride = _unstride(getattr(block, strided))
+    stride = unstride(getattr(block, strided))
     if stride == 1:
         return
     setattr(block, blurred, nn.Sequential(BlurPool(channels, filt_size=filter_size, stride=stride), getattr(block, blurred)))
     shortcut_conv, norm = block.downsample
-    _unstride(shortcut_conv)
+    unstride(shortcut_conv)
     block.downsample = nn.Sequential(
         BlurPool(shortcut_conv.in_channels, filt_size=filter_size, stride=stride), shortcut_conv, norm
     )
@@ -67,8 +59,9 @@ def _antialias_block(block: nn.Module, filter_size: int) -> None:
 
 def antialias_resnet(model: ResNet, *, filter_size: int = 4) -> ResNet:
     """Turn a torchvision ResNet (untrained) into the paper's anti-aliased one, in place."""
-    channels = model.conv1.out_channels
-    model.maxpool = nn.Sequential(nn.MaxPool2d(kernel_size=2, stride=1), BlurPool(channels, filt_size=filter_size, stride=2))
+    # The published stem pools with a 2x2 window (torchvision: 3x3, padded) before the blur.
+    stem_pool = nn.MaxPool2d(kernel_size=2, stride=2)
+    model.maxpool = nn.Sequential(*blurred_maxpool(stem_pool, model.conv1.out_channels, filter_size))
     for stage in (model.layer1, model.layer2, model.layer3, model.layer4):
         for block in stage:
             _antialias_block(block, filter_size)

@@ -1,0 +1,119 @@
+"""Start an anti-aliased model from a trained torchvision baseline (the paper's fine-tuning recipe).
+
+The anti-aliased models are the baselines with blur layers inserted, so every learned tensor
+(and BN statistic) of the baseline has exactly one counterpart playing the same role: the
+non-blur state-dict entries of both models, in order. :func:`copy_params_buffers` pairs them
+that way and checks each pair (leaf name and shape) instead of guessing by shape.
+"""
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from antialiased.layers import BlurPool, BlurPool1D, BlurPool3D
+from antialiased.models.registry import _baseline, create_model, parse_model_name
+
+__all__ = ["copy_params_buffers", "init_from_baseline", "blur_keys"]
+
+_BLUR_TYPES = (BlurPool, BlurPool1D, BlurPool3D)
+
+
+def blur_keys(model: nn.Module) -> set[str]:
+    """State-dict keys of the fixed blur filters (buffers of BlurPool layers), which are not learned."""
+    return {
+        f"{name}.{buffer}" if name else buffer
+        for name, module in model.named_modules()
+        if isinstance(module, _BLUR_TYPES)
+        for buffer, _ in module.named_buffers(recurse=False)
+    }
+
+
+def _learned(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    skip = blur_keys(model)
+    return [(k, v) for k, v in model.state_dict().items() if k not in skip]
+
+
+def _leaf(key: str) -> str:
+    return key.rsplit(".", 1)[-1]
+
+
+def copy_params_buffers(baseline: nn.Module, model: nn.Module) -> dict[str, str]:
+    """Copy every parameter and buffer of ``baseline`` into the entry of ``model`` with the same role.
+
+    Blur filters of either model are left out (they are fixed, not learned). Entries are paired
+    in state-dict order; each pair must agree in leaf name (weight, running_var, ...) and shape,
+    else nothing is copied and a ValueError names the first disagreement.
+
+    Returns:
+        ``{model_key: baseline_key}`` for every copied entry.
+
+    Example:
+        >>> import torchvision
+        >>> base = torchvision.models.vgg11(num_classes=10)
+        >>> model = create_model("vgg11_lpf3", num_classes=10)
+        >>> pairs = copy_params_buffers(base, model)
+        >>> pairs["features.4.weight"]  # the second conv moved past the inserted blur layer
+        'features.3.weight'
+    """
+    source, dest = _learned(baseline), _learned(model)
+    if len(source) != len(dest):
+        src_keys, dst_keys = [k for k, _ in source], [k for k, _ in dest]
+        raise ValueError(
+            f"the baseline has {len(source)} learned parameters/buffers but the anti-aliased model has "
+            f"{len(dest)}: they are not the same architecture (baseline starts {src_keys[:3]}, model "
+            f"starts {dst_keys[:3]}). Build the model from the baseline's architecture and num_classes."
+        )
+    for (src_key, src), (dst_key, dst) in zip(source, dest):
+        if _leaf(src_key) != _leaf(dst_key) or src.shape != dst.shape:
+            raise ValueError(
+                f"baseline entry {src_key!r} {tuple(src.shape)} does not match anti-aliased entry "
+                f"{dst_key!r} {tuple(dst.shape)}: the two models differ in architecture or num_classes"
+            )
+    state = model.state_dict()
+    for (src_key, src), (dst_key, _) in zip(source, dest):
+        state[dst_key] = src.detach().to(dtype=state[dst_key].dtype)
+    model.load_state_dict(state, strict=True)
+    return {dst_key: src_key for (src_key, _), (dst_key, _) in zip(source, dest)}
+
+
+def init_from_baseline(
+    name: str,
+    *,
+    baseline_weights: str | os.PathLike | nn.Module | Mapping[str, torch.Tensor] = "DEFAULT",
+    progress: bool = True,
+    **kwargs,
+) -> nn.Module:
+    """Build ``name`` (``<arch>_lpf<N>``) and fill it from the trained torchvision ``<arch>``.
+
+    Args:
+        name: an anti-aliased model name, e.g. ``'resnet50_lpf4'``.
+        baseline_weights: ``"DEFAULT"`` (torchvision's ImageNet weights, downloaded), the path of a
+            local torchvision state-dict file, a state dict, or the baseline ``nn.Module`` itself.
+        progress: show download progress.
+        **kwargs: passed to both builders, e.g. ``num_classes``.
+    """
+    arch, filter_size = parse_model_name(name)
+    if filter_size is None:
+        raise ValueError(
+            f"init_from_baseline builds an anti-aliased model from its baseline; {name!r} is the baseline "
+            f"itself. Use an anti-aliased name such as '{arch}_lpf4'."
+        )
+    if isinstance(baseline_weights, nn.Module):
+        baseline = baseline_weights
+    elif isinstance(baseline_weights, str) and baseline_weights == "DEFAULT":
+        baseline = _baseline(arch, pretrained=True, progress=progress, kwargs=kwargs, local_arg="baseline_weights")
+    else:
+        from antialiased.models import weights as published
+
+        if isinstance(baseline_weights, Mapping):
+            state_dict, source = dict(baseline_weights), "the given baseline state dict"
+        else:
+            state_dict, source = published.load_weights_file(baseline_weights), str(baseline_weights)
+        baseline = _baseline(arch, pretrained=False, progress=progress, kwargs=kwargs)
+        published.load_into(baseline, state_dict, source=source)
+    model = create_model(name, **kwargs)
+    copy_params_buffers(baseline, model)
+    return model

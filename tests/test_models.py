@@ -1,0 +1,289 @@
+"""Models: registry and names, the 23 architectures against the published golden outputs, API errors."""
+from __future__ import annotations
+
+import json
+import urllib.error
+from collections import defaultdict
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+import antialiased
+from antialiased.layers import BlurPool, binomial_filter
+from antialiased.models import create_model, list_archs, list_models, parse_model_name, register_model
+from antialiased.models import registry
+
+PAPER_ARCHS = [
+    "alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
+    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
+    "wide_resnet50_2", "wide_resnet101_2", "densenet121", "densenet161", "densenet169", "densenet201",
+    "mobilenet_v2",
+]
+
+
+def layout(model: nn.Module) -> list[tuple[str, list[int], str]]:
+    return [(k, list(v.shape), str(v.dtype).replace("torch.", "")) for k, v in model.state_dict().items()]
+
+
+@pytest.fixture(scope="module")
+def reference(reference_dir):
+    specs = json.loads((reference_dir / "models.json").read_text())
+    golden = torch.load(reference_dir / "golden_models.pt", weights_only=True)
+    return specs, golden
+
+
+# --- the acceptance test: same layout and outputs as the published models, all 119 variants ----------
+
+
+def test_reference_covers_every_registered_arch(reference):
+    specs, golden = reference
+    assert sorted({entry["arch"] for entry in specs.values()}) == sorted(PAPER_ARCHS) == list_archs()
+    assert len(specs) == 119 and set(golden["outputs"]) == set(specs)
+
+
+@pytest.mark.parametrize("arch", PAPER_ARCHS)
+def test_matches_published_model(arch, reference):
+    """Every ``<arch>_lpfN`` of the reference: exact state-dict layout, and the published logits
+    after loading the deterministic weights (strict). Built on the meta device and loaded with
+    ``assign=True``; weights are generated once per arch (they depend only on key and shape, and
+    only the blur filters change with N)."""
+    from deterministic_weights import deterministic_state_dict, deterministic_tensor
+
+    specs, golden = reference
+    names = sorted(name for name, entry in specs.items() if entry["arch"] == arch)
+    assert names, f"no reference entries for {arch}"
+    shared: dict[str, torch.Tensor] = {}
+    for name in names:
+        spec = [(key, shape, dtype) for key, shape, dtype in specs[name]["spec"]]
+        assert specs[name]["filter_size"] == parse_model_name(name)[1]
+        with torch.device("meta"):
+            model = create_model(name)
+        assert layout(model) == spec, f"{name}: state_dict layout differs from the published model"
+
+        if not shared:
+            shared = deterministic_state_dict([s for s in spec if not s[0].endswith(".filt")])
+        state = {key: shared[key] if key in shared else deterministic_tensor(key, shape, dtype)
+                 for key, shape, dtype in spec}
+        model.load_state_dict(state, strict=True, assign=True)
+        model.eval()
+        with torch.no_grad():
+            for input_name, x in golden["inputs"].items():
+                torch.testing.assert_close(model(x), golden["outputs"][name][input_name], rtol=1e-4, atol=1e-4,
+                                           msg=lambda m: f"{name} on input {input_name!r}: {m}")
+
+
+@pytest.mark.parametrize("name", ["resnet18_lpf3", "mobilenet_v2_lpf7", "densenet121_lpf2"])
+def test_normal_build_has_published_layout(name, reference):
+    specs, _ = reference
+    model = create_model(name)  # the real (not meta) path: torchvision init, real blur filters
+    assert layout(model) == [tuple(s) for s in specs[name]["spec"]]
+    filter_size = parse_model_name(name)[1]
+    for module in model.modules():
+        if isinstance(module, BlurPool):
+            assert module.filt.shape[1:] == (1, filter_size, filter_size)
+            torch.testing.assert_close(module.filt[0, 0], binomial_filter(filter_size))
+
+
+# --- the normal build path ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["resnet18_lpf4", "mobilenet_v2_lpf3", "vgg11_bn_lpf2", "alexnet_lpf5"])
+def test_builds_and_trains(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=5)
+    size = 67 if name.startswith("alexnet") else 40
+    x = torch.rand(2, 3, size, size + 3)
+    out = model(x)
+    assert out.shape == (2, 5) and torch.isfinite(out).all()
+    out.logsumexp(1).sum().backward()
+    # Blur filters are fixed buffers: not parameters, no gradients.
+    params = dict(model.named_parameters())
+    assert not any(k.endswith("filt") for k in params)
+    assert all(p.grad is not None for p in params.values())
+    assert any(k.endswith("filt") for k in model.state_dict())
+
+
+def test_initialization_like_torchvision():
+    torch.manual_seed(0)
+    model = create_model("resnet50_lpf4")
+    bn = model.layer2[0].bn2
+    assert torch.equal(bn.weight, torch.ones_like(bn.weight)) and torch.equal(bn.bias, torch.zeros_like(bn.bias))
+    # kaiming_normal_(mode='fan_out', relu): std = sqrt(2 / (out_channels * k * k))
+    conv = model.layer3[0].conv2  # now stride 1, 256 -> 256 3x3
+    assert conv.stride == (1, 1)
+    expected = (2.0 / (conv.out_channels * 9)) ** 0.5
+    assert abs(conv.weight.std().item() - expected) / expected < 0.05
+    assert torch.equal(model.layer3[0].conv3[0].filt[0, 0], binomial_filter(4))
+
+
+def test_zero_init_residual_passes_to_torchvision():
+    model = create_model("resnet18_lpf2", zero_init_residual=True)
+    assert torch.count_nonzero(model.layer2[0].bn2.weight) == 0
+
+
+@pytest.mark.parametrize("name,first_blur", [
+    ("resnet18_lpf4", "maxpool.1"), ("alexnet_lpf4", "features.2"),
+    ("densenet121_lpf4", "features.pool0"), ("vgg11_lpf4", "features.3")])
+def test_paper_placement(name, first_blur):
+    with torch.device("meta"):
+        model = create_model(name)
+    modules = dict(model.named_modules())
+    assert isinstance(modules[first_blur], BlurPool)
+    # No strided conv or pooling is left anywhere except the stems the paper keeps (ResNet/DenseNet conv1,
+    # AlexNet's conv at half its stride): every other subsampling goes through a blur.
+    kept = {"conv1", "features.conv0", "features.0"}
+    for key, module in modules.items():
+        if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)) and key not in kept:
+            stride = module.stride if isinstance(module.stride, tuple) else (module.stride,)
+            assert set(stride) == {1}, f"{name}: {key} still subsamples"
+
+
+def test_baseline_is_torchvision():
+    model = create_model("resnet18", num_classes=7)
+    reference = torchvision.models.resnet18(num_classes=7)
+    assert type(model) is type(reference)
+    assert layout(model) == layout(reference)
+    assert not any(isinstance(m, BlurPool) for m in model.modules())
+
+
+def test_paper_constructors_exported():
+    for arch in PAPER_ARCHS:
+        assert arch in antialiased.__all__ and callable(getattr(antialiased, arch))
+    for name in ("create_model", "get_model", "list_models", "register_model", "parse_model_name",
+                 "copy_params_buffers", "init_from_baseline"):
+        assert name in antialiased.__all__
+    model = antialiased.resnet18(filter_size=2, num_classes=3)
+    assert model.maxpool[1].filt.shape == (64, 1, 2, 2) and model.fc.out_features == 3
+    assert antialiased.get_model is antialiased.create_model
+
+
+# --- names and the registry -----------------------------------------------------------------------
+
+
+def test_list_models():
+    names = list_models()
+    assert len(names) == 23 * 8 and len(set(names)) == len(names)
+    assert "resnet50" in names and "resnet50_lpf4" in names and "mobilenet_v2_lpf7" in names
+    assert list_models("densenet1[26]1") == ["densenet121", "densenet161"]
+    assert list_models(["alexnet*", "vgg11"], exclude="*_lpf[2-7]") == ["alexnet", "alexnet_lpf1", "vgg11"]
+    assert list_models("nothing*") == []
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("resnet50_lpf4", ("resnet50", 4)), ("wide_resnet50_2", ("wide_resnet50_2", None)),
+    ("wide_resnet50_2_lpf7", ("wide_resnet50_2", 7)), ("vgg16_bn_lpf1", ("vgg16_bn", 1))])
+def test_parse_model_name(name, expected):
+    assert parse_model_name(name) == expected
+
+
+def test_unknown_name_suggests_close_names():
+    with pytest.raises(ValueError, match=r"unknown model 'resnet51_lpf4'.*resnet50_lpf4"):
+        create_model("resnet51_lpf4")
+    with pytest.raises(ValueError, match="list_models"):
+        create_model("transformer")
+
+
+@pytest.mark.parametrize("name", ["resnet18_lpf0", "resnet18_lpf8", "vgg11_lpf12"])
+def test_filter_size_out_of_range(name):
+    with pytest.raises(ValueError, match=r"filter size \d+ .* out of range: use _lpf1 to _lpf7"):
+        create_model(name)
+
+
+@pytest.mark.parametrize("filter_size", [0, 8, 2.0, True])
+def test_paper_constructor_rejects_filter_size(filter_size):
+    with pytest.raises(ValueError, match="filter_size must be an integer from 1 to 7"):
+        antialiased.vgg11(filter_size=filter_size)
+
+
+def test_register_model_refuses_duplicates():
+    with pytest.raises(ValueError, match="'resnet18' is already registered"):
+        register_model("resnet18")(lambda **kw: nn.Identity())
+
+
+def test_mobilenet_has_no_dropout():
+    with pytest.raises(ValueError, match="no dropout"):
+        create_model("mobilenet_v2_lpf4", dropout=0.2)
+
+
+# --- pretrained / weights wiring ------------------------------------------------------------------
+
+
+def test_pretrained_and_weights_together(tmp_path):
+    with pytest.raises(ValueError, match="either pretrained=True .* or weights=PATH"):
+        create_model("resnet18_lpf4", pretrained=True, weights=tmp_path / "w.pth")
+
+
+def test_weights_path_roundtrip(tmp_path):
+    source = create_model("resnet18_lpf3", num_classes=4)
+    path = tmp_path / "model.pth"
+    torch.save({"state_dict": source.state_dict()}, path)
+    loaded = create_model("resnet18_lpf3", num_classes=4, weights=path)
+    for key, value in source.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    # Baselines take local files too.
+    base = create_model("resnet18", num_classes=4)
+    torch.save(base.state_dict(), path)
+    assert torch.equal(create_model("resnet18", num_classes=4, weights=path).fc.weight, base.fc.weight)
+
+
+def test_pretrained_uses_published_weights(monkeypatch):
+    from antialiased.models import weights
+
+    calls = {}
+    fake_state = create_model("resnet18_lpf5").state_dict()
+
+    def resolve(arch, filter_size, force_nonfinetuned=False):
+        calls["resolve"] = (arch, filter_size, force_nonfinetuned)
+        return "ENTRY"
+
+    def load(entry, *, progress=True, model_dir=None):
+        calls["load"] = (entry, progress)
+        return fake_state
+
+    def load_into(model, state_dict, source):
+        calls["into"] = source
+        model.load_state_dict(state_dict)
+
+    monkeypatch.setattr(weights, "resolve_published", resolve)
+    monkeypatch.setattr(weights, "load_published", load)
+    monkeypatch.setattr(weights, "load_into", load_into)
+    model = antialiased.resnet18(pretrained=True, filter_size=5, _force_nonfinetuned=True, progress=False)
+    assert calls["resolve"] == ("resnet18", 5, True) and calls["load"] == ("ENTRY", False)
+    assert "resnet18_lpf5" in calls["into"]
+    assert torch.equal(model.fc.weight, fake_state["fc.weight"])
+
+
+def test_pretrained_baseline_offline_error(monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.models, "get_model", offline)
+    with pytest.raises(RuntimeError, match=r"weights='path/to/resnet18.pth'"):
+        create_model("resnet18", pretrained=True)
+
+
+def test_force_nonfinetuned_without_pretrained_warns():
+    with pytest.warns(UserWarning, match="force_nonfinetuned only matters with pretrained=True"):
+        create_model("resnet18_lpf2", force_nonfinetuned=True)
+
+
+# --- the `antialiased models` command -------------------------------------------------------------
+
+
+def test_cli_models_lists_names_and_weights(capsys):
+    from antialiased.cli.models import main
+
+    assert main(["resnet18*"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in out[1:] if line.strip()}
+    assert set(rows) == set(list_models("resnet18*"))
+    assert rows["resnet18"] == ["torchvision"]
+    assert rows["resnet18_lpf7"] == ["-"]
+    assert "resnet18_lpf4_finetune" in " ".join(rows["resnet18_lpf4"])
+
+    assert main(["vgg16*", "--pretrained", "--exclude", "vgg16_bn*"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:] if line.strip()]
+    assert names == ["vgg16", "vgg16_lpf2", "vgg16_lpf3", "vgg16_lpf4", "vgg16_lpf5"]
+    assert main(["nothing*"]) == 1
