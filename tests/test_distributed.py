@@ -63,11 +63,19 @@ def test_paper_flags(clean_env):
         detect_launch(_flags(world_size=4))
 
 
+TORCHRUN = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+
+
+def _torchrun(cifar_subset, out, *extra):
+    result = run_entry(tiny_args(cifar_subset, out, "-b", "8", "--seed", "0", "--no-progress", *extra),
+                       launcher=TORCHRUN)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
 def test_torchrun_two_processes_over_gloo_write_one_set_of_files(cifar_subset, tmp_path):
     out = tmp_path / "ddp"
-    result = run_entry(tiny_args(cifar_subset, out, "-ep", "2", "-b", "8", "--seed", "0", "--no-progress"),
-                       launcher=["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"])
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = _torchrun(cifar_subset, out, "-ep", "2")
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pth.tar", "log.jsonl", "model_best.pth.tar"]
     lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2]
@@ -78,3 +86,12 @@ def test_torchrun_two_processes_over_gloo_write_one_set_of_files(cifar_subset, t
     # only rank 0 prints the epoch summaries
     assert result.stdout.count("Epoch 2/2:") == 1
     assert torch.isfinite(torch.tensor(lines[-1]["train_loss"]))
+
+    # interrupted after epoch 1 and resumed under torchrun: the same weights as the straight run
+    split = tmp_path / "split"
+    _torchrun(cifar_subset, split, "-ep", "1")
+    _torchrun(cifar_subset, split, "-ep", "2", "--resume", str(split / "checkpoint.pth.tar"))
+    resumed = load(split / "checkpoint.pth.tar")
+    assert resumed["epoch"] == 2
+    for key, value in ckpt["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key
