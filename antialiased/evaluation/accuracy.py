@@ -14,7 +14,7 @@ __all__ = ["evaluate_accuracy"]
 
 def evaluate_accuracy(model: nn.Module, loader: Iterable, device: torch.device | str, *,
                       amp_dtype: torch.dtype | None = None, channels_last: bool = False, progress: bool = True,
-                      print_freq: int = 10, save: Callable | None = None) -> dict:
+                      print_freq: int = 10, save: Callable | None = None, return_predictions: bool = False) -> dict:
     """Top-1 and top-5 accuracy (percent) of ``model`` over ``loader``.
 
     ``loader`` yields ``(images, targets[, indices])``; images are normalized floats (as from
@@ -23,7 +23,8 @@ def evaluate_accuracy(model: nn.Module, loader: Iterable, device: torch.device |
     Counts are summed over ranks when torch.distributed is initialized.
 
     Returns:
-        ``{'acc1', 'acc5', 'count', 'skipped', 'skipped_indices'}``
+        ``{'acc1', 'acc5', 'count', 'skipped', 'skipped_indices'}``; with ``return_predictions`` also
+        ``'predictions'``, the top-1 labels in loader order.
 
     Example:
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
@@ -35,6 +36,7 @@ def evaluate_accuracy(model: nn.Module, loader: Iterable, device: torch.device |
     model.eval()
     correct1 = correct5 = count = skipped = 0
     skipped_indices: list[int] = []
+    predictions: list[torch.Tensor] = []
     bar = progress_bar(loader_total(loader), "Acc", progress)
     with torch.inference_mode(), bar:
         for step, batch in enumerate(iter_batches(loader)):
@@ -46,6 +48,8 @@ def evaluate_accuracy(model: nn.Module, loader: Iterable, device: torch.device |
                 logits = forward(model, images, amp_dtype)
                 check_num_classes(logits, targets)
                 c1, c5 = topk_correct(logits, targets)
+                if return_predictions:
+                    predictions.append(logits.argmax(dim=1).cpu())
                 correct1, correct5, count = correct1 + c1, correct5 + c5, count + int(targets.numel())
                 if save is not None:
                     save(images, batch.indices)
@@ -55,5 +59,8 @@ def evaluate_accuracy(model: nn.Module, loader: Iterable, device: torch.device |
     correct1, correct5, count, skipped = all_reduce_sum([correct1, correct5, count, skipped], device)
     if count == 0:
         raise ValueError("no image could be evaluated (empty dataset, or every file was unreadable)")
-    return {"acc1": 100.0 * correct1 / count, "acc5": 100.0 * correct5 / count, "count": int(count),
-            "skipped": int(skipped), "skipped_indices": skipped_indices}
+    out = {"acc1": 100.0 * correct1 / count, "acc5": 100.0 * correct5 / count, "count": int(count),
+           "skipped": int(skipped), "skipped_indices": skipped_indices}
+    if return_predictions:
+        out["predictions"] = torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long)
+    return out

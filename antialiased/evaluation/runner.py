@@ -25,7 +25,7 @@ from antialiased.evaluation.saving import ImageSaver
 from antialiased.evaluation.shift import shift_consistency
 from antialiased.evaluation._common import is_main_process
 
-__all__ = ["run", "Context"]
+__all__ = ["run", "Context", "CenterCropView"]
 
 log = logging.getLogger("antialiased.eval")
 
@@ -62,7 +62,7 @@ def _accuracy(ctx: Context) -> tuple[str, dict, dict]:
     return protocol, {"acc1": out["acc1"], "acc5": out["acc5"]}, {**out, "settings": settings}
 
 
-class _CenterCropLoader:
+class CenterCropView:
     """A view of the (crop + max_shift)-pixel loader that yields the central crop: the ``-e`` input."""
 
     def __init__(self, loader: DataLoader, crop: int, max_shift: int) -> None:
@@ -82,7 +82,7 @@ def _center_crops(loader: DataLoader, a: argparse.Namespace):
     # when max_shift is even (both centerings round the same way).
     if a.max_shift % 2:
         raise ValueError(f"--max-shift must be even for -e (the center crop), got {a.max_shift}")
-    return _CenterCropLoader(loader, a.crop_size, a.max_shift)
+    return CenterCropView(loader, a.crop_size, a.max_shift)
 
 
 def _consistency(ctx: Context) -> tuple[str, dict, dict]:

@@ -61,7 +61,8 @@ def _check_size(images: torch.Tensor, crop_size: int, max_shift: int) -> None:
 def shift_consistency(model: nn.Module, loader: Iterable, device: torch.device | str, *, crop_size: int = 224,
                       max_shift: int = 32, epochs: int = 5, seed: int | None = None, independent: bool = False,
                       progress: bool = True, amp_dtype: torch.dtype | None = None, channels_last: bool = False,
-                      cache_bytes: int = 4 << 30, print_freq: int = 10, save: Callable | None = None) -> dict:
+                      cache_bytes: int = 4 << 30, print_freq: int = 10, save: Callable | None = None,
+                      return_labels: bool = False) -> dict:
     """Percentage of images whose top-1 labels agree on two random crops (the paper's protocol).
 
     For each batch of ``loader`` (images of ``crop_size + max_shift`` pixels, e.g. Resize(256) +
@@ -72,7 +73,8 @@ def shift_consistency(model: nn.Module, loader: Iterable, device: torch.device |
 
     Returns:
         ``{'consistency', 'ci95', 'pairs', 'agree', 'seed', 'count', 'skipped', 'skipped_indices',
-        'cached'}``: ``ci95`` is the 95% Wilson interval, treating pairs as independent.
+        'cached'}``: ``ci95`` is the 95% Wilson interval, treating pairs as independent. With
+        ``return_labels``, also ``'labels'``: the (pairs, 2) top-1 labels of both crops, in order.
 
     Example:
         >>> pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 4))
@@ -89,6 +91,7 @@ def shift_consistency(model: nn.Module, loader: Iterable, device: torch.device |
     model.eval()
     agree = pairs = count = skipped = 0
     skipped_indices: list[int] = []
+    label_pairs: list[torch.Tensor] = []
     cache: list[Batch] | None = [] if epochs > 1 and cache_bytes > 0 else None
     cached_bytes = 0
     bar = progress_bar(loader_total(loader, epochs), "Consistency", progress)
@@ -125,6 +128,8 @@ def shift_consistency(model: nn.Module, loader: Iterable, device: torch.device |
                     labels = logits.argmax(dim=1)
                     agree += int((labels[:n] == labels[n:]).sum())
                     pairs += n
+                    if return_labels:
+                        label_pairs.append(torch.stack([labels[:n], labels[n:]], dim=1).cpu())
                     if save is not None and epoch == 0:
                         save(crops[:n], batch.indices, "a")
                         save(crops[n:], batch.indices, "b")
@@ -134,6 +139,9 @@ def shift_consistency(model: nn.Module, loader: Iterable, device: torch.device |
     agree, pairs, count, skipped = all_reduce_sum([agree, pairs, count, skipped], device)
     if pairs == 0:
         raise ValueError("no image could be evaluated (empty dataset, or every file was unreadable)")
-    return {"consistency": 100.0 * agree / pairs, "ci95": wilson_interval(agree, pairs), "pairs": int(pairs),
-            "agree": int(agree), "seed": seed, "count": int(count), "skipped": int(skipped),
-            "skipped_indices": skipped_indices, "cached": cache is not None and epochs > 1}
+    out = {"consistency": 100.0 * agree / pairs, "ci95": wilson_interval(agree, pairs), "pairs": int(pairs),
+           "agree": int(agree), "seed": seed, "count": int(count), "skipped": int(skipped),
+           "skipped_indices": skipped_indices, "cached": cache is not None and epochs > 1}
+    if return_labels:
+        out["labels"] = torch.cat(label_pairs) if label_pairs else torch.empty(0, 2, dtype=torch.long)
+    return out
