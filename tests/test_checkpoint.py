@@ -90,6 +90,10 @@ def test_sigkill_while_saving_leaves_a_loadable_checkpoint(tmp_path):
     loaded = load_checkpoint(path)
     assert loaded["epoch"] >= 0
     assert loaded["state_dict"]["w"].numel() in (1, 4_000_000)
+    # the next run removes what the killed writer left half-written
+    leftovers = _leftovers(tmp_path)
+    assert [p.name for p in ckpt_mod.remove_stale_temporaries(tmp_path)] == leftovers
+    assert _leftovers(tmp_path) == []
 
 
 def test_linked_snapshot_keeps_its_content_when_the_source_is_replaced(tmp_path):

@@ -274,3 +274,12 @@ def test_tensorboard_missing_is_a_clear_error(cifar_subset, tmp_path, monkeypatc
     with pytest.raises(SystemExit, match="pip install tensorboard"):
         train_cli(*tiny_args(cifar_subset, tmp_path / "tb", "-ep", "1", "--tensorboard"))
     assert not (tmp_path / "tb").exists()  # refused before anything was written
+
+
+def test_main_py_with_data_and_save_weights_trains_then_exports(cifar_subset, tmp_path):
+    weights = tmp_path / "final.pth.tar"
+    assert train_cli(*tiny_args(cifar_subset, tmp_path / "o", "-ep", "1", "-mti", "1", "--save_weights",
+                                str(weights))) == 0
+    best = load(tmp_path / "o" / "model_best.pth.tar")["state_dict"]
+    exported = load(weights)["state_dict"]
+    assert exported.keys() == best.keys() and all(torch.equal(exported[k], best[k]) for k in best)

@@ -20,6 +20,7 @@ __all__ = [
     "save_checkpoint",
     "link_checkpoint",
     "load_checkpoint",
+    "remove_stale_temporaries",
     "strip_prefixes",
     "export_weights",
     "export_weights_from_args",
@@ -102,6 +103,25 @@ def link_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return dst
 
 
+def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
+    """Delete half-written ``.NAME.tmp-PID`` files of killed writers (PIDs no longer running here)."""
+    removed = []
+    for tmp in Path(directory).glob(".*.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # its writer is still alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:  # alive, owned by someone else
+            continue
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint or weights file with ``weights_only=True``, with clear errors."""
     path = Path(path)
@@ -169,7 +189,14 @@ def export_weights(checkpoint_path: str | os.PathLike, out_path: str | os.PathLi
 
 
 def export_weights_from_args(args: argparse.Namespace) -> int:
-    """``main.py -a ARCH --resume CKPT --save_weights OUT``: the paper's post-processing step."""
+    """``main.py -a ARCH --resume CKPT --save_weights OUT``: the paper's post-processing step.
+
+    Without ``--resume`` but with ``--data`` it trains first and then exports ``model_best``.
+    """
+    if not args.resume and getattr(args, "data", None):
+        from antialiased.training.runner import run
+
+        return run(args)
     if not args.resume:
         raise SystemExit("--save_weights needs --resume CHECKPOINT (the training checkpoint to export), e.g. "
                          "main.py -a resnet18_lpf4 --resume out/model_best.pth.tar --save_weights weights.pth.tar")

@@ -28,6 +28,7 @@ from antialiased.training.checkpoint import (
     export_weights_from_args,
     link_checkpoint,
     load_checkpoint,
+    remove_stale_temporaries,
     save_checkpoint,
 )
 from antialiased.training.devices import resolve_amp, resolve_device, seed_everything
@@ -93,6 +94,8 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
     except OSError as exc:
         raise SystemExit(f"error: cannot write to --out-dir {str(path)!r}: {exc.strerror or exc}. "
                          f"Choose a folder you can write to.") from None
+    for tmp in remove_stale_temporaries(path):
+        print(f"=> removed {tmp.name}, a checkpoint left half-written by a killed run")
     return path
 
 
