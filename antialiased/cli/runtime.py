@@ -1,0 +1,101 @@
+"""``antialiased bench-runtime``: forward-pass time of baseline vs anti-aliased models."""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["get_args_parser", "main"]
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    from antialiased.runtime import DEFAULT_ARCHS
+
+    p = argparse.ArgumentParser(
+        prog="antialiased bench-runtime", add_help=add_help,
+        description="The paper's 'Extra Run-Time' figure: forward time of a batch (48 images at 224x224 by "
+                    "default) for each network's baseline and anti-aliased variants on this machine, median "
+                    "of interleaved rounds, as a Markdown table, JSON and a plot against the paper's "
+                    "accuracy/consistency.")
+    p.add_argument("--archs", nargs="+", default=list(DEFAULT_ARCHS), metavar="ARCH",
+                   help=f"networks (torchvision names; default: {' '.join(DEFAULT_ARCHS)})")
+    p.add_argument("--filter-sizes", nargs="+", type=int, default=[2, 3, 4, 5], metavar="N",
+                   help="anti-aliased variants timed beside the baseline (default: 2 3 4 5)")
+    p.add_argument("-b", "--batch-size", type=int, default=48, help="images per forward pass (default: 48)")
+    p.add_argument("--image-size", type=int, default=224, help="input height and width (default: 224)")
+    p.add_argument("--repeats", type=int, default=10, help="timed rounds (default: 10)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default: 2)")
+    p.add_argument("--device", default="cuda" if _cuda() else "cpu",
+                   help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--out-dir", default="runtime", metavar="DIR",
+                   help="where runtime.md, runtime.json and runtime.png go (default: ./runtime)")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _error(message: str) -> int:
+    print(f"antialiased bench-runtime: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    import torch
+
+    from antialiased.models import list_models
+    from antialiased.runtime import benchmark_runtime, plot_runtime, runtime_markdown
+
+    known = set(list_models())
+    wanted = [a if fs is None else f"{a}_lpf{fs}" for a in args.archs for fs in [None, *args.filter_sizes]]
+    missing = [name for name in wanted if name not in known]
+    if missing:
+        return _error(f"unknown model(s) {', '.join(missing)}; 'antialiased models' lists them")
+    if args.repeats < 1 or args.warmup < 0:
+        return _error("--repeats must be >= 1 and --warmup >= 0")
+    if args.threads is not None:
+        if args.threads < 1:
+            return _error("--threads must be >= 1")
+        torch.set_num_threads(args.threads)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        return _error(f"--device {args.device!r} is not a device name (e.g. cpu, cuda, cuda:0)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return _error(f"--device {args.device!r} asked for CUDA, but no CUDA GPU is available; use --device cpu")
+    try:
+        rows = benchmark_runtime(args.archs, args.filter_sizes, batch_size=args.batch_size,
+                                 image_size=args.image_size, device=device, repeats=args.repeats,
+                                 warmup=args.warmup, channels_last=args.channels_last,
+                                 progress=not args.no_progress)
+    except ValueError as exc:
+        return _error(str(exc))
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    title = (f"Forward pass of {args.batch_size} images at {args.image_size}x{args.image_size} on {where} "
+             f"(median of {args.repeats})")
+    table = runtime_markdown(rows)
+    print(f"{title}\n\n{table}")
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "runtime.md").write_text(f"{title}\n\n{table}\n")
+    settings = {k: v for k, v in vars(args).items() if k not in ("out_dir", "no_plot", "no_progress")}
+    (out / "runtime.json").write_text(json.dumps(
+        {"settings": {**settings, "device": str(device), "device_name": where, "torch": torch.__version__},
+         "rows": [r.to_dict() for r in rows]}, indent=2) + "\n")
+    written = [out / "runtime.md", out / "runtime.json"]
+    if not args.no_plot:
+        written.append(plot_runtime(rows, out / "runtime.png", title=title))
+    print(f"\nwrote {', '.join(map(str, written))}", file=sys.stderr)
+    return 0
