@@ -95,3 +95,11 @@ def test_torchrun_two_processes_over_gloo_write_one_set_of_files(cifar_subset, t
     assert resumed["epoch"] == 2
     for key, value in ckpt["state_dict"].items():
         assert torch.equal(value, resumed["state_dict"][key]), key
+
+
+def test_validation_shards_cover_every_image_once():
+    from antialiased.training.distributed import ShardSampler
+
+    shards = [list(ShardSampler(range(41), rank=r, world_size=3)) for r in range(3)]
+    assert sorted(i for shard in shards for i in shard) == list(range(41))
+    assert [len(ShardSampler(range(41), rank=r, world_size=3)) for r in range(3)] == [14, 14, 13]

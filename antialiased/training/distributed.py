@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.utils.data import Sampler
 
 __all__ = [
     "DistInfo",
@@ -30,6 +31,8 @@ __all__ = [
     "get_world_size",
     "all_gather_object",
     "first_slurm_host",
+    "ShardSampler",
+    "broadcast_buffers",
 ]
 
 
@@ -131,3 +134,35 @@ def all_gather_object(obj: Any) -> list[Any]:
     out: list[Any] = [None] * get_world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def broadcast_buffers(module: torch.nn.Module, src: int = 0) -> None:
+    """Give every rank ``src``'s buffers (batch-norm statistics drift apart per rank during training)."""
+    if get_world_size() == 1:
+        return
+    for buffer in module.buffers():
+        dist.broadcast(buffer.data, src=src)
+
+
+class ShardSampler(Sampler[int]):
+    """Every ``world_size``-th index from ``rank``: each sample on exactly one rank, none repeated.
+
+    DistributedSampler pads the last shard with repeats so that all ranks run equally many batches;
+    for validation that would count some images twice. Shards here may differ by one sample, so
+    the model evaluated must not run collectives per batch (the unwrapped model, not DDP).
+
+    Example:
+        >>> [list(ShardSampler(range(5), rank=r, world_size=2)) for r in (0, 1)]
+        [[0, 2, 4], [1, 3]]
+    """
+
+    def __init__(self, dataset, *, rank: int | None = None, world_size: int | None = None) -> None:
+        self.size = len(dataset)
+        self.rank = get_rank() if rank is None else rank
+        self.world_size = get_world_size() if world_size is None else world_size
+
+    def __iter__(self):
+        return iter(range(self.rank, self.size, self.world_size))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.size, self.world_size))

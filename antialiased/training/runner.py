@@ -142,7 +142,7 @@ def load_data(args: argparse.Namespace, *, distributed: bool, generator: torch.G
 
     if distributed:
         train_sampler = DistributedSampler(train_set, shuffle=True, seed=args.seed or 0)
-        val_sampler = DistributedSampler(val_set, shuffle=False)
+        val_sampler = dist_utils.ShardSampler(val_set)
         per_rank = len(train_sampler)
     else:
         train_sampler = val_sampler = None
@@ -302,6 +302,7 @@ class _Session:
     num_classes: int
     best_acc1: float = 0.0
     logger: EpochLogger | None = None
+    eval_model: nn.Module | None = None  # the model validation runs (no DDP: shards may differ in size)
 
 
 def main(args: argparse.Namespace, spawned_index: int | None = None) -> int:
@@ -350,8 +351,12 @@ def _setup(args: argparse.Namespace, info: dist_utils.DistInfo) -> tuple[_Sessio
                                                         info.rank)
         except CheckpointError as exc:
             raise SystemExit(f"error: {exc}") from None
+    # Under DDP validation runs the unwrapped model (weights equal on every rank, buffers broadcast
+    # before each validation) on unpadded shards: no per-batch collectives, no image counted twice.
+    eval_model = model if info.distributed else wrapped
     if args.compile:
         wrapped = torch.compile(wrapped)
+        eval_model = wrapped if eval_model is not model else torch.compile(model)
 
     _log(f"=> training {args.arch} on {device} ({info.source}, world size {info.world_size}"
          f"{', DataParallel' if data_parallel else ''}): {len(data.train_loader.dataset)} train / "
@@ -359,7 +364,8 @@ def _setup(args: argparse.Namespace, info: dist_utils.DistInfo) -> tuple[_Sessio
          f"{args.batch_accum} accumulated x {info.world_size} process(es); amp {_amp_name(amp_dtype)}; "
          f"epochs {start_epoch + 1}..{args.epochs}")
     session = _Session(wrapped, model, build_criterion(), optimizer, scheduler, scaler, data, device, amp_dtype,
-                       generator, Path(args.out_dir).expanduser(), num_classes, best_acc1)
+                       generator, Path(args.out_dir).expanduser(), num_classes, best_acc1,
+                       eval_model=eval_model)
     return session, start_epoch
 
 
@@ -384,7 +390,8 @@ def _run_epoch(args: argparse.Namespace, s: _Session, epoch: int) -> None:
     except NonFiniteLossError as exc:
         raise _non_finite_exit(exc, s.out_dir) from None
     s.scheduler.step()
-    val = evaluate(s.model, s.data.val_loader, s.device, amp_dtype=s.amp_dtype, channels_last=args.channels_last,
+    dist_utils.broadcast_buffers(s.model_without_ddp)  # validate (and save) rank 0's statistics everywhere
+    val = evaluate(s.eval_model, s.data.val_loader, s.device, amp_dtype=s.amp_dtype, channels_last=args.channels_last,
                    progress=progress)
     train = _reduce_train_stats(train)
     is_best = val["acc1"] > s.best_acc1 or not (s.out_dir / BEST_NAME).exists()
