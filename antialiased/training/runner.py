@@ -432,6 +432,12 @@ def _spawn(args: argparse.Namespace) -> int:
                          "on CPUs use: torchrun --nproc_per_node N main.py ...")
     args.world_size = max(args.world_size, 1) * gpus
     args.rank = max(args.rank, 0)
+    # The paper's (and pytorch/examples') meaning in this mode: -b and -j are per node, split over its GPUs.
+    if args.batch_size % gpus:
+        print(f"=> note: -b {args.batch_size} does not divide over {gpus} GPUs; each process takes "
+              f"{max(1, args.batch_size // gpus)}")
+    args.batch_size = max(1, args.batch_size // gpus)
+    args.workers = (args.workers + gpus - 1) // gpus
     if args.dist_url == "env://":
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ.setdefault("MASTER_PORT", "29500")
