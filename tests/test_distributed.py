@@ -103,3 +103,19 @@ def test_validation_shards_cover_every_image_once():
     shards = [list(ShardSampler(range(41), rank=r, world_size=3)) for r in range(3)]
     assert sorted(i for shard in shards for i in shard) == list(range(41))
     assert [len(ShardSampler(range(41), rank=r, world_size=3)) for r in range(3)] == [14, 14, 13]
+
+
+def test_multiprocessing_distributed_splits_the_node_batch_over_its_gpus(clean_env):
+    from antialiased.training import runner
+
+    calls = {}
+    clean_env.setattr(runner.torch.cuda, "device_count", lambda: 4)
+    clean_env.setattr(runner.torch.multiprocessing, "spawn",
+                      lambda fn, nprocs, args: calls.update(fn=fn, nprocs=nprocs, args=args[0]))
+    args = argparse.Namespace(world_size=2, rank=1, batch_size=256, workers=16, dist_url="tcp://node0:23456")
+    assert runner._spawn(args) == 0
+    assert calls["nprocs"] == 4 and calls["fn"] is runner._spawned_main
+    spawned = calls["args"]
+    assert (spawned.world_size, spawned.rank, spawned.batch_size, spawned.workers) == (8, 1, 64, 4)
+    info = detect_launch(spawned, spawned_index=3)  # the 4th GPU of node 1
+    assert (info.rank, info.world_size, info.local_rank) == (7, 8, 3)
