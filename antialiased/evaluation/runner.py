@@ -176,6 +176,10 @@ def _skipped_files(dataset: ImageFolderDataset, indices: list[int]) -> list[str]
 
 def _evaluate(args: argparse.Namespace) -> int:
     _validate(args)
+    if args.save_weights:  # the paper's script exports weights and evaluates in one call
+        from antialiased.training.checkpoint import export_weights_from_args
+
+        export_weights_from_args(args)
     distributed = init_distributed(args)
     device = select_device(args.gpu, distributed)
     if args.seed is not None:
