@@ -160,6 +160,20 @@ def test_binomial_filter_values():
 
 # ---------------------------------------------------------------- code paths
 
+def test_matmul_pass_is_used_and_agrees(monkeypatch):
+    layers._plan.cache_clear()
+    monkeypatch.setattr(layers, "_MATMUL_MIN_LENGTH", 1)
+    monkeypatch.setattr(layers, "_MATMUL_MAX_LENGTH", 64)
+    try:
+        for pad in ("reflect", "zero", "circular", "replicate"):
+            x = torch.randn(2, 3, 9, 30, dtype=torch.float64, requires_grad=True)
+            assert layers._plan(30, layers._binomial_taps(4), 2, 1, 2, TORCH_PAD[pad]).matrix
+            assert torch.autograd.gradcheck(lambda t: blur_pool2d(t, 4, 2, pad), (x,))
+            torch.testing.assert_close(blur_pool2d(x, 4, 2, pad), reference(x.detach(), 4, 2, pad))
+    finally:
+        layers._plan.cache_clear()
+
+
 def test_chunked_and_matmul_free_paths_agree(monkeypatch):
     torch.manual_seed(1)
     x = torch.randn(3, 6, 20, 21, requires_grad=True)
@@ -169,6 +183,7 @@ def test_chunked_and_matmul_free_paths_agree(monkeypatch):
     torch.testing.assert_close(blur_pool2d(x.detach().contiguous(memory_format=torch.channels_last)), expected)
     layers._plan.cache_clear()
     monkeypatch.setattr(layers, "_MATMUL_MAX_LENGTH", 4)  # strided-view passes on every dimension
+    monkeypatch.setattr(layers, "_MATMUL_MIN_LENGTH", 1)
     try:
         torch.testing.assert_close(blur_pool2d(x), expected)
         long = torch.randn(2, 3, 1000, dtype=torch.float64, requires_grad=True)

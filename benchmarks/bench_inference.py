@@ -1,0 +1,121 @@
+"""Inference time of anti-aliased models against torchvision's baseline and the peers, in one run.
+
+For every architecture and batch size the contenders (torchvision baseline, ours with filter size N
+and 1, the published ``antialiased_cnns``, timm's ``resnetblur*`` where it exists) run round-robin
+on the same input; the table shows medians and ratios to the baseline. Target: ours_lpfN / baseline
+at most ours_lpf1 / baseline + 0.02 (the blur layers themselves cost at most 2%).
+
+Examples:
+    python benchmarks/bench_inference.py                       # resnet50, batch 16, CPU (a few minutes)
+    python benchmarks/bench_inference.py --archs resnet18 resnet50 densenet121 mobilenet_v2 vgg16 \\
+        --batches 16 48 --json results/bench_inference.json
+    python benchmarks/bench_inference.py --device cuda --amp bf16 --channels-last --batches 48
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+from common import (  # noqa: E402
+    add_common_args,
+    contenders,
+    interleaved,
+    machine_info,
+    median,
+    print_machine,
+    print_table,
+    setup_torch,
+    write_json,
+    _load,
+)
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser)
+    parser.add_argument("--batches", nargs="+", type=int, default=[16], help="batch sizes (default 16)")
+    parser.add_argument("--size", type=int, default=224, help="input height and width (default 224)")
+    parser.add_argument("--amp", choices=sorted(AMP_DTYPES), default=None,
+                        help="autocast to this dtype (GPU runs; on CPU only bf16 is meaningful)")
+    parser.add_argument("--channels-last", action="store_true", help="models and inputs in channels_last memory format")
+    return parser
+
+
+def _forward(model: torch.nn.Module, x: torch.Tensor, device: torch.device, amp: str | None):
+    def step() -> None:
+        autocast = torch.autocast(device.type, dtype=AMP_DTYPES[amp]) if amp else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
+            model(x)
+
+    return step
+
+
+def bench_arch(arch: str, args: argparse.Namespace, device: torch.device) -> tuple[list[dict], list[str]]:
+    found, notes = contenders(arch, args.filter_size, peers=not args.no_peers)
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    models = {c.label: c.build().eval().to(device, memory_format=fmt) for c in found}
+    rows = []
+    for batch in args.batches:
+        if batch < 1:
+            raise SystemExit(f"--batches must be >= 1, got {batch}")
+        x = torch.randn(batch, 3, args.size, args.size, device=device).contiguous(memory_format=fmt)
+        steps = {label: _forward(model, x, device, args.amp) for label, model in models.items()}
+        times = interleaved(steps, args.repeats, args.warmup, device, args.clock)
+        base = median(times["baseline"])
+        lpf1 = median(times["ours_lpf1"]) / base
+        for label, values in times.items():
+            t = median(values)
+            row = {
+                "arch": arch,
+                "batch": batch,
+                "model": label,
+                "median_ms": round(1e3 * t, 1),
+                "spread_ms": round(1e3 * (max(values) - min(values)), 1),
+                "images_per_s": round(batch / t, 1),
+                "ratio": round(t / base, 3),
+            }
+            if label == f"ours_lpf{args.filter_size}":
+                row["target"] = f"<= {lpf1 + 0.02:.3f}"
+                row["met"] = "yes" if t / base <= lpf1 + 0.02 else "NO"
+            rows.append(row)
+        print_table([r for r in rows if r["batch"] == batch], ["arch", "batch", "model", "median_ms", "spread_ms",
+                                                                  "images_per_s", "ratio", "target", "met"])
+        print(f"load average now: {_load()}\n", flush=True)
+    del models
+    gc.collect()
+    return rows, notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    device = setup_torch(args)
+    info = machine_info(device)
+    print_machine(info)
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    print(f"settings: {settings}\n", flush=True)
+    all_rows, all_notes = [], {}
+    for arch in args.archs:
+        rows, notes = bench_arch(arch, args, device)
+        all_rows += rows
+        if notes:
+            all_notes[arch] = notes
+            print(f"{arch}: " + "; ".join(notes))
+    info["load_average_end"] = _load()
+    if args.json:
+        write_json(args.json, {"benchmark": "inference", "machine": info, "settings": settings,
+                               "results": all_rows, "notes": all_notes})
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

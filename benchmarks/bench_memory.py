@@ -1,0 +1,181 @@
+"""Training memory and step time of anti-aliased models against torchvision's baseline and the peers.
+
+Memory is measured exactly, not sampled: the bytes of the tensors autograd saves for backward during
+one training-mode forward pass (``torch.autograd.graph.saved_tensors_hooks``; each storage counted
+once, whatever views of it are saved). Target: ours_lpfN at most ours_lpf1 + 3% of the baseline.
+
+Gradients: the published model's parameters and buffers are loaded into ours (same state-dict
+layout); one forward/backward of the same images (2 of the batch, float64) must give the same
+gradients for every parameter (max relative error reported; "equal" means <= 1e-9).
+
+Step time: forward + backward + SGD step, round-robin over the contenders, medians of repeats.
+
+Examples:
+    python benchmarks/bench_memory.py                                  # resnet50, batch 8
+    python benchmarks/bench_memory.py --archs resnet18 resnet50 densenet121 mobilenet_v2 vgg16 \\
+        --json results/bench_memory.json
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from common import (  # noqa: E402
+    _load,
+    add_common_args,
+    contenders,
+    interleaved,
+    machine_info,
+    median,
+    print_machine,
+    print_table,
+    setup_torch,
+    write_json,
+)
+
+MIB = 2**20
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser)
+    parser.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
+    parser.add_argument("--size", type=int, default=224, help="input height and width (default 224)")
+    parser.add_argument("--no-time", action="store_true", help="only memory and gradients, no step timing")
+    parser.set_defaults(repeats=3)
+    return parser
+
+
+def saved_bytes(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
+    """(bytes, tensors): distinct storages autograd saves for one training-mode forward pass."""
+    storages: dict[tuple, int] = {}
+    count = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal count
+        count += 1
+        storage = t.untyped_storage()
+        storages[(t.device, storage.data_ptr())] = storage.nbytes()
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x)
+    del out
+    return sum(storages.values()), count
+
+
+def gradient_check(published: nn.Module, ours: nn.Module, x: torch.Tensor) -> dict:
+    """Load the published model's state into ours, run one batch through both, compare gradients.
+
+    In float64: in float32, batch norm in training mode amplifies summation-order noise to ~1e-2
+    relative differences in early layers' gradients (also between two equivalent float32 runs),
+    which would hide a real difference; in float64 equal networks agree to ~1e-13.
+    """
+    published = copy.deepcopy(published).double()
+    ours = copy.deepcopy(ours).double()
+    ours.load_state_dict(published.state_dict(), strict=True)
+    x = x[:2].double()
+    target = torch.arange(x.shape[0], device=x.device) % 1000
+    grads = []
+    for model in (published, ours):
+        model.train()
+        model.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(x), target).backward()
+        grads.append({n: p.grad for n, p in model.named_parameters()})
+    worst, worst_name = 0.0, ""
+    for name, g_pub in grads[0].items():
+        g_ours = grads[1][name]
+        scale = g_pub.abs().max().item() or 1.0
+        err = (g_ours - g_pub).abs().max().item() / scale
+        if err > worst:
+            worst, worst_name = err, name
+    return {"max_rel_error": worst, "worst_param": worst_name, "params": len(grads[0]),
+            "equal": worst <= 1e-9}
+
+
+def _train_step(model: nn.Module, x: torch.Tensor):
+    target = torch.arange(x.shape[0], device=x.device) % 1000
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(x), target).backward()
+        optimizer.step()
+
+    return step
+
+
+def bench_arch(arch: str, args: argparse.Namespace, device: torch.device) -> tuple[list[dict], list[str]]:
+    found, notes = contenders(arch, args.filter_size, peers=not args.no_peers)
+    torch.manual_seed(0)
+    models = {c.label: c.build().to(device) for c in found}
+    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    rows = []
+    memory = {label: saved_bytes(model, x) for label, model in models.items()}
+    base = memory["baseline"][0]
+    lpf1 = memory["ours_lpf1"][0]
+    for label, (nbytes, count) in memory.items():
+        row = {"arch": arch, "batch": args.batch, "model": label, "saved_MiB": round(nbytes / MIB, 1),
+               "saved_tensors": count, "vs_baseline": round(nbytes / base, 3)}
+        if label == f"ours_lpf{args.filter_size}":
+            limit = lpf1 + 0.03 * base
+            row["target_MiB"] = f"<= {limit / MIB:.1f}"
+            row["met"] = "yes" if nbytes <= limit else "NO"
+        rows.append(row)
+    published_label = f"published_lpf{args.filter_size}"
+    if published_label in models:
+        check = gradient_check(models[published_label], models[f"ours_lpf{args.filter_size}"], x)
+        for row in rows:
+            if row["model"] == f"ours_lpf{args.filter_size}":
+                row["grads_vs_published"] = f"max rel err {check['max_rel_error']:.1e} ({'equal' if check['equal'] else 'DIFFERENT'})"
+    if not args.no_time:
+        steps = {label: _train_step(model, x) for label, model in models.items()}
+        times = interleaved(steps, args.repeats, args.warmup, device, args.clock)
+        base_t = median(times["baseline"])
+        for row in rows:
+            t = median(times[row["model"]])
+            row["step_ms"] = round(1e3 * t, 1)
+            row["step_ratio"] = round(t / base_t, 3)
+    print_table(rows, ["arch", "batch", "model", "saved_MiB", "saved_tensors", "vs_baseline", "target_MiB", "met",
+                       "grads_vs_published", "step_ms", "step_ratio"])
+    print(f"load average now: {_load()}\n", flush=True)
+    del models
+    gc.collect()
+    return rows, notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    if args.batch < 1:
+        raise SystemExit(f"--batch must be >= 1, got {args.batch}")
+    device = setup_torch(args)
+    info = machine_info(device)
+    print_machine(info)
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    print(f"settings: {settings}\n", flush=True)
+    all_rows, all_notes = [], {}
+    for arch in args.archs:
+        rows, notes = bench_arch(arch, args, device)
+        all_rows += rows
+        if notes:
+            all_notes[arch] = notes
+            print(f"{arch}: " + "; ".join(notes))
+    info["load_average_end"] = _load()
+    if args.json:
+        write_json(args.json, {"benchmark": "training_memory", "machine": info, "settings": settings,
+                               "results": all_rows, "notes": all_notes})
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
