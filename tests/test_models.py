@@ -287,3 +287,16 @@ def test_cli_models_lists_names_and_weights(capsys):
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:] if line.strip()]
     assert names == ["vgg16", "vgg16_lpf2", "vgg16_lpf3", "vgg16_lpf4", "vgg16_lpf5"]
     assert main(["nothing*"]) == 1
+
+
+def test_densenet_weights_with_legacy_keys_load(tmp_path):
+    source = create_model("densenet121_lpf2", num_classes=3)
+    # torchvision's first DenseNet files: 'norm.1.weight' for 'norm1.weight', no num_batches_tracked
+    legacy = {k.replace("norm1.", "norm.1.").replace("conv2.", "conv.2."): v for k, v in source.state_dict().items()
+              if not k.endswith("num_batches_tracked")}
+    assert "features.denseblock1.denselayer1.norm.1.weight" in legacy
+    path = tmp_path / "densenet.pth"
+    torch.save({"state_dict": legacy}, path)
+    loaded = create_model("densenet121_lpf2", num_classes=3, weights=path)
+    assert torch.equal(loaded.features.denseblock4.denselayer16.conv2.weight,
+                       source.features.denseblock4.denselayer16.conv2.weight)

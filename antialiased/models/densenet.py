@@ -3,8 +3,10 @@
 pooling, as in the paper. The rest is torchvision's DenseNet."""
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 
+import torch
 import torchvision
 from torch import nn
 from torchvision.models.densenet import DenseNet, _Transition
@@ -13,7 +15,7 @@ from antialiased.layers import BlurPool
 from antialiased.models._blur import blurred_maxpool
 from antialiased.models.registry import register_model
 
-__all__ = ["ARCHS", "antialias_densenet"]
+__all__ = ["ARCHS", "antialias_densenet", "upgrade_state_dict"]
 
 ARCHS = ("densenet121", "densenet161", "densenet169", "densenet201")
 
@@ -32,6 +34,33 @@ def antialias_densenet(model: DenseNet, *, filter_size: int = 4) -> DenseNet:
     return model
 
 
+# Older DenseNet weight files (torchvision's first ones, and the published loader's input) spell
+# 'denselayer1.norm.1.weight' where the modules now say 'denselayer1.norm1.weight'.
+_LEGACY_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
+)
+
+
+def upgrade_state_dict(state_dict: dict) -> dict:
+    """Rename legacy DenseNet keys (``norm.1.weight`` -> ``norm1.weight``); other keys pass unchanged.
+
+    Files saved before PyTorch 0.4.1 also lack BN's ``num_batches_tracked``; it is added as 0,
+    which is what ``BatchNorm`` itself does when loading such files.
+
+    Example:
+        >>> list(upgrade_state_dict({"features.denseblock1.denselayer2.conv.2.weight": 0, "classifier.bias": 1}))
+        ['features.denseblock1.denselayer2.conv2.weight', 'classifier.bias']
+    """
+    upgraded = {}
+    for key, value in state_dict.items():
+        match = _LEGACY_KEY.match(key)
+        upgraded[match[1] + match[2] if match else key] = value
+    for key in list(upgraded):
+        if key.endswith(".running_mean"):
+            upgraded.setdefault(key[: -len("running_mean")] + "num_batches_tracked", torch.tensor(0))
+    return upgraded
+
+
 def _builder(arch: str):
     def build(*, filter_size: int = 4, **kwargs) -> DenseNet:
         return antialias_densenet(torchvision.models.get_model(arch, weights=None, **kwargs), filter_size=filter_size)
@@ -42,4 +71,4 @@ def _builder(arch: str):
 
 
 for _arch in ARCHS:
-    register_model(_arch)(_builder(_arch))
+    register_model(_arch, upgrade_state_dict=upgrade_state_dict)(_builder(_arch))

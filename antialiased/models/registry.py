@@ -28,16 +28,22 @@ __all__ = [
 ]
 
 Builder = Callable[..., nn.Module]
+StateDictUpgrade = Callable[[dict], dict]
 
 _MODELS: dict[str, Builder] = {}
+# arch -> function renaming older key spellings in weight files to the current layout
+_UPGRADES: dict[str, StateDictUpgrade] = {}
 _NAME = re.compile(r"^(?P<arch>.+?)(?:_lpf(?P<filter_size>\d+))?$")
 
 
-def register_model(name: str | None = None) -> Callable[[Builder], Builder]:
+def register_model(
+    name: str | None = None, *, upgrade_state_dict: StateDictUpgrade | None = None
+) -> Callable[[Builder], Builder]:
     """Register an anti-aliased builder under ``name`` (default: the function's name).
 
     The builder is called as ``builder(filter_size=N, **kwargs)``. Names are unique: registering
     one twice is an error, so two modules cannot silently shadow each other.
+    ``upgrade_state_dict`` (optional) rewrites legacy key names of weight files before loading.
     """
 
     def wrapper(fn: Builder) -> Builder:
@@ -45,6 +51,8 @@ def register_model(name: str | None = None) -> Callable[[Builder], Builder]:
         if key in _MODELS:
             raise ValueError(f"a model named {key!r} is already registered")
         _MODELS[key] = fn
+        if upgrade_state_dict is not None:
+            _UPGRADES[key] = upgrade_state_dict
         return fn
 
     return wrapper
@@ -172,13 +180,18 @@ def create_model(
             from antialiased.models import weights as published  # lazy: optional until needed
 
             entry = published.resolve_published(arch, filter_size, force_nonfinetuned)
-            state_dict = published.load_published(entry, progress=progress)
+            state_dict = _upgrade(arch, published.load_published(entry, progress=progress))
             published.load_into(model, state_dict, source=f"published weights for {name}")
     if weights is not None:
         from antialiased.models import weights as published
 
-        published.load_into(model, published.load_weights_file(weights), source=str(weights))
+        published.load_into(model, _upgrade(arch, published.load_weights_file(weights)), source=str(weights))
     return model
+
+
+def _upgrade(arch: str, state_dict: dict) -> dict:
+    upgrade = _UPGRADES.get(arch)
+    return state_dict if upgrade is None else upgrade(state_dict)
 
 
 get_model = create_model

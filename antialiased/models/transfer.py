@@ -52,11 +52,10 @@ def copy_params_buffers(baseline: nn.Module, model: nn.Module) -> dict[str, str]
 
     Example:
         >>> import torchvision
-        >>> base = torchvision.models.vgg11(num_classes=10)
-        >>> model = create_model("vgg11_lpf3", num_classes=10)
-        >>> pairs = copy_params_buffers(base, model)
-        >>> pairs["features.4.weight"]  # the second conv moved past the inserted blur layer
-        'features.3.weight'
+        >>> base = torchvision.models.mobilenet_v2(num_classes=10)
+        >>> pairs = copy_params_buffers(base, create_model("mobilenet_v2_lpf3", num_classes=10))
+        >>> pairs["classifier.0.weight"], pairs["features.2.conv.3.weight"]  # moved past dropout / blur
+        ('classifier.1.weight', 'features.2.conv.2.weight')
     """
     source, dest = _learned(baseline), _learned(model)
     if len(source) != len(dest):
