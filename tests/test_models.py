@@ -255,6 +255,12 @@ def test_pretrained_uses_published_weights(monkeypatch):
     assert torch.equal(model.fc.weight, fake_state["fc.weight"])
 
 
+def test_pretrained_without_published_file_is_a_clear_error():
+    # VGG-11 was only published fine-tuned with filter size 4: nothing to download for N=3.
+    with pytest.raises(ValueError, match="vgg11"):
+        create_model("vgg11_lpf3", pretrained=True)
+
+
 def test_pretrained_baseline_offline_error(monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
