@@ -146,3 +146,14 @@ def test_wilson_interval():
     low, high = wilson_interval(50, 100)
     assert low == pytest.approx(40.38, abs=0.01) and high == pytest.approx(59.62, abs=0.01)
     assert wilson_interval(10, 10)[1] == 100.0
+
+
+def test_normalized_cache_from_a_dataloader_changes_nothing(val_root):
+    ds = ImageFolderDataset(val_root, transform=uint8_transform(256), return_index=True)
+    loader = DataLoader(ds, batch_size=4)
+    model = TinyNet(num_classes=N_IMAGES).eval()
+    kw = dict(epochs=3, seed=11, progress=False, return_labels=True)
+    cached = shift_consistency(model, loader, "cpu", **kw)
+    uncached = shift_consistency(model, loader, "cpu", cache_bytes=0, **kw)
+    assert cached["cached"] and not uncached["cached"]
+    assert torch.equal(cached["labels"], uncached["labels"]) and cached["labels"].shape == (3 * N_IMAGES, 2)

@@ -58,6 +58,21 @@ def _check_size(images: torch.Tensor, crop_size: int, max_shift: int) -> None:
                          f"{tuple(images.shape[-2:])}")
 
 
+def _fits_normalized(loader: Iterable, batch: Batch, budget: int) -> bool:
+    """Whether the whole data set, as normalized float images, fits in ``budget`` bytes."""
+    try:
+        total = len(loader.dataset)  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):
+        return False
+    per_image = batch.images[0].numel() * torch.finfo(torch.float32).bits // 8 if batch.images.numel() else 0
+    return total * per_image <= budget
+
+
+def _cached(batch: Batch, images: torch.Tensor) -> Batch:
+    batch.images = images
+    return batch
+
+
 def shift_consistency(model: nn.Module, loader: Iterable, device: torch.device | str, *, crop_size: int = 224,
                       max_shift: int = 32, epochs: int = 5, seed: int | None = None, independent: bool = False,
                       progress: bool = True, amp_dtype: torch.dtype | None = None, channels_last: bool = False,
@@ -69,7 +84,8 @@ def shift_consistency(model: nn.Module, loader: Iterable, device: torch.device |
     CenterCrop(256)), two offsets (h, w) are drawn uniformly from {0..max_shift-1}^2 and a
     ``crop_size`` crop is cut at each (with ``independent=True``: two offsets per image). Both crops
     go through the model in one forward pass. Repeated for ``epochs`` passes; the decoded batches of
-    the first pass are kept in memory for the others when they fit in ``cache_bytes``.
+    the first pass are kept in memory for the others when they fit in ``cache_bytes`` (already
+    normalized, on ``device``, when the whole set fits that way; else as uint8).
 
     Returns:
         ``{'consistency', 'ci95', 'pairs', 'agree', 'seed', 'count', 'skipped', 'skipped_indices',
@@ -94,6 +110,7 @@ def shift_consistency(model: nn.Module, loader: Iterable, device: torch.device |
     label_pairs: list[torch.Tensor] = []
     cache: list[Batch] | None = [] if epochs > 1 and cache_bytes > 0 else None
     cached_bytes = 0
+    cache_normalized: bool | None = None
     bar = progress_bar(loader_total(loader, epochs), "Consistency", progress)
     with torch.inference_mode(), bar:
         for epoch in range(epochs):
@@ -108,18 +125,24 @@ def shift_consistency(model: nn.Module, loader: Iterable, device: torch.device |
                     count += n
                     skipped += batch.n_skipped
                     skipped_indices += batch.skipped
-                    if cache is not None:
-                        cached_bytes += batch.images.nbytes
-                        if cached_bytes <= cache_bytes:
-                            batch.images = batch.images.clone()  # own memory, not a worker's shared segment
-                            cache.append(batch)
-                        else:
-                            log.info("decoded images exceed the cache budget (%d MiB): decoding every pass",
-                                     cache_bytes >> 20)
-                            cache = None
+                images = None
                 if n:
                     _check_size(batch.images, crop_size, max_shift)
                     images = prepare_input(batch.images, device, False)
+                if epoch == 0 and cache is not None:
+                    if cache_normalized is None:  # decide once: normalized floats when all of them fit
+                        cache_normalized = _fits_normalized(loader, batch, cache_bytes)
+                    normalized = cache_normalized and images is not None and images is not batch.images
+                    keep = images if normalized else batch.images.clone()
+                    cached_bytes += keep.nbytes
+                    if cached_bytes <= cache_bytes:
+                        # normalized: later passes skip the conversion; raw: own memory, not a worker's segment
+                        cache.append(_cached(batch, keep))
+                    else:
+                        log.info("decoded images exceed the cache budget (%d MiB): decoding every pass",
+                                 cache_bytes >> 20)
+                        cache = None
+                if n:
                     crops = crop_pairs(images, offsets, crop_size)
                     if channels_last:
                         crops = crops.contiguous(memory_format=torch.channels_last)
