@@ -123,6 +123,7 @@ _CHUNK_ELEMENTS = 1 << 20
 # strided views win on shorter rows (call overhead) and on longer ones (wasted arithmetic).
 _MATMUL_MIN_LENGTH = 20
 _MATMUL_MAX_LENGTH = 64
+_MATMUL_MIN_ELEMENTS = 1 << 16  # small tensors: BLAS threading overhead exceeds the gain
 
 
 def _source_index(j: int, n: int, mode: str) -> int | None:
@@ -147,9 +148,12 @@ class _Pass(NamedTuple):
     before: int
     taps: tuple[float, ...]
     ranges: tuple[tuple[int, int], ...]  # per tap: (first output, count) reading inside the input
-    init_tap: int | None  # a tap that covers every output (initializes it), if any
     extras: tuple[tuple[int, int, float], ...]  # (output, source, weight) reading the padding
-    matrix: tuple[tuple[float, ...], ...]  # the whole pass as an (m, n) matrix (short dims only)
+    matrix: tuple[tuple[float, ...], ...]  # the whole pass as an (m, n) matrix (mid-length dims only)
+    # Forward shortcut: up to two taps that cover every output initialize it in one op; weights are
+    # taken relative to the first one's (``ref``), whose factor is applied once at the end.
+    init: tuple[int, ...]
+    ref: float
 
 
 @functools.lru_cache(maxsize=1024)
@@ -167,8 +171,9 @@ def _plan(n: int, taps: tuple[float, ...], stride: int, before: int, after: int,
                 matrix[i][src] += w
             if src is not None and not 0 <= stride * i + k - before < n:
                 extras.append((i, src, w))
-    init = next((k for k, (_, count) in enumerate(ranges) if count == m), None)
-    return _Pass(n, m, stride, before, taps, tuple(ranges), init, tuple(extras), tuple(map(tuple, matrix)))
+    full = sorted((k for k, (_, count) in enumerate(ranges) if count == m), key=lambda k: -taps[k])[:2]
+    ref = taps[full[0]] if full else 1.0
+    return _Pass(n, m, stride, before, taps, tuple(ranges), tuple(extras), tuple(map(tuple, matrix)), tuple(full), ref)
 
 
 def _along(dim: int, index: slice) -> tuple:
@@ -183,11 +188,12 @@ def _tap_view(t: torch.Tensor, dim: int, p: _Pass, k: int) -> torch.Tensor:
 
 
 def _use_matmul(t: torch.Tensor, dim: int, p: _Pass) -> bool:
-    return bool(p.matrix) and dim == t.dim() - 1 and t.stride(-1) == 1
+    return bool(p.matrix) and dim == t.dim() - 1 and t.stride(-1) == 1 and t.numel() >= _MATMUL_MIN_ELEMENTS
 
 
-def _matrix(p: _Pass, t: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(p.matrix, dtype=t.dtype, device=t.device)
+def _matrix(p: _Pass, t: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    matrix = torch.tensor(p.matrix, dtype=torch.float64)
+    return (matrix * scale if scale != 1.0 else matrix).to(device=t.device, dtype=t.dtype)
 
 
 def _like(t: torch.Tensor, shape: list[int], zero: bool = False) -> torch.Tensor:
@@ -201,26 +207,34 @@ def _like(t: torch.Tensor, shape: list[int], zero: bool = False) -> torch.Tensor
     return out.zero_() if zero else out
 
 
-def _pass_forward(t: torch.Tensor, dim: int, p: _Pass, out: torch.Tensor | None = None) -> torch.Tensor:
-    if _use_matmul(t, dim, p):
-        if out is None:
-            return torch.matmul(t, _matrix(p, t).t())
-        return torch.matmul(t, _matrix(p, t).t(), out=out)
+def _pass_forward(
+    t: torch.Tensor, dim: int, p: _Pass, out: torch.Tensor | None = None, pending: float = 1.0
+) -> tuple[torch.Tensor, float]:
+    """One forward pass; returns the output and the factor still to multiply it by."""
+    if _use_matmul(t, dim, p):  # the matrix absorbs the factor left by earlier passes
+        matrix = _matrix(p, t, pending).t()
+        return (torch.matmul(t, matrix) if out is None else torch.matmul(t, matrix, out=out)), 1.0
     if out is None:
         shape = list(t.shape)
         shape[dim] = p.m
         out = _like(t, shape)
-    if p.init_tap is None:
-        out.zero_()
+    rel = [w / p.ref for w in p.taps]
+    if len(p.init) == 2:
+        a, b = p.init
+        torch.add(_tap_view(t, dim, p, a), _tap_view(t, dim, p, b), alpha=rel[b], out=out)
+    elif p.init:
+        torch.mul(_tap_view(t, dim, p, p.init[0]), 1.0, out=out)  # copy_ from strided views is slower
     else:
-        torch.mul(_tap_view(t, dim, p, p.init_tap), p.taps[p.init_tap], out=out)
-    for k, w in enumerate(p.taps):
+        out.zero_()
+    for k, w in enumerate(rel):
         first, count = p.ranges[k]
-        if k != p.init_tap and count:
+        if k not in p.init and count:
             out.narrow(dim, first, count).add_(_tap_view(t, dim, p, k), alpha=w)
     for i, src, w in p.extras:
-        out.select(dim, i).add_(t.select(dim, src), alpha=w)
-    return out
+        out.select(dim, i).add_(t.select(dim, src), alpha=w / p.ref)
+    if t.dtype == torch.float16:  # keep within half's range: no deferred factors
+        return (out.mul_(p.ref * pending) if p.ref * pending != 1.0 else out), 1.0
+    return out, pending * p.ref
 
 
 def _pass_backward(g: torch.Tensor, dim: int, p: _Pass) -> torch.Tensor:
@@ -239,9 +253,10 @@ def _pass_backward(g: torch.Tensor, dim: int, p: _Pass) -> torch.Tensor:
 
 
 def _forward_passes(x: torch.Tensor, plans: list[_Pass], first_dim: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    pending = 1.0
     for i, p in enumerate(plans):
-        x = _pass_forward(x, first_dim + i, p, out if i == len(plans) - 1 else None)
-    return x
+        x, pending = _pass_forward(x, first_dim + i, p, out if i == len(plans) - 1 else None, pending)
+    return x.mul_(pending) if pending != 1.0 else x
 
 
 def _separable_forward(x: torch.Tensor, plans: list[_Pass]) -> torch.Tensor:
