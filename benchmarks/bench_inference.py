@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 from common import (  # noqa: E402
+    CLOCKS,
     add_common_args,
     contenders,
     interleaved,
@@ -32,6 +33,7 @@ from common import (  # noqa: E402
     print_machine,
     print_table,
     setup_torch,
+    synchronize,
     write_json,
     _load,
 )
@@ -47,7 +49,45 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--amp", choices=sorted(AMP_DTYPES), default=None,
                         help="autocast to this dtype (GPU runs; on CPU only bf16 is meaningful)")
     parser.add_argument("--channels-last", action="store_true", help="models and inputs in channels_last memory format")
+    parser.add_argument("--blur-share", action="store_true",
+                        help="also time the blur layers alone (forward hooks on every *BlurPool* module; "
+                             "median over --repeats instrumented passes): their share of the forward time")
     return parser
+
+
+def blur_share(model: torch.nn.Module, step, repeats: int, device: torch.device, clock: str) -> float | None:
+    """Fraction of one forward pass spent inside blur layers (None if the model has none)."""
+    now = CLOCKS["wall" if device.type == "cuda" else clock]
+    spent: list[float] = []
+    starts: dict[int, float] = {}
+
+    def pre(module, inputs):
+        synchronize(device)
+        starts[id(module)] = now()
+
+    def post(module, inputs, output):
+        synchronize(device)
+        spent.append(now() - starts.pop(id(module)))
+
+    handles = []
+    for module in model.modules():
+        if "BlurPool" in type(module).__name__:
+            handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+    if not handles:
+        return None
+    shares = []
+    try:
+        for _ in range(repeats):
+            spent.clear()
+            synchronize(device)
+            start = now()
+            step()
+            synchronize(device)
+            shares.append(sum(spent) / (now() - start))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return median(shares)
 
 
 def _forward(model: torch.nn.Module, x: torch.Tensor, device: torch.device, amp: str | None):
@@ -83,12 +123,15 @@ def bench_arch(arch: str, args: argparse.Namespace, device: torch.device) -> tup
                 "images_per_s": round(batch / t, 1),
                 "ratio": round(t / base, 3),
             }
+            if args.blur_share:
+                share = blur_share(models[label], steps[label], args.repeats, device, args.clock)
+                row["blur_share"] = "" if share is None else f"{100 * share:.1f}%"
             if label == f"ours_lpf{args.filter_size}":
                 row["target"] = f"<= {lpf1 + 0.02:.3f}"
                 row["met"] = "yes" if t / base <= lpf1 + 0.02 else "NO"
             rows.append(row)
         print_table([r for r in rows if r["batch"] == batch], ["arch", "batch", "model", "median_ms", "spread_ms",
-                                                                  "images_per_s", "ratio", "target", "met"])
+                                                                  "images_per_s", "ratio", "target", "met", "blur_share"])
         print(f"load average now: {_load()}\n", flush=True)
     del models
     gc.collect()
