@@ -38,8 +38,9 @@ def _add_protocol_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--strict", action="store_true",
                        help="stop at the first unreadable or non-image file instead of skipping and counting it")
     group.add_argument("--cache-mb", dest="cache_mb", default=4096, type=int, metavar="MB",
-                       help="-es: keep the decoded 256x256 images of the first pass in memory for the other "
-                            "passes when they fit in MB megabytes (0: decode every pass; default: 4096)")
+                       help="-es: keep the first pass's decoded 256x256 images in memory for the other passes "
+                            "when they fit in MB megabytes: normalized when all of them fit so, else uint8 "
+                            "(0: decode every pass; default: 4096)")
     group.add_argument("--fast-decode", dest="fast_decode", action="store_true",
                        help="APPROXIMATE: let libjpeg decode at a reduced scale (draft mode) before the resize; "
                             "faster, slightly different pixels than the paper's protocol")

@@ -232,7 +232,6 @@ def run(args: argparse.Namespace) -> int:
     """Run the protocols the flags ask for (-e, -es, -ed; -ens with -e); returns the exit status."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    warnings.simplefilter("default")
     try:
         return _evaluate(args)
     except (DatasetLayoutError, CorruptImageError, FileNotFoundError, ValueError) as err:
