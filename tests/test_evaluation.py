@@ -157,3 +157,11 @@ def test_normalized_cache_from_a_dataloader_changes_nothing(val_root):
     uncached = shift_consistency(model, loader, "cpu", cache_bytes=0, **kw)
     assert cached["cached"] and not uncached["cached"]
     assert torch.equal(cached["labels"], uncached["labels"]) and cached["labels"].shape == (3 * N_IMAGES, 2)
+
+
+def test_grouped_forward_passes_keep_each_batch_offsets(decoded):
+    model = TinyNet(num_classes=N_IMAGES).eval()
+    kw = dict(epochs=2, seed=4, progress=False, return_labels=True)
+    single = shift_consistency(model, _batches(decoded), "cpu", **kw)
+    grouped = shift_consistency(model, _batches(decoded), "cpu", min_forward=20, **kw)
+    assert torch.equal(single["labels"], grouped["labels"]) and single["agree"] == grouped["agree"]

@@ -41,6 +41,9 @@ def _add_protocol_options(parser: argparse.ArgumentParser) -> None:
                        help="-es: keep the first pass's decoded 256x256 images in memory for the other passes "
                             "when they fit in MB megabytes: normalized when all of them fit so, else uint8 "
                             "(0: decode every pass; default: 4096)")
+    group.add_argument("--forward-batch", dest="forward_batch", default=None, type=int, metavar="N",
+                       help="-es: gather the crop pairs of several -b batches (each keeps its own offsets) into "
+                            "forward passes of at least N crops (default: 256 on a GPU, one batch on the CPU)")
     group.add_argument("--fast-decode", dest="fast_decode", action="store_true",
                        help="APPROXIMATE: let libjpeg decode at a reduced scale (draft mode) before the resize; "
                             "faster, slightly different pixels than the paper's protocol")

@@ -73,17 +73,56 @@ def _cached(batch: Batch, images: torch.Tensor) -> Batch:
     return batch
 
 
+class _PairScorer:
+    """Runs crop pairs through the model, several loader batches per forward pass when asked."""
+
+    def __init__(self, model: nn.Module, amp_dtype: torch.dtype | None, channels_last: bool, min_forward: int,
+                 keep_labels: bool) -> None:
+        self.model, self.amp_dtype, self.channels_last, self.min_forward = model, amp_dtype, channels_last, min_forward
+        self.pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.pending_crops = 0
+        self.agree = self.pairs = 0
+        self.labels: list[torch.Tensor] | None = [] if keep_labels else None
+
+    def add(self, crops: torch.Tensor, targets: torch.Tensor) -> None:
+        self.pending.append((crops, targets))
+        self.pending_crops += crops.shape[0]
+        if self.pending_crops >= self.min_forward:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        crops = torch.cat([c for c, _ in self.pending]) if len(self.pending) > 1 else self.pending[0][0]
+        if self.channels_last:
+            crops = crops.contiguous(memory_format=torch.channels_last)
+        logits = forward(self.model, crops, self.amp_dtype)
+        labels = logits.argmax(dim=1)
+        start = 0
+        for chunk, targets in self.pending:
+            n = chunk.shape[0] // 2
+            check_num_classes(logits, targets)
+            a, b = labels[start:start + n], labels[start + n:start + 2 * n]
+            self.agree += int((a == b).sum())
+            self.pairs += n
+            if self.labels is not None:
+                self.labels.append(torch.stack([a, b], dim=1).cpu())
+            start += 2 * n
+        self.pending, self.pending_crops = [], 0
+
+
 def shift_consistency(model: nn.Module, loader: Iterable, device: torch.device | str, *, crop_size: int = 224,
                       max_shift: int = 32, epochs: int = 5, seed: int | None = None, independent: bool = False,
                       progress: bool = True, amp_dtype: torch.dtype | None = None, channels_last: bool = False,
                       cache_bytes: int = 4 << 30, print_freq: int = 10, save: Callable | None = None,
-                      return_labels: bool = False) -> dict:
+                      return_labels: bool = False, min_forward: int = 0) -> dict:
     """Percentage of images whose top-1 labels agree on two random crops (the paper's protocol).
 
     For each batch of ``loader`` (images of ``crop_size + max_shift`` pixels, e.g. Resize(256) +
     CenterCrop(256)), two offsets (h, w) are drawn uniformly from {0..max_shift-1}^2 and a
     ``crop_size`` crop is cut at each (with ``independent=True``: two offsets per image). Both crops
-    go through the model in one forward pass. Repeated for ``epochs`` passes; the decoded batches of
+    go through the model in one forward pass (``min_forward``: gather the crops of several batches,
+    each with its own offsets, until a pass holds at least that many; fuller GPUs). Repeated for ``epochs`` passes; the decoded batches of
     the first pass are kept in memory for the others when they fit in ``cache_bytes`` (already
     normalized, on ``device``, when the whole set fits that way; else as uint8).
 
@@ -105,9 +144,9 @@ def shift_consistency(model: nn.Module, loader: Iterable, device: torch.device |
         raise ValueError(f"max_shift must be >= 1, got {max_shift}")
     gen, seed = new_generator(seed)
     model.eval()
-    agree = pairs = count = skipped = 0
+    count = skipped = 0
     skipped_indices: list[int] = []
-    label_pairs: list[torch.Tensor] = []
+    scorer = _PairScorer(model, amp_dtype, channels_last, min_forward, return_labels)
     cache: list[Batch] | None = [] if epochs > 1 and cache_bytes > 0 else None
     cached_bytes = 0
     cache_normalized: bool | None = None
@@ -144,27 +183,20 @@ def shift_consistency(model: nn.Module, loader: Iterable, device: torch.device |
                         cache = None
                 if n:
                     crops = crop_pairs(images, offsets, crop_size)
-                    if channels_last:
-                        crops = crops.contiguous(memory_format=torch.channels_last)
-                    logits = forward(model, crops, amp_dtype)
-                    check_num_classes(logits, batch.targets)
-                    labels = logits.argmax(dim=1)
-                    agree += int((labels[:n] == labels[n:]).sum())
-                    pairs += n
-                    if return_labels:
-                        label_pairs.append(torch.stack([labels[:n], labels[n:]], dim=1).cpu())
+                    scorer.add(crops, batch.targets)
                     if save is not None and epoch == 0:
                         save(crops[:n], batch.indices, "a")
                         save(crops[n:], batch.indices, "b")
                 bar.update(batch.size)
-                if print_freq and step % print_freq == 0 and pairs:
-                    bar.set_postfix(epoch=epoch, consistency=f"{100 * agree / pairs:.2f}")
-    agree, pairs, count, skipped = all_reduce_sum([agree, pairs, count, skipped], device)
+                if print_freq and step % print_freq == 0 and scorer.pairs:
+                    bar.set_postfix(epoch=epoch, consistency=f"{100 * scorer.agree / scorer.pairs:.2f}")
+        scorer.flush()
+    agree, pairs, count, skipped = all_reduce_sum([scorer.agree, scorer.pairs, count, skipped], device)
     if pairs == 0:
         raise ValueError("no image could be evaluated (empty dataset, or every file was unreadable)")
     out = {"consistency": 100.0 * agree / pairs, "ci95": wilson_interval(agree, pairs), "pairs": int(pairs),
            "agree": int(agree), "seed": seed, "count": int(count), "skipped": int(skipped),
            "skipped_indices": skipped_indices, "cached": cache is not None and epochs > 1}
-    if return_labels:
-        out["labels"] = torch.cat(label_pairs) if label_pairs else torch.empty(0, 2, dtype=torch.long)
+    if scorer.labels is not None:
+        out["labels"] = torch.cat(scorer.labels) if scorer.labels else torch.empty(0, 2, dtype=torch.long)
     return out
