@@ -50,6 +50,16 @@ def _binomial_row(n: int) -> list[int]:
     return row
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These tensors are tiny: with two threads, every op pays a thread hand-off that on a busy
+    2-core machine costs milliseconds (80x slower measured); one thread keeps the suite fast."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # ---------------------------------------------------------------- published outputs
 
 @pytest.fixture(scope="module")
