@@ -1,0 +1,84 @@
+"""The blur layers alone: ours vs the published BlurPool on the blur inputs of ResNet-50.
+
+The shapes are those the 7 BlurPool layers of resnet50_lpf4 see at 224x224 (stem: 64x111x111;
+layer2-4: the block's width and the shortcut's channels at 56, 28, 14). Each round runs every
+contender once on all 7 inputs (rotating order); medians of rounds. ``--backward`` times
+forward + backward instead (the published layer: pad + conv2d autograd).
+
+Example:
+    python benchmarks/bench_blur.py --threads 1 --clock cpu --repeats 7
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+from common import CLOCKS, _load, interleaved, machine_info, median, print_machine, print_table, write_json  # noqa: E402
+from antialiased.layers import BlurPool  # noqa: E402
+
+RESNET50_BLUR_INPUTS = [(64, 111), (128, 56), (256, 56), (256, 28), (512, 28), (512, 14), (1024, 14)]
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
+    parser.add_argument("--filter-size", type=int, default=4, help="blur filter size (default 4)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed rounds (default 7)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="wall time or this process's CPU time")
+    parser.add_argument("--channels-last", action="store_true", help="inputs in channels_last memory format")
+    parser.add_argument("--backward", action="store_true", help="time forward + backward")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cpu")
+    info = machine_info(device)
+    print_machine(info)
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    inputs = [torch.randn(args.batch, c, s, s).contiguous(memory_format=fmt).requires_grad_(args.backward)
+              for c, s in RESNET50_BLUR_INPUTS]
+    layers = {"ours": [BlurPool(c, filt_size=args.filter_size) for c, _ in RESNET50_BLUR_INPUTS]}
+    try:
+        published = importlib.import_module("antialiased_cnns")
+        layers["published"] = [published.BlurPool(c, filt_size=args.filter_size) for c, _ in RESNET50_BLUR_INPUTS]
+    except ImportError:
+        print("published antialiased_cnns not installed (pip install -r benchmarks/requirements.txt)")
+
+    def step(mods):
+        def run() -> None:
+            for layer, x in zip(mods, inputs):
+                if args.backward:
+                    layer(x).sum().backward()
+                else:
+                    with torch.no_grad():
+                        layer(x)
+        return run
+
+    times = interleaved({k: step(v) for k, v in layers.items()}, args.repeats, args.warmup, device, args.clock)
+    base = median(times["published"]) if "published" in times else None
+    rows = [{"layers": label, "median_ms": round(1e3 * median(t), 1),
+             "spread_ms": round(1e3 * (max(t) - min(t)), 1),
+             "vs_published": round(median(t) / base, 3) if base else ""} for label, t in times.items()]
+    print_table(rows, ["layers", "median_ms", "spread_ms", "vs_published"])
+    info["load_average_end"] = _load()
+    print(f"load average now: {info['load_average_end']}")
+    if args.json:
+        write_json(args.json, {"benchmark": "blur_layers", "machine": info,
+                               "settings": {k: str(v) for k, v in vars(args).items()}, "results": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
