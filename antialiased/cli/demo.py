@@ -10,7 +10,7 @@ from typing import Sequence
 __all__ = ["get_args_parser", "main"]
 
 # --quick: a smoke run for tests and a first look (about half a minute on 2 cores)
-QUICK = {"epochs": 2, "train_size": 1024, "test_size": 200, "width": 8, "epochs_shift": 1}
+QUICK = {"epochs": 3, "train_size": 1024, "test_size": 200, "width": 8, "epochs_shift": 1}
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
