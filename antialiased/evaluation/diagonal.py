@@ -33,7 +33,8 @@ def diagonal_stability(model: nn.Module, loader: Iterable, device: torch.device 
 
     Example:
         >>> model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 5))
-        >>> out = diagonal_stability(model, [(torch.rand(2, 3, 10, 10), torch.tensor([1, 3]))], "cpu",
+        >>> flat = torch.ones(2, 3, 10, 10)  # uniform images: every shifted crop is the same
+        >>> out = diagonal_stability(model, [(flat, torch.tensor([1, 3]))], "cpu",
         ...                          crop_size=8, max_shift=2, progress=False)
         >>> out["arrays"]["true_prob"].shape, out["stable"]
         ((2, 3), 100.0)
