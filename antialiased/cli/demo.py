@@ -48,7 +48,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--epochs-shift", type=int, default=None,
                    help=f"passes over the test set for shift consistency (default: {d.epochs_shift})")
     p.add_argument("--device", default=d.device, help=f"cpu, cuda or cuda:N (default: {d.device})")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    # The demo's nets are tiny: a second intra-op thread saves little on an idle machine but, on a
+    # busy one, threads spin at every op's barrier (measured: 7x the CPU time at load average 3).
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for torch (default: 1; about 2 CPU-minutes for the whole demo)")
     p.add_argument("--quick", action="store_true",
                    help="a fast smoke run: " + ", ".join(f"{k}={v}" for k, v in QUICK.items())
                         + " (explicit flags still win)")
@@ -66,11 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     defaults = QUICK if args.quick else {}
     chosen = {k: getattr(args, k) for k in ("epochs", "width", "train_size", "test_size", "epochs_shift")}
     sized = {k: v if v is not None else defaults.get(k, getattr(DemoConfig, k)) for k, v in chosen.items()}
-    if args.threads is not None:
-        if args.threads < 1:
-            print("antialiased demo: --threads must be >= 1", file=sys.stderr)
-            return 2
-        torch.set_num_threads(args.threads)
+    if args.threads < 1:
+        print("antialiased demo: --threads must be >= 1", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
     cfg = DemoConfig(out_dir=args.out_dir, seed=args.seed, steps=args.steps, filter_sizes=tuple(args.filter_sizes),
                      data=args.data, net=args.net, crop_size=args.crop_size, max_shift=args.max_shift,
                      batch_size=args.batch_size, lr=args.lr, device=args.device, progress=not args.no_progress,
