@@ -43,7 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         print(f"antialiased: unknown command {name!r}.{hint}\n\n{_usage()}", file=sys.stderr)
         return 2
+    from antialiased.cli._errors import user_errors
+
     module = importlib.import_module(COMMANDS[name][0])
+    run = user_errors(f"antialiased {name}")(module.main)
     if name in ("eval", "train"):
-        return module.main(rest, mode=name) or 0
-    return module.main(rest) or 0
+        return run(rest, mode=name) or 0
+    return run(rest) or 0

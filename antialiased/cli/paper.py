@@ -9,6 +9,7 @@ import argparse
 import sys
 from typing import Sequence
 
+from antialiased.cli._errors import user_errors
 from antialiased.evaluation.cli_args import add_eval_args
 from antialiased.training.cli_args import add_distributed_args, add_train_args
 
@@ -61,6 +62,7 @@ def _wants_evaluation(args: argparse.Namespace) -> bool:
     return bool(args.evaluate or args.evaluate_shift or args.evaluate_diagonal)
 
 
+@user_errors("main.py")
 def main(argv: Sequence[str] | None = None, mode: str | None = None) -> int:
     """Run evaluation, training or a weight export, as the flags ask.
 

@@ -130,9 +130,13 @@ def _baseline(arch: str, *, pretrained: bool, progress: bool, kwargs: dict, loca
     try:
         return torchvision.models.get_model(arch, weights="DEFAULT", progress=progress, **kwargs)
     except OSError as err:  # URLError is an OSError: no network, DNS, proxy, ...
-        raise RuntimeError(
+        from antialiased.models.weights import WeightsDownloadError
+
+        url = getattr(getattr(err, "request", None), "full_url", "torchvision's weights host")
+        raise WeightsDownloadError(
             f"could not download torchvision's ImageNet weights for {arch!r} ({err}). Without network "
-            f"access, download the file elsewhere and pass it as {local_arg}='path/to/{arch}.pth'"
+            f"access, download the file elsewhere and pass it as {local_arg}='path/to/{arch}.pth'",
+            url,
         ) from err
 
 
