@@ -154,9 +154,9 @@ def plot_runtime(rows: Sequence[RuntimeRow], path: str | os.PathLike, *, title: 
     """The seed's figure: run time (x) against accuracy (left) and consistency (right), a line per
     network through its variants; without the paper's metrics, run time per variant."""
     from antialiased.reporting import variant_label
-    from antialiased.reporting.plots import _pyplot
+    from antialiased._plotting import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     archs = list(dict.fromkeys(r.arch for r in rows))
     with_metrics = all(r.acc1 is not None and r.consistency is not None for r in rows)
     if with_metrics:
@@ -189,9 +189,4 @@ def plot_runtime(rows: Sequence[RuntimeRow], path: str | os.PathLike, *, title: 
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle(title or "Forward pass run time")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -24,17 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 from common import (  # noqa: E402
+    run_per_arch,
     CLOCKS,
     add_common_args,
     contenders,
     interleaved,
-    machine_info,
     median,
-    print_machine,
     print_table,
-    setup_torch,
     synchronize,
-    write_json,
     _load,
 )
 
@@ -140,24 +137,7 @@ def bench_arch(arch: str, args: argparse.Namespace, device: torch.device) -> tup
 
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    device = setup_torch(args)
-    info = machine_info(device)
-    print_machine(info)
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    print(f"settings: {settings}\n", flush=True)
-    all_rows, all_notes = [], {}
-    for arch in args.archs:
-        rows, notes = bench_arch(arch, args, device)
-        all_rows += rows
-        if notes:
-            all_notes[arch] = notes
-            print(f"{arch}: " + "; ".join(notes))
-    info["load_average_end"] = _load()
-    if args.json:
-        write_json(args.json, {"benchmark": "inference", "machine": info, "settings": settings,
-                               "results": all_rows, "notes": all_notes})
-        print(f"wrote {args.json}")
-    return 0
+    return run_per_arch("inference", args, bench_arch)
 
 
 if __name__ == "__main__":

@@ -30,16 +30,13 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from common import (  # noqa: E402
+    run_per_arch,
     _load,
     add_common_args,
     contenders,
     interleaved,
-    machine_info,
     median,
-    print_machine,
     print_table,
-    setup_torch,
-    write_json,
 )
 
 MIB = 2**20
@@ -162,24 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     if args.batch < 1:
         raise SystemExit(f"--batch must be >= 1, got {args.batch}")
-    device = setup_torch(args)
-    info = machine_info(device)
-    print_machine(info)
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    print(f"settings: {settings}\n", flush=True)
-    all_rows, all_notes = [], {}
-    for arch in args.archs:
-        rows, notes = bench_arch(arch, args, device)
-        all_rows += rows
-        if notes:
-            all_notes[arch] = notes
-            print(f"{arch}: " + "; ".join(notes))
-    info["load_average_end"] = _load()
-    if args.json:
-        write_json(args.json, {"benchmark": "training_memory", "machine": info, "settings": settings,
-                               "results": all_rows, "notes": all_notes})
-        print(f"wrote {args.json}")
-    return 0
+    return run_per_arch("training_memory", args, bench_arch)
 
 
 if __name__ == "__main__":

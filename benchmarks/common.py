@@ -221,3 +221,26 @@ def print_table(rows: list[dict], columns: list[str]) -> None:
 def print_machine(info: dict) -> None:
     text = ", ".join(f"{k}={v}" for k, v in info.items())
     print(f"machine: {text}")
+
+
+def run_per_arch(name: str, args: argparse.Namespace, bench_arch: Callable) -> int:
+    """The shared ``main`` body: machine header, ``bench_arch(arch, args, device)`` per architecture
+    (returning ``(rows, notes)``), and the JSON file with machine, settings, rows and notes."""
+    device = setup_torch(args)
+    info = machine_info(device)
+    print_machine(info)
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    print(f"settings: {settings}\n", flush=True)
+    all_rows, all_notes = [], {}
+    for arch in args.archs:
+        rows, notes = bench_arch(arch, args, device)
+        all_rows += rows
+        if notes:
+            all_notes[arch] = notes
+            print(f"{arch}: " + "; ".join(notes))
+    info["load_average_end"] = _load()
+    if args.json:
+        write_json(args.json, {"benchmark": name, "machine": info, "settings": settings,
+                               "results": all_rows, "notes": all_notes})
+        print(f"wrote {args.json}")
+    return 0

@@ -118,11 +118,9 @@ def save_diagonal_arrays(arrays: dict[str, np.ndarray], out_dir: str | os.PathLi
 def plot_diagonal(arrays: dict[str, np.ndarray], path: str | os.PathLike, title: str = "",
                   examples: int = 8) -> Path:
     """PNG plot of the true-class probability against the diagonal shift: mean, quartiles, examples."""
-    import matplotlib
+    from antialiased._plotting import pyplot, save_figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     shifts, prob = arrays["shifts"], 100 * arrays["true_prob"]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for row in prob[:examples]:
@@ -136,9 +134,4 @@ def plot_diagonal(arrays: dict[str, np.ndarray], path: str | os.PathLike, title:
     ax.set_ylim(0, 100)
     ax.set_title(title or "Diagonal stability")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -5,20 +5,10 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from antialiased._plotting import pyplot, save_figure
 from antialiased.reporting.tables import Variant, arch_title
 
 __all__ = ["plot_network", "plot_overview"]
-
-
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:  # an optional dependency: say how to get it
-        raise ImportError("plots need matplotlib: pip install 'antialiased[plots]' (or pass --no-plots)") from None
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _ranked(variants: Sequence[Variant]) -> list[Variant]:
@@ -27,7 +17,7 @@ def _ranked(variants: Sequence[Variant]) -> list[Variant]:
 
 def plot_network(variants: Sequence[Variant], path: str | os.PathLike, *, title: str | None = None) -> Path:
     """Consistency (y) against accuracy (x) for one network's variants; the Pareto front dashed."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = _ranked(variants)
     fig, ax = plt.subplots(figsize=(5.2, 4.2), dpi=120)
     for v in rows:
@@ -48,18 +38,13 @@ def plot_network(variants: Sequence[Variant], path: str | os.PathLike, *, title:
     ax.set_title(title or arch_title(rows[0].arch if rows else ""))
     ax.grid(alpha=0.3)
     ax.margins(0.15)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_overview(tables: dict[str, Sequence[Variant]], path: str | os.PathLike) -> Path:
     """All networks on one consistency-vs-accuracy plot: a line per network through its variants,
     the baseline as a square, anti-aliased variants as circles (up and to the right is better)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 5.2), dpi=120)
     for i, (arch, variants) in enumerate(tables.items()):
         rows = _ranked(variants)
@@ -77,9 +62,4 @@ def plot_overview(tables: dict[str, Sequence[Variant]], path: str | os.PathLike)
     ax.grid(alpha=0.3)
     if tables:
         ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
