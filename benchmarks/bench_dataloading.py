@@ -22,7 +22,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from common import imagenet_sample_folder  # noqa: E402
 from torchvision import datasets  # noqa: E402
 from torchvision import transforms as T  # noqa: E402
 
@@ -48,17 +48,6 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--with-draft", action="store_true", help="also time ours with JPEG draft-mode decoding")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     return p
-
-
-def make_folder(src: Path, n: int) -> Path:
-    files = sorted(src.glob("*.JPEG"))[:n]
-    if len(files) < n:
-        raise SystemExit(f"{src} holds {len(files)} JPEG files, fewer than --images {n}")
-    root = Path(tempfile.mkdtemp(prefix="bench_data_")) / "train"
-    for f in files:
-        (root / f.name.split("_")[0]).mkdir(parents=True, exist_ok=True)
-        os.symlink(f.resolve(), root / f.name.split("_")[0] / f.name)
-    return root
 
 
 def standard(resize: int, crop: int) -> T.Compose:
@@ -100,7 +89,7 @@ def normalization_cost(batch: int = 64) -> float:
 def main(argv=None) -> int:
     a = get_args_parser().parse_args(argv)
     torch.set_num_threads(1)  # as in a DataLoader worker
-    root = make_folder(Path(a.data), a.images)
+    root = imagenet_sample_folder(Path(a.data), a.images, "train")
     load0 = os.getloadavg()[0]
     print(f"{a.images} images, {a.repeats} interleaved repeats, one process (= one worker), "
           f"load average at start {load0:.2f}")

@@ -24,7 +24,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from common import imagenet_sample_folder  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from torchvision import datasets  # noqa: E402
 from torchvision import transforms as T  # noqa: E402
@@ -81,17 +81,6 @@ class Tiny(torch.nn.Module):
 
 def build(name: str) -> torch.nn.Module:
     return Tiny() if name == "tiny" else antialiased.create_model(name)
-
-
-def make_folder(src: Path, n: int) -> Path:
-    files = sorted(src.glob("*.JPEG"))[:n]
-    if len(files) < n:
-        raise SystemExit(f"{src} holds {len(files)} JPEG files, fewer than --images {n}")
-    root = Path(tempfile.mkdtemp(prefix="bench_eval_")) / "val"
-    for f in files:
-        (root / f.name.split("_")[0]).mkdir(parents=True, exist_ok=True)
-        os.symlink(f.resolve(), root / f.name.split("_")[0] / f.name)
-    return root
 
 
 def _plain_loader(root: Path, size: int, a) -> DataLoader:
@@ -151,7 +140,7 @@ def machine() -> dict:
 def main(argv=None) -> int:
     a = get_args_parser().parse_args(argv)
     torch.set_num_threads(a.threads)
-    root = make_folder(Path(a.data), a.images)
+    root = imagenet_sample_folder(Path(a.data), a.images, "val")
     torch.manual_seed(0)
     model = build(a.model).eval()
     if a.head_std > 0:

@@ -244,3 +244,17 @@ def run_per_arch(name: str, args: argparse.Namespace, bench_arch: Callable) -> i
                                "results": all_rows, "notes": all_notes})
         print(f"wrote {args.json}")
     return 0
+
+
+def imagenet_sample_folder(src: Path, n: int, split: str) -> Path:
+    """A temporary ``<split>/<wnid>/<file>`` folder of symlinks to the first ``n`` flat
+    ``<wnid>_<name>.JPEG`` files of ``src`` (the layout of ../shared/data/imagenet-sample)."""
+    files = sorted(src.glob("*.JPEG"))[:n]
+    if len(files) < n:
+        raise SystemExit(f"{src} holds {len(files)} JPEG files, fewer than --images {n}")
+    root = Path(tempfile.mkdtemp(prefix=f"bench_{split}_")) / split
+    for f in files:
+        wnid = f.name.split("_")[0]
+        (root / wnid).mkdir(parents=True, exist_ok=True)
+        os.symlink(f.resolve(), root / wnid / f.name)
+    return root
