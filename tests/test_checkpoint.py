@@ -125,8 +125,13 @@ def test_loading_errors_are_clear(tmp_path):
 
 
 def test_strip_prefixes_handles_dataparallel_ddp_and_compile():
-    sd = {"module.conv.weight": 1, "_orig_mod.module.fc.bias": 2, "bn.running_mean": 3}
-    assert strip_prefixes(sd) == {"conv.weight": 1, "fc.bias": 2, "bn.running_mean": 3}
+    # Wrappers prefix every key; nested wrappers (compile around DDP) are peeled one after the other.
+    sd = {"_orig_mod.module.conv.weight": 1, "_orig_mod.module.fc.bias": 2}
+    assert strip_prefixes(sd) == {"conv.weight": 1, "fc.bias": 2}
+    assert strip_prefixes({"module.conv.weight": 1}) == {"conv.weight": 1}
+    # A model's own submodule called 'module' is not a wrapper: only some keys carry it, so none change.
+    own = {"module.weight": 1, "head.bias": 2}
+    assert strip_prefixes(own) == own
 
 
 def test_export_weights_strips_optimizer_and_prefixes(tmp_path):

@@ -9,6 +9,8 @@ from PIL import Image
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from antialiased.errors import DataError
+
 __all__ = [
     "EXPECTED_LAYOUT",
     "SKIPPED_TARGET",
@@ -34,11 +36,11 @@ SKIPPED_TARGET = -100
 _READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
-class DatasetLayoutError(FileNotFoundError):
+class DatasetLayoutError(DataError, FileNotFoundError):
     """A dataset folder is missing or not in the ImageNet layout; the message shows the layout."""
 
 
-class CorruptImageError(ValueError):
+class CorruptImageError(DataError):
     """An image file could not be decoded (raised instead of skipping it when ``strict=True``)."""
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import difflib
 import http.client
 import os
-import pickle
 import urllib.error
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +28,9 @@ import torch
 from torch import nn
 from torchvision.models._meta import _IMAGENET_CATEGORIES
 from torchvision.transforms._presets import ImageClassification
+
+from antialiased.errors import DownloadError
+from antialiased.support.checkpoints import extract_state_dict, load_into, load_weights_file
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -403,12 +405,8 @@ def resolve_published(arch: str, filter_size: int, force_nonfinetuned: bool = Fa
                      f"(--weights PATH).")
 
 
-class WeightsDownloadError(RuntimeError):
+class WeightsDownloadError(DownloadError):
     """A published weight file could not be downloaded, verified or read from the cache."""
-
-    def __init__(self, message: str, url: str) -> None:
-        super().__init__(message)
-        self.url = url
 
 
 def _local_file_advice(w: PublishedWeights, cached: Path) -> str:
@@ -473,150 +471,3 @@ def load_published(w: PublishedWeights | str, *, progress: bool = True,
             f"The cached weights file {cached} cannot be read ({type(exc).__name__}: {str(exc)[:200]}). "
             f"Delete it and run again to download it afresh from {url}.", url) from exc
     return extract_state_dict(obj, source=f"{w.name} ({cached})")
-
-
-_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DistributedDataParallel, torch.compile
-
-
-def _strip_wrapper_prefixes(state_dict: dict[str, Any], keep: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Drop ``module.`` / ``_orig_mod.`` when every key has it (and, given ``keep``, its keys do not)."""
-    changed = True
-    while changed and state_dict:
-        changed = False
-        for prefix in _WRAPPER_PREFIXES:
-            if keep is not None and any(k.startswith(prefix) for k in keep):
-                continue
-            if all(k.startswith(prefix) for k in state_dict):
-                state_dict = {k[len(prefix):]: v for k, v in state_dict.items()}
-                changed = True
-    return state_dict
-
-
-def extract_state_dict(obj: Any, source: str = "the weights") -> dict[str, torch.Tensor]:
-    """The model state dict inside a loaded weights object, with wrapper prefixes removed.
-
-    Accepts a bare state dict, ``{"state_dict": ...}`` (the published files, the paper's training
-    checkpoints with optimizer state etc.), ``{"model": ...}`` (torchvision's references) and keys
-    prefixed by ``module.`` (DataParallel / DDP) or ``_orig_mod.`` (torch.compile).
-
-    Example:
-        >>> sd = extract_state_dict({"epoch": 3, "state_dict": {"module.fc.weight": torch.ones(2, 2)}})
-        >>> list(sd)
-        ['fc.weight']
-    """
-    if isinstance(obj, Mapping):
-        for key in _WRAPPER_KEYS:
-            if isinstance(obj.get(key), Mapping):
-                obj = obj[key]
-                break
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"{source} does not hold a state dict but a {type(obj).__name__}. Save weights with "
-                         "torch.save(model.state_dict(), path) or torch.save({'state_dict': model.state_dict()}, path).")
-    if not obj:
-        raise ValueError(f"{source} holds an empty state dict.")
-    bad = [k for k, v in obj.items()
-           if not isinstance(k, str) or not (isinstance(v, torch.Tensor) or str(k).endswith("_extra_state"))]
-    if bad:
-        keys = ", ".join(repr(k) for k in list(obj)[:8])
-        raise ValueError(f"{source} is not a state dict (name -> tensor): {len(bad)} entries are not tensors, e.g. "
-                         f"{bad[0]!r}. Top-level keys: {keys}{', ...' if len(obj) > 8 else ''}. Expected a state "
-                         f"dict, or a checkpoint with one under {' / '.join(repr(k) for k in _WRAPPER_KEYS)}.")
-    return _strip_wrapper_prefixes(dict(obj))
-
-
-def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a local weights file or training checkpoint (``torch.load(weights_only=True)``) into a state dict.
-
-    See :func:`extract_state_dict` for the accepted layouts.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: a folder, not a PyTorch file, pickled Python objects, or no state dict inside.
-    """
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise FileNotFoundError(f"Weights file not found: {p}")
-    if p.is_dir():
-        raise ValueError(f"{p} is a folder; pass the path of a weights file (.pth / .pth.tar).")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "Weights only load failed" not in str(exc):
-            raise ValueError(f"{p} is not a PyTorch weights file ({exc}).") from exc
-        raise ValueError(
-            f"{p} holds pickled Python objects besides tensors, which torch.load(weights_only=True) refuses for "
-            f"safety (for instance a whole model saved with torch.save(model, ...)). If you trust the file, "
-            f"re-save its weights: torch.save(torch.load(path, weights_only=False).state_dict(), 'weights.pth').") from exc
-    except Exception as exc:  # torch.load raises assorted types (KeyError, EOFError, RuntimeError) on junk
-        raise ValueError(f"{p} is not a PyTorch weights file (torch.load failed: "
-                         f"{type(exc).__name__}: {str(exc)[:200]}).") from exc
-    return extract_state_dict(obj, source=str(p))
-
-
-def _sample(keys: list[str], n: int = 5) -> str:
-    return ", ".join(keys[:n]) + (f", ... ({len(keys) - n} more)" if len(keys) > n else "")
-
-
-def _mismatch_hints(mismatched: list[tuple[str, tuple, tuple]], missing: list[str],
-                    unexpected: list[str], expected_keys: list[str]) -> list[str]:
-    hints = []
-    filt = [(k, f, m) for k, f, m in mismatched if k.endswith("filt")]
-    if filt:
-        k, f, m = filt[0]
-        hints.append(f"blur filters differ ({k}: file {f[-1]} taps, model {m[-1]}): the file is for another "
-                     f"filter size (_lpf{f[-1]} instead of _lpf{m[-1]}).")
-    head = set(expected_keys[-2:])
-    if mismatched and not missing and not unexpected and all(k in head for k, _, _ in mismatched):
-        k, f, m = mismatched[0]
-        hints.append(f"only the classifier differs ({k}: {f[0]} outputs in the file, {m[0]} in the model): build "
-                     f"the model with num_classes={f[0]}, or load the weights into a model with the file's "
-                     f"classes and replace the classifier afterwards.")
-    if missing and unexpected and not filt:
-        hints.append("the file was probably saved for another architecture (or the baseline without blur).")
-    return hints
-
-
-def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
-    """Load ``state_dict`` into ``model`` strictly; if it does not fit, a ValueError names the keys.
-
-    Args:
-        model: the model to fill.
-        state_dict: e.g. from :func:`load_weights_file` or :func:`load_published`.
-        source: where the weights came from, for the error message (a path or a name).
-
-    Example:
-        >>> load_into(nn.Linear(3, 2), {"weight": torch.zeros(2, 3), "bias": torch.zeros(2)}, "zeros")
-        >>> load_into(nn.Linear(3, 2), {"weight": torch.zeros(2, 4)}, "bad.pth")  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        ValueError: Weights from bad.pth do not fit Linear (strict loading): 1 missing key ...
-    """
-    expected = model.state_dict()
-    state_dict = _strip_wrapper_prefixes(dict(state_dict), keep=expected)
-    for prefix in _WRAPPER_PREFIXES:  # a wrapped model (DDP, torch.compile) and weights saved without the wrapper
-        if expected and state_dict and all(k.startswith(prefix) for k in expected) \
-                and not any(k.startswith(prefix) for k in state_dict):
-            state_dict = {prefix + k: v for k, v in state_dict.items()}
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    mismatched = [(k, tuple(state_dict[k].shape), tuple(expected[k].shape)) for k in expected
-                  if k in state_dict and isinstance(state_dict[k], torch.Tensor)
-                  and isinstance(expected[k], torch.Tensor) and state_dict[k].shape != expected[k].shape]
-    if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing key{'s' * (len(missing) != 1)} (in the model, not in the file): "
-                         f"{_sample(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key{'s' * (len(unexpected) != 1)} (in the file, not in "
-                         f"the model): {_sample(unexpected)}")
-        if mismatched:
-            shown = "; ".join(f"{k}: file {list(f)} vs model {list(m)}" for k, f, m in mismatched[:5])
-            more = f"; ... ({len(mismatched) - 5} more)" if len(mismatched) > 5 else ""
-            parts.append(f"{len(mismatched)} shape mismatch{'es' * (len(mismatched) != 1)}: {shown}{more}")
-        hints = _mismatch_hints(mismatched, missing, unexpected, list(expected))
-        message = (f"Weights from {source} do not fit {type(model).__name__} (strict loading): "
-                   + "\n  ".join(parts) + "".join(f"\nHint: {h}" for h in hints))
-        raise ValueError(message)
-    model.load_state_dict(state_dict, strict=True)

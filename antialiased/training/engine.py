@@ -9,10 +9,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from antialiased.errors import TrainingError
+
 __all__ = ["NonFiniteLossError", "train_one_epoch", "evaluate"]
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(TrainingError):
     """The training loss became NaN or infinite; the run must stop before saving a broken model."""
 
 
