@@ -1,0 +1,33 @@
+"""``antialias(model)``: anti-alias any CNN's subsampling, in place (the engine and its method table).
+
+The methods live in one table, :data:`METHODS` (``_methods``); the interface a method implements
+(:class:`Site`, :class:`Rewrite`, :class:`Skip`, :class:`RewriteContext`, :class:`Method`) in
+``_types``. See ``_methods`` for how to add one.
+"""
+from antialiased.models.antialias._methods import METHODS, check_method, register_method
+from antialiased.models.antialias._summary import AntialiasSummary, SiteChange, SiteLeftAlone
+from antialiased.models.antialias._types import (
+    SITE_KINDS,
+    Method,
+    PaperChoice,
+    Rewrite,
+    RewriteContext,
+    Site,
+    Skip,
+)
+
+__all__ = [
+    "METHODS",
+    "register_method",
+    "check_method",
+    "AntialiasSummary",
+    "SiteChange",
+    "SiteLeftAlone",
+    "SITE_KINDS",
+    "Method",
+    "PaperChoice",
+    "Rewrite",
+    "RewriteContext",
+    "Site",
+    "Skip",
+]

@@ -1,0 +1,180 @@
+"""The engine's interface: what a subsampling site is, and how a method says to rewrite it.
+
+A *site* is one operation that subsamples: a strided convolution, a strided max or average pool
+(module or functional call). The engine finds the sites; a :class:`Method` maps each site kind to
+a *rewriter*, a function ``(site, ctx) -> Rewrite | Skip`` that returns what the site becomes,
+without touching the model. The engine then realizes every :class:`Rewrite` while keeping the
+model's state-dict keys (see ``_engine``), and records it in the summary.
+
+A rewrite reads: ``before...`` -> the operation (``replace``-d, or the original module with its
+``stride`` set) -> [the operation's normalization and activation, if ``after_followers``] ->
+``after...``. New layers come from ``ctx.blur(channels, stride)`` (BlurPool, not saved in the
+state dict) or are any other module with no saved state.
+
+Example:
+    >>> from torch import nn
+    >>> site = Site(path="features.0", kind="conv", module=nn.Conv2d(3, 8, 3, 2, 1), stride=(2, 2),
+    ...             in_channels=3, out_channels=8)
+    >>> ctx = RewriteContext(filter_size=3)
+    >>> r = Rewrite(stride=(1, 1), after=(ctx.blur(8, 2),), after_followers=True)
+    >>> r.after[0]
+    BlurPool(8, pad_type='reflect', filt_size=3, stride=2, pad_off=0, persistent=False)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Union
+
+from torch import nn
+
+from antialiased.layers import BlurPool, BlurPool1D, BlurPool3D
+
+__all__ = [
+    "SITE_KINDS",
+    "PaperChoice",
+    "Site",
+    "Rewrite",
+    "Skip",
+    "RewriteContext",
+    "SiteRewriter",
+    "ModelHook",
+    "Method",
+]
+
+#: The kinds of subsampling site a method may rewrite.
+SITE_KINDS = ("conv", "max_pool", "avg_pool")
+
+_BLUR_BY_NDIM = {1: BlurPool1D, 2: BlurPool, 3: BlurPool3D}
+
+
+@dataclass(frozen=True)
+class PaperChoice:
+    """The paper's choice for one site of one of its architectures (see ``_paper.PAPER_CHOICES``).
+
+    Attributes:
+        note: what the paper does there, in words (for the summary and the docs).
+        keep_stride: stride the conv keeps (AlexNet's conv1: 4 -> 2, the blur does the rest).
+        convert_stem: convert this site even though it reads the image (AlexNet's conv1).
+        pool_kernel, pool_padding: the dense max-pool's window (ResNet's stem: 2, 0).
+        blur_only: an average pool becomes the blur alone (DenseNet's transitions).
+    """
+
+    note: str
+    keep_stride: int = 1
+    convert_stem: bool = False
+    pool_kernel: int | None = None
+    pool_padding: int | None = None
+    blur_only: bool = False
+
+
+@dataclass(frozen=True)
+class Site:
+    """One subsampling operation of the model, as found by the engine (read-only for rewriters).
+
+    Attributes:
+        path: module path in the model (for a functional call, ``<owner>.<call name>``: the engine
+            first turns the call into a module of that name).
+        kind: one of :data:`SITE_KINDS`.
+        module: the operation's module (``nn.Conv2d``, ``nn.MaxPool2d``, ... or a subclass).
+        stride: its stride per spatial dimension.
+        in_channels, out_channels: channels of its input and output.
+        ndim: spatial dimensions (1, 2 or 3).
+        is_stem: it reads the input image (no subsampling before it).
+        origin: ``"module"`` or the functional call it came from (``"F.max_pool2d"``).
+        input_shape: its input's shape in the engine's shape probe (batch first), if it ran there.
+        choice: the paper's per-architecture choice for this site (``_paper.PaperChoice``), if any.
+    """
+
+    path: str
+    kind: str
+    module: nn.Module
+    stride: tuple[int, ...]
+    in_channels: int
+    out_channels: int
+    ndim: int = 2
+    is_stem: bool = False
+    origin: str = "module"
+    input_shape: tuple[int, ...] | None = None
+    choice: PaperChoice | None = None
+
+    @property
+    def factor(self) -> int:
+        """The (square) subsampling factor; rewriters are only called for square strides."""
+        return self.stride[0]
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """What a site becomes: ``before`` -> op -> [norm/activation] -> ``after``.
+
+    Attributes:
+        before: modules applied to the operation's input, in order.
+        replace: a module replacing the operation (only for operations without parameters or
+            buffers, i.e. pools); None keeps the original module.
+        stride: new stride of the kept module (a convolution run at stride 1: ``(1, 1)``).
+        after: modules applied after the operation.
+        after_followers: place ``after`` behind the operation's normalization and activation
+            (the paper's placement, found from the graph) instead of right behind the operation.
+        description: the summary's "after" text; by default built from the pieces.
+    """
+
+    before: tuple[nn.Module, ...] = ()
+    replace: nn.Module | None = None
+    stride: tuple[int, ...] | None = None
+    after: tuple[nn.Module, ...] = ()
+    after_followers: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A rewriter's refusal: the site is left alone and listed in the summary with ``reason``."""
+
+    reason: str
+
+
+@dataclass
+class RewriteContext:
+    """The options of one ``antialias()`` call, and the factory of the layers it inserts."""
+
+    filter_size: int = 4
+    pad_type: str = "reflect"
+    include_stem: bool = False
+    circular: bool = False
+    persistent: bool = False  # True only for the published layout (the paper's checkpoints save ``filt``)
+    extra: dict = field(default_factory=dict)  # method-specific state shared by prepare/rewrite/finalize
+    summary: object | None = None  # the AntialiasSummary being filled (hooks add their entries to it)
+
+    def blur(self, channels: int, stride: int, ndim: int = 2, filter_size: int | None = None) -> nn.Module:
+        """A BlurPool for ``channels`` channels subsampling by ``stride`` (1: blur only)."""
+        layer = _BLUR_BY_NDIM[ndim]
+        size = self.filter_size if filter_size is None else filter_size
+        return layer(channels, pad_type=self.pad_type, filt_size=size, stride=stride, persistent=self.persistent)
+
+
+SiteRewriter = Callable[[Site, RewriteContext], Union[Rewrite, Skip]]
+#: Model-wide step of a method, before the sites are found (``prepare``) or after they are
+#: rewritten (``finalize``); returns the model (a new root only if it had to be replaced).
+ModelHook = Callable[[nn.Module, RewriteContext], nn.Module]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One anti-aliasing method: a rewriter per site kind, plus optional model-wide steps.
+
+    Attributes:
+        name: the ``method=`` string.
+        description: one line for the docs and error messages.
+        rewriters: site kind -> rewriter; a kind without one is left alone (listed with a reason).
+        converts_stem: the stem is always converted (``include_stem`` is implied).
+        supports_circular: the method accepts ``circular=True``.
+        prepare, finalize: optional model-wide steps (e.g. circular padding, phase hand-off).
+    """
+
+    name: str
+    description: str
+    rewriters: Mapping[str, SiteRewriter]
+    converts_stem: bool = False
+    supports_circular: bool = False
+    prepare: ModelHook | None = None
+    finalize: ModelHook | None = None
