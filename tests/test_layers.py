@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 
 import antialiased.layers as layers
+from antialiased.errors import ConfigError
+from antialiased.layers import _separable
 from antialiased.layers import (
     BlurPool,
     BlurPool1D,
@@ -171,43 +173,53 @@ def test_binomial_filter_values():
 # ---------------------------------------------------------------- code paths
 
 def test_matmul_pass_is_used_and_agrees(monkeypatch):
-    layers._plan.cache_clear()
-    monkeypatch.setattr(layers, "_MATMUL_MIN_LENGTH", 1)
-    monkeypatch.setattr(layers, "_MATMUL_MAX_LENGTH", 64)
-    monkeypatch.setattr(layers, "_MATMUL_MIN_ELEMENTS", 1)
-    try:
-        for pad in ("reflect", "zero", "circular", "replicate"):
-            x = torch.randn(2, 3, 5, 30, dtype=torch.float64, requires_grad=True)
-            x_ref = x.detach().clone().requires_grad_(True)
-            assert layers._plan(30, layers._binomial_taps(4), 2, 1, 2, TORCH_PAD[pad]).matrix
-            out, expected = blur_pool2d(x, 4, 2, pad), reference(x_ref, 4, 2, pad)
-            torch.testing.assert_close(out, expected)
-            grad = torch.randn_like(expected)
-            out.backward(grad)
-            expected.backward(grad)
-            torch.testing.assert_close(x.grad, x_ref.grad)
-    finally:
-        layers._plan.cache_clear()
+    monkeypatch.setattr(_separable, "_MATMUL_MIN_LENGTH", 1)
+    monkeypatch.setattr(_separable, "_MATMUL_MAX_LENGTH", 64)
+    monkeypatch.setattr(_separable, "_MATMUL_MIN_ELEMENTS", 1)
+    used = []
+    original = _separable.dense_matrix
+    monkeypatch.setattr(_separable, "dense_matrix", lambda *a, **k: used.append(a[0].n) or original(*a, **k))
+    for pad in ("reflect", "zero", "circular", "replicate"):
+        x = torch.randn(2, 3, 5, 30, dtype=torch.float64, requires_grad=True)
+        x_ref = x.detach().clone().requires_grad_(True)
+        out, expected = blur_pool2d(x, 4, 2, pad), reference(x_ref, 4, 2, pad)
+        torch.testing.assert_close(out, expected)
+        grad = torch.randn_like(expected)
+        out.backward(grad)
+        expected.backward(grad)
+        torch.testing.assert_close(x.grad, x_ref.grad)
+    assert 30 in used
+
+
+def test_matrix_is_built_once_per_plan_dtype_and_scale():
+    p = _separable.plan(30, (0.25, 0.5, 0.25), 2, 1, 1, "constant")
+    assert _separable.plan(30, (0.25, 0.5, 0.25), 2, 1, 1, "constant") is p
+    a = _separable.dense_matrix(p, torch.float32, torch.device("cpu"))
+    assert _separable.dense_matrix(p, torch.float32, torch.device("cpu")) is a
+    assert _separable.dense_matrix(p, torch.float32, torch.device("cpu"), 2.0) is not a
+    # Row i holds the taps at columns 2i-1 .. 2i+1 (zero padding drops the ones outside).
+    expected = torch.zeros(15, 30)
+    for i in range(15):
+        for k, w in enumerate((0.25, 0.5, 0.25)):
+            if 0 <= 2 * i + k - 1 < 30:
+                expected[i, 2 * i + k - 1] = w
+    torch.testing.assert_close(a, expected)
 
 
 def test_chunked_and_matmul_free_paths_agree(monkeypatch):
     torch.manual_seed(1)
     x = torch.randn(3, 6, 20, 21, requires_grad=True)
     expected = reference(x.detach(), 4)
-    monkeypatch.setattr(layers, "_CHUNK_ELEMENTS", 500)  # forces chunking over batch*channels
+    monkeypatch.setattr(_separable, "_CHUNK_ELEMENTS", 500)  # forces chunking over batch*channels
     torch.testing.assert_close(blur_pool2d(x), expected)
     torch.testing.assert_close(blur_pool2d(x.detach().contiguous(memory_format=torch.channels_last)), expected)
-    layers._plan.cache_clear()
-    monkeypatch.setattr(layers, "_MATMUL_MAX_LENGTH", 4)  # strided-view passes on every dimension
-    monkeypatch.setattr(layers, "_MATMUL_MIN_LENGTH", 1)
-    try:
-        torch.testing.assert_close(blur_pool2d(x), expected)
-        long = torch.randn(2, 3, 1000, dtype=torch.float64, requires_grad=True)
-        out = blur_pool1d(long, 5, 3, "reflect")
-        torch.testing.assert_close(out, reference(long.detach(), 5, 3))
-        assert torch.autograd.gradcheck(lambda t: blur_pool1d(t, 5, 3, "circular"), (long[:, :, :40].detach().requires_grad_(),))
-    finally:
-        layers._plan.cache_clear()
+    monkeypatch.setattr(_separable, "_MATMUL_MAX_LENGTH", 4)  # strided-view passes on every dimension
+    monkeypatch.setattr(_separable, "_MATMUL_MIN_LENGTH", 1)
+    torch.testing.assert_close(blur_pool2d(x), expected)
+    long = torch.randn(2, 3, 1000, dtype=torch.float64, requires_grad=True)
+    out = blur_pool1d(long, 5, 3, "reflect")
+    torch.testing.assert_close(out, reference(long.detach(), 5, 3))
+    assert torch.autograd.gradcheck(lambda t: blur_pool1d(t, 5, 3, "circular"), (long[:, :, :40].detach().requires_grad_(),))
 
 
 def test_channels_last_stays_channels_last_with_equal_values_and_gradients():
@@ -327,11 +339,81 @@ def test_state_dict_holds_the_filter(ndim):
     CLASSES[ndim](6, filt_size=5).load_state_dict(state)
 
 
-def test_loading_a_different_filter_is_refused():
-    state = BlurPool(2, filt_size=3).state_dict()
-    state["filt"] = torch.full_like(state["filt"], 1 / 9)
-    with pytest.raises(ValueError, match="not the 3-tap binomial"):
-        BlurPool(2, filt_size=3).load_state_dict(state)
+def _pad_conv(x: torch.Tensor, filt: torch.Tensor, stride: int, pads: list[int], mode: str) -> torch.Tensor:
+    """Independent of the layer's kernels: F.pad, then the grouped convolution with ``filt``."""
+    return CONVS[x.dim() - 2](F.pad(x, pads, mode=mode), filt, stride=stride, groups=x.shape[1])
+
+
+def _other_filters(channels: int, f: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(f)
+    row, col = torch.rand(f, generator=g, dtype=torch.float64), torch.rand(f, generator=g, dtype=torch.float64) - 0.3
+    return {
+        "separable, not binomial": torch.outer(row, col).expand(channels, 1, f, f).contiguous(),
+        "not separable": torch.rand(f, f, generator=g, dtype=torch.float64).expand(channels, 1, f, f).contiguous(),
+        "one per channel": torch.outer(row, row) * torch.arange(1.0, channels + 1, dtype=torch.float64).view(-1, 1, 1, 1),
+    }
+
+
+@pytest.mark.parametrize("pad_type", ["reflect", "replicate", "zero", "circular"])
+def test_a_loaded_filter_is_applied(pad_type):
+    """Any filter loaded into the layer is what it applies, separable or not, forward and backward."""
+    torch.manual_seed(0)
+    for f, stride in ((3, 2), (4, 2), (5, 1)):
+        for what, filt in _other_filters(3, f).items():
+            layer = BlurPool(3, pad_type=pad_type, filt_size=f, stride=stride).double()
+            layer.load_state_dict({"filt": filt})
+            x = torch.randn(2, 3, 9, 8, dtype=torch.float64, requires_grad=True)
+            x_ref = x.detach().clone().requires_grad_(True)
+            out = layer(x)
+            expected = _pad_conv(x_ref, filt, stride, [(f - 1) // 2, f // 2] * 2, TORCH_PAD[pad_type])
+            torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12, msg=f"{what}, f={f}")
+            grad = torch.randn_like(expected)
+            out.backward(grad)
+            expected.backward(grad)
+            torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-12, atol=1e-12, msg=f"{what}, f={f}")
+            with torch.no_grad():
+                torch.testing.assert_close(layer(x), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_editing_the_filter_in_place_is_picked_up():
+    layer = BlurPool(2, filt_size=3, pad_type="zero")
+    x = torch.randn(1, 2, 8, 8)
+    before = layer(x)
+    with torch.no_grad():
+        layer.filt.mul_(2.0)  # still separable: the cached taps must follow the new version
+    torch.testing.assert_close(layer(x), 2 * before)
+    with torch.no_grad():
+        layer.filt[:, :, 1, 1] += 1.0  # no longer separable
+    torch.testing.assert_close(layer(x), _pad_conv(x, layer.filt, 2, [1, 1, 1, 1], "constant"))
+
+
+def test_filter_size_one_applies_its_weight():
+    layer = BlurPool(2, filt_size=1, stride=2)
+    x = torch.randn(1, 2, 7, 7)
+    torch.testing.assert_close(layer(x), x[:, :, ::2, ::2])
+    layer.load_state_dict({"filt": torch.full((2, 1, 1, 1), 0.5)})
+    torch.testing.assert_close(layer(x), 0.5 * x[:, :, ::2, ::2])
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_non_persistent_filter(ndim):
+    layer = CLASSES[ndim](4, pad_type="zero", filt_size=3, stride=2, persistent=False)
+    assert list(layer.state_dict()) == []
+    assert "persistent=False" in repr(layer)
+    layer.load_state_dict({}, strict=True)
+    moved = layer.double()
+    assert moved.filt.dtype == torch.float64  # still follows .to()
+    x = torch.randn((2, 4) + (7,) * ndim, dtype=torch.float64)
+    torch.testing.assert_close(moved(x), reference(x, 3, 2, "zero"))
+    # The keyword the model conversion uses, and a subclass keeps working.
+
+    class Tagged(BlurPool):
+        pass
+
+    tagged = Tagged(4, pad_type="reflect", filt_size=5, stride=2, persistent=False)
+    model = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 1), tagged)
+    assert list(model.state_dict()) == ["0.weight", "0.bias"]
+    assert tagged(torch.randn(1, 4, 9, 9)).shape == (1, 4, 5, 5)
 
 
 def test_pickle_and_deepcopy_roundtrip():
@@ -363,21 +445,24 @@ def test_repr_names_the_configuration():
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         BlurPool(**{"channels": 4, **kwargs})
 
 
-def test_bad_inputs_raise_value_error():
+def test_bad_inputs_raise_config_error():
     layer = BlurPool(4)
-    with pytest.raises(ValueError, match="4-D input"):
-        layer(torch.randn(4, 8, 8))
-    with pytest.raises(ValueError, match="built for 4 channels"):
-        layer(torch.randn(1, 3, 8, 8))
-    with pytest.raises(ValueError, match="floating-point"):
-        layer(torch.ones(1, 4, 8, 8, dtype=torch.long))
-    with pytest.raises(ValueError, match="3-D input"):
-        blur_pool1d([1.0, 2.0])
-    with pytest.raises(ValueError, match="stride"):
-        blur_pool2d(torch.randn(1, 1, 4, 4), stride=0)
-    with pytest.raises(ValueError, match="pad_type"):
-        blur_pool2d(torch.randn(1, 1, 4, 4), pad_type="nope")
+    cases = [
+        (lambda: layer(torch.randn(4, 8, 8)), "4-D input.*unsqueeze"),
+        (lambda: layer(torch.randn(1, 3, 8, 8)), "built for 4 channels.*channels=3"),
+        (lambda: layer(torch.ones(1, 4, 8, 8, dtype=torch.long)), r"floating-point.*\.float\(\)"),
+        (lambda: layer(torch.ones(1, 4, 0, 8)), "empty spatial"),
+        (lambda: layer(torch.ones(1, 4, 8, 8, device="meta").to("meta")), "filter is on cpu.*input is on meta"),
+        (lambda: blur_pool1d([1.0, 2.0]), "3-D input"),
+        (lambda: blur_pool1d(torch.ones(1, 2, 5, dtype=torch.int32), filt_size=1), "floating-point"),
+        (lambda: blur_pool2d(torch.randn(1, 1, 4, 4), stride=0), "stride"),
+        (lambda: blur_pool2d(torch.randn(1, 1, 4, 4), filt_size=9), "filt_size.*1 to 7"),
+        (lambda: blur_pool2d(torch.randn(1, 1, 4, 4), pad_type="nope"), "pad_type.*circular"),
+    ]
+    for call, match in cases:
+        with pytest.raises(ConfigError, match=match):
+            call()

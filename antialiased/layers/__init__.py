@@ -2,19 +2,31 @@
 
 ``BlurPool`` replaces a strided operation: ``MaxPool(k, s)`` becomes ``MaxPool(k, 1)`` followed
 by ``BlurPool(stride=s)``, and a strided conv becomes conv(stride 1) + ReLU + ``BlurPool``.
+
+Every call applies the filter the layer holds (its ``filt`` buffer), through one of two kernels
+that :func:`_blur_pool` picks:
+
+- ``_separable``: on CPU, for filters that factor into one 1-D filter per dimension (the binomial
+  ones do): one pad-free 1-D pass per dimension, the fastest on CPUs;
+- ``_conv``: pad + depthwise convolution, on GPUs, under ``torch.compile``, for filters that do
+  not factor, and, as plain differentiable ops, when the model is traced or exported (exporters
+  see Pad + Conv).
+
+Both save nothing input-sized for backward (custom autograd Functions with linear adjoints).
 """
 from __future__ import annotations
 
-import functools
 import math
-from typing import Any, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
+
+from ..errors import ConfigError
+from . import _conv, _separable, _taps
+from ._padding import PAD_TYPES, effective_mode, pad_amounts, pad_mode
 
 __all__ = [
+    "MAX_FILTER_SIZE",
     "PAD_TYPES",
     "binomial_filter",
     "blur_pool1d",
@@ -27,35 +39,27 @@ __all__ = [
 
 MAX_FILTER_SIZE = 7
 
-# Aliases kept for compatibility with the published code ('refl', 'repl').
-PAD_TYPES = {
-    "reflect": "reflect",
-    "refl": "reflect",
-    "replicate": "replicate",
-    "repl": "replicate",
-    "zero": "constant",
-    "circular": "circular",
-}
+
+def _check_int(name: str, value: object, low: int, high: int | None, hint: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f">= {low}"
+        raise ConfigError(f"{name} must be an integer {bounds}, got {value!r}; {hint}")
 
 
 def _check_filter_size(filt_size: int) -> None:
-    if not isinstance(filt_size, int) or isinstance(filt_size, bool) or not 1 <= filt_size <= MAX_FILTER_SIZE:
-        raise ValueError(
-            f"filt_size must be an integer from 1 to {MAX_FILTER_SIZE} (binomial filters), got {filt_size!r}"
-        )
+    _check_int("filt_size", filt_size, 1, MAX_FILTER_SIZE, "binomial filters have 1 to 7 taps (4 is the default)")
 
 
-def _pad_mode(pad_type: str) -> str:
-    try:
-        return PAD_TYPES[pad_type]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"pad_type must be one of {sorted(PAD_TYPES)}, got {pad_type!r}"
-        ) from None
+def _check_stride_and_offset(stride: int, pad_off: int) -> None:
+    _check_int("stride", stride, 1, None, "stride 2 halves each spatial dimension")
+    _check_int("pad_off", pad_off, 0, None, "0 pads as the published layer")
 
 
 def binomial_filter(filt_size: int, ndim: int = 2, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The normalized binomial filter of ``filt_size`` taps in ``ndim`` dimensions (sums to 1).
+
+    Shape:
+        - Output: :math:`(f,)` for ``ndim=1``, :math:`(f, f)` for 2, :math:`(f, f, f)` for 3.
 
     Example:
         >>> binomial_filter(3, ndim=1)
@@ -71,380 +75,167 @@ def binomial_filter(filt_size: int, ndim: int = 2, dtype: torch.dtype = torch.fl
     return (filt / filt.sum()).to(dtype)
 
 
-def _pad_amounts(filt_size: int, pad_off: int, ndim: int) -> list[int]:
-    # Asymmetric for even filters: (f-1)//2 before, ceil((f-1)/2) after, as the published layer.
-    before = (filt_size - 1) // 2 + pad_off
-    after = filt_size // 2 + pad_off
-    return [before, after] * ndim  # F.pad takes the last dimension first; symmetric per dim here
-
-
-def _effective_mode(mode: str, pads: list[int], spatial: tuple[int, ...]) -> str:
-    # Reflect padding needs pad < size; small feature maps (CIFAR-sized inputs with large filters)
-    # fall back to replicate padding instead of failing deep inside torch.
-    if mode == "reflect" and any(
-        max(pads[2 * i], pads[2 * i + 1]) >= spatial[-1 - i] for i in range(len(spatial))
-    ):
-        return "replicate"
-    return mode
-
-
-def _pad(x: torch.Tensor, pads: list[int], mode: str) -> torch.Tensor:
-    if not any(pads):
-        return x
-    if mode == "constant":
-        return F.pad(x, pads, mode="constant", value=0.0)
-    return F.pad(x, pads, mode=mode)
-
-
-def _conv_forward(x: torch.Tensor, filt: torch.Tensor, stride: int, pads: list[int], mode: str) -> torch.Tensor:
-    # cuDNN's depthwise convolution is fast and the padded copy here is freed right away.
-    conv = (F.conv1d, F.conv2d, F.conv3d)[x.dim() - 3]
-    return conv(_pad(x, pads, mode), filt.to(dtype=x.dtype), stride=stride, groups=x.shape[1])
-
-
-# ---------------------------------------------------------------------------------------------
-# Implementation. The blur is separable (the 2-D/3-D binomial filter is the outer product of 1-D
-# ones), so it runs as one 1-D "pad, filter, subsample" pass per spatial dimension, and no padded
-# copy of the input is ever made:
-# - along the innermost, contiguous dimension a pass is one matmul with a small banded (m, n)
-#   matrix that already contains the stride and the padding (reflect/replicate/zero/circular);
-# - along the other dimensions each tap is a strided view of the input added into the output;
-#   the few (output, tap) pairs whose window reaches into the padding add their source row apart.
-# CPU inputs are processed in cache-sized chunks so the first pass's output stays in cache.
-#
-# Autograd saves nothing input-sized: the blur is linear with a fixed filter, so its backward is the
-# adjoint of each pass (the transposed matrix, or scatter-adds with the same taps), in reverse order.
-# ---------------------------------------------------------------------------------------------
-
-# Elements per chunk on CPU: a chunk plus the first pass's output stay in a typical L2/L3 cache.
-_CHUNK_ELEMENTS = 1 << 20
-# Between these lengths the innermost dimension is filtered with one banded matmul (n/f times the
-# arithmetic of the direct sum, but vectorized, without strided loads); measured on a 2-core EPYC,
-# strided views win on shorter rows (call overhead) and on longer ones (wasted arithmetic).
-_MATMUL_MIN_LENGTH = 20
-_MATMUL_MAX_LENGTH = 64
-_MATMUL_MIN_ELEMENTS = 1 << 16  # small tensors: BLAS threading overhead exceeds the gain
-
-
-def _source_index(j: int, n: int, mode: str) -> int | None:
-    """Where padded position ``j`` (in input coordinates, may be < 0 or >= n) reads from."""
-    if 0 <= j < n:
-        return j
-    if mode == "constant":
-        return None
-    if mode == "replicate":
-        return min(max(j, 0), n - 1)
-    if mode == "circular":
-        return j % n
-    return -j if j < 0 else 2 * (n - 1) - j  # reflect (pad < n is guaranteed by _effective_mode)
-
-
-class _Pass(NamedTuple):
-    """A 1-D pass along one dimension of size ``n`` producing ``m`` outputs."""
-
-    n: int
-    m: int
-    stride: int
-    before: int
-    taps: tuple[float, ...]
-    ranges: tuple[tuple[int, int], ...]  # per tap: (first output, count) reading inside the input
-    extras: tuple[tuple[int, int, float], ...]  # (output, source, weight) reading the padding
-    matrix: tuple[tuple[float, ...], ...]  # the whole pass as an (m, n) matrix (mid-length dims only)
-    # Forward shortcut: up to two taps that cover every output initialize it in one op; weights are
-    # taken relative to the first one's (``ref``), whose factor is applied once at the end.
-    init: tuple[int, ...]
-    ref: float
-
-
-@functools.lru_cache(maxsize=1024)
-def _plan(n: int, taps: tuple[float, ...], stride: int, before: int, after: int, mode: str) -> _Pass:
-    f = len(taps)
-    m = (n + before + after - f) // stride + 1
-    ranges, extras = [], []
-    matrix = [[0.0] * n for _ in range(m)] if _MATMUL_MIN_LENGTH <= n <= _MATMUL_MAX_LENGTH else []
-    for k, w in enumerate(taps):
-        inside = [i for i in range(m) if 0 <= stride * i + k - before < n]
-        ranges.append((inside[0], len(inside)) if inside else (0, 0))
-        for i in range(m):
-            src = _source_index(stride * i + k - before, n, mode)
-            if src is not None and matrix:
-                matrix[i][src] += w
-            if src is not None and not 0 <= stride * i + k - before < n:
-                extras.append((i, src, w))
-    full = sorted((k for k, (_, count) in enumerate(ranges) if count == m), key=lambda k: -taps[k])[:2]
-    ref = taps[full[0]] if full else 1.0
-    return _Pass(n, m, stride, before, taps, tuple(ranges), tuple(extras), tuple(map(tuple, matrix)), tuple(full), ref)
-
-
-def _along(dim: int, index: slice) -> tuple:
-    return (slice(None),) * dim + (index,)
-
-
-def _tap_view(t: torch.Tensor, dim: int, p: _Pass, k: int) -> torch.Tensor:
-    """The input positions tap ``k`` reads for its in-range outputs (a strided view)."""
-    first, count = p.ranges[k]
-    start = p.stride * first + k - p.before
-    return t[_along(dim, slice(start, start + p.stride * (count - 1) + 1, p.stride))]
-
-
-def _use_matmul(t: torch.Tensor, dim: int, p: _Pass) -> bool:
-    return bool(p.matrix) and dim == t.dim() - 1 and t.stride(-1) == 1 and t.numel() >= _MATMUL_MIN_ELEMENTS
-
-
-def _matrix(p: _Pass, t: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    matrix = torch.tensor(p.matrix, dtype=torch.float64)
-    return (matrix * scale if scale != 1.0 else matrix).to(device=t.device, dtype=t.dtype)
-
-
-def _like(t: torch.Tensor, shape: list[int], zero: bool = False) -> torch.Tensor:
-    # Keep channels_last inputs channels_last (empty_like cannot change the shape).
-    fmt = torch.contiguous_format
-    if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
-        fmt = torch.channels_last
-    elif t.dim() == 5 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last_3d):
-        fmt = torch.channels_last_3d
-    out = torch.empty(shape, dtype=t.dtype, device=t.device, memory_format=fmt)
-    return out.zero_() if zero else out
-
-
-def _pass_forward(
-    t: torch.Tensor, dim: int, p: _Pass, out: torch.Tensor | None = None, pending: float = 1.0
-) -> tuple[torch.Tensor, float]:
-    """One forward pass; returns the output and the factor still to multiply it by."""
-    if _use_matmul(t, dim, p):  # the matrix absorbs the factor left by earlier passes
-        matrix = _matrix(p, t, pending).t()
-        return (torch.matmul(t, matrix) if out is None else torch.matmul(t, matrix, out=out)), 1.0
-    if out is None:
-        shape = list(t.shape)
-        shape[dim] = p.m
-        out = _like(t, shape)
-    rel = [w / p.ref for w in p.taps]
-    if len(p.init) == 2:
-        a, b = p.init
-        torch.add(_tap_view(t, dim, p, a), _tap_view(t, dim, p, b), alpha=rel[b], out=out)
-    elif p.init:
-        torch.mul(_tap_view(t, dim, p, p.init[0]), 1.0, out=out)  # copy_ from strided views is slower
-    else:
-        out.zero_()
-    for k, w in enumerate(rel):
-        first, count = p.ranges[k]
-        if k not in p.init and count:
-            out.narrow(dim, first, count).add_(_tap_view(t, dim, p, k), alpha=w)
-    for i, src, w in p.extras:
-        out.select(dim, i).add_(t.select(dim, src), alpha=w / p.ref)
-    if t.dtype == torch.float16:  # keep within half's range: no deferred factors
-        return (out.mul_(p.ref * pending) if p.ref * pending != 1.0 else out), 1.0
-    return out, pending * p.ref
-
-
-def _pass_backward(g: torch.Tensor, dim: int, p: _Pass) -> torch.Tensor:
-    if _use_matmul(g, dim, p):
-        return torch.matmul(g, _matrix(p, g))
-    shape = list(g.shape)
-    shape[dim] = p.n
-    grad = _like(g, shape, zero=True)
-    for k, w in enumerate(p.taps):
-        first, count = p.ranges[k]
-        if count:
-            _tap_view(grad, dim, p, k).add_(g.narrow(dim, first, count), alpha=w)
-    for i, src, w in p.extras:
-        grad.select(dim, src).add_(g.select(dim, i), alpha=w)
-    return grad
-
-
-def _forward_passes(x: torch.Tensor, plans: list[_Pass], first_dim: int, out: torch.Tensor | None = None) -> torch.Tensor:
-    pending = 1.0
-    for i, p in enumerate(plans):
-        x, pending = _pass_forward(x, first_dim + i, p, out if i == len(plans) - 1 else None, pending)
-    return x.mul_(pending) if pending != 1.0 else x
-
-
-def _separable_forward(x: torch.Tensor, plans: list[_Pass]) -> torch.Tensor:
-    if x.is_cuda or x.numel() <= _CHUNK_ELEMENTS:
-        return _forward_passes(x, plans, 2)
-    out = _like(x, list(x.shape[:2]) + [p.m for p in plans])
-    if x.is_contiguous():
-        # Batch and channels flatten into one dimension for free; chunk that.
-        flat_in = x.view(-1, *x.shape[2:])
-        flat_out = out.view(-1, *out.shape[2:])
-        per = max(1, _CHUNK_ELEMENTS // math.prod(x.shape[2:]))
-        for start in range(0, flat_in.shape[0], per):
-            _forward_passes(flat_in[start:start + per], plans, 1, flat_out[start:start + per])
-    else:
-        per = max(1, _CHUNK_ELEMENTS // math.prod(x.shape[1:]))
-        for start in range(0, x.shape[0], per):
-            _forward_passes(x[start:start + per], plans, 2, out[start:start + per])
-    return out
-
-
-class _BlurPoolFunction(torch.autograd.Function):
-    """Blur + subsample that saves no tensors for backward (the filter is fixed)."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, plans: list[_Pass], conv_args: tuple | None) -> torch.Tensor:  # type: ignore[override]
-        ctx.plans = plans
-        if conv_args is not None:
-            filt, pads, mode = conv_args
-            return _conv_forward(x, filt, plans[0].stride, pads, mode)
-        return _separable_forward(x, plans)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
-        for i in reversed(range(len(ctx.plans))):
-            grad = _pass_backward(grad, 2 + i, ctx.plans[i])
-        return grad, None, None
-
-
-def _blur_pool(
-    x: torch.Tensor, filt: torch.Tensor, stride: int, pads: list[int], mode: str, ndim: int
-) -> torch.Tensor:
+def _check_input(x: object, ndim: int) -> None:
     if not isinstance(x, torch.Tensor) or x.dim() != ndim + 2:
-        _bad_input(x, ndim)
-    channels = x.shape[1]
-    if filt.shape[0] != channels:
-        raise ValueError(f"the layer was built for {filt.shape[0]} channels, got an input with {channels}")
+        got = f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ConfigError(f"expected a {ndim + 2}-D input tensor (batch, channels, {ndim} spatial dims), got {got}; "
+                          f"add the missing dimensions (e.g. x.unsqueeze(0) for a single sample)")
     if 0 in x.shape[2:]:
-        raise ValueError(f"cannot blur-pool an input with an empty spatial dimension, got shape {tuple(x.shape)}")
-    filt_size = filt.shape[-1]
-    mode = _effective_mode(mode, pads, tuple(x.shape[2:]))
-    if filt_size == 1:  # plain subsampling: a strided view, nothing to save for backward
-        return _pad(x, pads, mode)[(slice(None), slice(None)) + (slice(None, None, stride),) * ndim]
+        raise ConfigError(f"cannot blur-pool an input with an empty spatial dimension, got shape {tuple(x.shape)}; "
+                          f"the input is too small for the downsampling before this layer")
     if not x.is_floating_point():
-        raise ValueError(f"blur pooling needs a floating-point input, got {x.dtype}; convert it with .float()")
-    plans = _plans(x, filt_size, stride, pads, mode)
-    # On GPUs (and when torch.compile traces the graph) one fused pad+depthwise conv beats the
-    # separable passes; it still runs inside the Function, so nothing is saved for backward.
-    conv_args = (filt, pads, mode) if x.is_cuda or torch.compiler.is_compiling() else None
-    if not (torch.is_grad_enabled() and x.requires_grad):
-        return _separable_forward(x, plans) if conv_args is None else _conv_forward(x, filt, stride, pads, mode)
-    return _BlurPoolFunction.apply(x, plans, conv_args)
+        raise ConfigError(f"blur pooling needs a floating-point input, got {x.dtype}; convert it with .float()")
 
 
-def _plans(x: torch.Tensor, filt_size: int, stride: int, pads: list[int], mode: str) -> list[_Pass]:
-    taps = _binomial_taps(filt_size)
-    spatial = x.shape[2:]
-    # torch.compile traces plain Python but warns about caches: plan uncached while tracing.
-    plan = _plan.__wrapped__ if torch.compiler.is_compiling() else _plan
-    # F.pad's list runs from the last dimension backwards.
-    return [
-        plan(n, taps, stride, pads[2 * (len(spatial) - 1 - i)], pads[2 * (len(spatial) - 1 - i) + 1], mode)
-        for i, n in enumerate(spatial)
-    ]
+def _check_filter_fits(x: torch.Tensor, filt: torch.Tensor) -> None:
+    if x.shape[1] != filt.shape[0]:
+        raise ConfigError(f"the layer was built for {filt.shape[0]} channels, got an input with {x.shape[1]}; "
+                          f"build it with channels={x.shape[1]}")
+    if x.device != filt.device:
+        raise ConfigError(f"the layer's filter is on {filt.device} but the input is on {x.device}; "
+                          f"move the model with .to({str(x.device)!r})")
 
 
-def _binomial_taps(filt_size: int) -> tuple[float, ...]:
-    # Pure Python (traceable): exact dyadic fractions, identical to binomial_filter's values.
-    return tuple(math.comb(filt_size - 1, k) / 2 ** (filt_size - 1) for k in range(filt_size))
+def _blur_pool(x: torch.Tensor, filt: torch.Tensor, stride: int, pads: list[int], mode: str) -> torch.Tensor:
+    """The dispatch: check the input, then run the kernel that fits it (see the module docstring)."""
+    _check_input(x, filt.dim() - 2)
+    _check_filter_fits(x, filt)
+    mode = effective_mode(mode, pads, tuple(x.shape[2:]))
+    grad = torch.is_grad_enabled() and x.requires_grad
+    if torch.compiler.is_compiling() and not torch.compiler.is_exporting():
+        # torch.compile traces the Function too (nothing saved for backward) and fuses the conv.
+        return _conv.PadConvBlur.apply(x, filt, stride, pads, mode) if grad else _conv.conv_forward(x, filt, stride, pads, mode)
+    if _conv.needs_standard_ops(x, filt):
+        return _conv.conv_forward(x, filt, stride, pads, mode)
+    if not any(pads) and _taps.is_identity(filt):  # plain subsampling: a strided view
+        return x[(slice(None), slice(None)) + (slice(None, None, stride),) * (x.dim() - 2)]
+    taps = _taps.separable_taps(filt) if x.device.type == "cpu" else None
+    if taps is not None:
+        plans = _separable.plans_for(tuple(x.shape[2:]), taps, stride, pads, mode)
+        return _separable.SeparableBlur.apply(x, plans) if grad else _separable.separable_forward(x, plans)
+    return _conv.PadConvBlur.apply(x, filt, stride, pads, mode) if grad else _conv.conv_forward(x, filt, stride, pads, mode)
 
 
-def _check_stride_and_offset(stride: int, pad_off: int) -> None:
-    if not isinstance(stride, int) or isinstance(stride, bool) or stride < 1:
-        raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
-    if not isinstance(pad_off, int) or isinstance(pad_off, bool) or pad_off < 0:
-        raise ValueError(f"pad_off must be an integer >= 0, got {pad_off!r}")
+_FILTERS: dict[tuple, torch.Tensor] = {}
 
 
-def _bad_input(x: object, ndim: int) -> None:
-    got = f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
-    raise ValueError(f"expected a {ndim + 2}-D input tensor (batch, channels, {ndim} spatial dims), got {got}")
+def _functional_filter(filt_size: int, ndim: int, x: torch.Tensor) -> torch.Tensor:
+    # One filter tensor per configuration: no host-to-device copy per call, and the kernels'
+    # caches (derived taps, matrices) stay warm. Bounded: configurations are few.
+    key = (filt_size, ndim, x.shape[1], x.dtype, x.device)
+    filt = _FILTERS.get(key)
+    if filt is None:
+        base = binomial_filter(filt_size, ndim)
+        filt = base.expand(x.shape[1], 1, *base.shape).contiguous().to(device=x.device, dtype=x.dtype)
+        if len(_FILTERS) >= 64:
+            _FILTERS.clear()
+        _FILTERS[key] = filt
+    return filt
 
 
-@functools.lru_cache(maxsize=64)
-def _cached_filter(filt_size: int, ndim: int, channels: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    # Only its shape is read on CPU; GPUs convolve with it. Cached so no host-to-device copy per call.
-    filt = binomial_filter(filt_size, ndim)
-    return filt.expand(channels, 1, *filt.shape).contiguous().to(device=device, dtype=dtype)
+def _functional(x: torch.Tensor, filt_size: int, stride: int, pad_type: str, pad_off: int, ndim: int) -> torch.Tensor:
+    _check_filter_size(filt_size)
+    _check_stride_and_offset(stride, pad_off)
+    mode = pad_mode(pad_type)
+    _check_input(x, ndim)  # before a filter of the input's dtype is made
+    return _blur_pool(x, _functional_filter(filt_size, ndim, x), stride, pad_amounts(filt_size, pad_off, ndim), mode)
 
 
-def _functional(ndim: int):
-    def blur_pool(
-        input: torch.Tensor, filt_size: int = 4, stride: int = 2, pad_type: str = "reflect", pad_off: int = 0
-    ) -> torch.Tensor:
-        _check_filter_size(filt_size)
-        _check_stride_and_offset(stride, pad_off)
-        if not isinstance(input, torch.Tensor) or input.dim() != ndim + 2:
-            _bad_input(input, ndim)
-        filt = _cached_filter(filt_size, ndim, input.shape[1], input.dtype, input.device)
-        return _blur_pool(input, filt, stride, _pad_amounts(filt_size, pad_off, ndim), _pad_mode(pad_type), ndim)
+def blur_pool1d(
+    input: torch.Tensor, filt_size: int = 4, stride: int = 2, pad_type: str = "reflect", pad_off: int = 0
+) -> torch.Tensor:
+    """Blur then subsample a (N, C, L) tensor; see :class:`BlurPool1D`.
 
-    return blur_pool
-
-
-blur_pool1d = _functional(1)
-blur_pool1d.__name__ = blur_pool1d.__qualname__ = "blur_pool1d"
-blur_pool1d.__doc__ = """Blur then subsample a (N, C, L) tensor; see :class:`BlurPool1D`.
+    Shape:
+        - Input: :math:`(N, C, L)`
+        - Output: :math:`(N, C, L_{out})`, :math:`L_{out} = \\lceil L / s \\rceil` for the defaults.
 
     Example:
         >>> blur_pool1d(torch.ones(1, 2, 8), filt_size=3).shape
         torch.Size([1, 2, 4])
     """
-blur_pool2d = _functional(2)
-blur_pool2d.__name__ = blur_pool2d.__qualname__ = "blur_pool2d"
-blur_pool2d.__doc__ = """Blur then subsample a (N, C, H, W) tensor; see :class:`BlurPool`.
+    return _functional(input, filt_size, stride, pad_type, pad_off, 1)
+
+
+def blur_pool2d(
+    input: torch.Tensor, filt_size: int = 4, stride: int = 2, pad_type: str = "reflect", pad_off: int = 0
+) -> torch.Tensor:
+    """Blur then subsample a (N, C, H, W) tensor; see :class:`BlurPool`.
+
+    Shape:
+        - Input: :math:`(N, C, H, W)`
+        - Output: :math:`(N, C, H_{out}, W_{out})`, each halved (rounded up) for the defaults.
 
     Example:
         >>> blur_pool2d(torch.ones(1, 3, 8, 8)).shape
         torch.Size([1, 3, 4, 4])
     """
-blur_pool3d = _functional(3)
-blur_pool3d.__name__ = blur_pool3d.__qualname__ = "blur_pool3d"
-blur_pool3d.__doc__ = """Blur then subsample a (N, C, D, H, W) tensor; see :class:`BlurPool3D`.
+    return _functional(input, filt_size, stride, pad_type, pad_off, 2)
+
+
+def blur_pool3d(
+    input: torch.Tensor, filt_size: int = 4, stride: int = 2, pad_type: str = "reflect", pad_off: int = 0
+) -> torch.Tensor:
+    """Blur then subsample a (N, C, D, H, W) tensor; see :class:`BlurPool3D`.
+
+    Shape:
+        - Input: :math:`(N, C, D, H, W)`
+        - Output: :math:`(N, C, D_{out}, H_{out}, W_{out})`, each halved (rounded up) for the defaults.
 
     Example:
         >>> blur_pool3d(torch.ones(1, 2, 4, 8, 8), filt_size=2).shape
         torch.Size([1, 2, 2, 4, 4])
     """
+    return _functional(input, filt_size, stride, pad_type, pad_off, 3)
 
 
 class _BlurPoolNd(nn.Module):
+    """The modules' shared body; subclasses set ``ndim`` (and may override ``forward``)."""
+
     ndim = 2
 
     def __init__(
-        self, channels: int, pad_type: str = "reflect", filt_size: int = 4, stride: int = 2, pad_off: int = 0
+        self,
+        channels: int,
+        pad_type: str = "reflect",
+        filt_size: int = 4,
+        stride: int = 2,
+        pad_off: int = 0,
+        *,
+        persistent: bool = True,
     ) -> None:
         super().__init__()
+        _check_int("channels", channels, 1, None, "pass the number of channels of the layer's input")
         _check_filter_size(filt_size)
-        if not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be a positive integer, got {channels!r}")
         _check_stride_and_offset(stride, pad_off)
         self.channels = channels
         self.filt_size = filt_size
         self.stride = stride
         self.pad_off = pad_off
         self.pad_type = pad_type
-        self._mode = _pad_mode(pad_type)
-        self._pads = _pad_amounts(filt_size, pad_off, self.ndim)
+        self._mode = pad_mode(pad_type)
+        self._pads = pad_amounts(filt_size, pad_off, self.ndim)
         filt = binomial_filter(filt_size, self.ndim)
-        # A buffer, so it follows .to()/.cuda() and is saved in the state dict like the published layer.
-        self.register_buffer("filt", filt.expand(channels, 1, *filt.shape).contiguous())
+        # A buffer, so it follows .to()/.cuda(); saved in the state dict like the published layer's
+        # unless persistent=False (models whose checkpoints must keep the original keys).
+        self.register_buffer("filt", filt.expand(channels, 1, *filt.shape).contiguous(), persistent=persistent)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _blur_pool(x, self.filt, self.stride, self._pads, self._mode, self.ndim)
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):  # type: ignore[no-untyped-def]
-        # The CPU path filters with the binomial taps directly, so a different stored filter
-        # would be silently ignored: refuse it instead.
-        filt = state_dict.get(prefix + "filt")
-        if isinstance(filt, torch.Tensor) and filt.shape == self.filt.shape and not torch.allclose(
-            filt.detach().to("cpu", torch.float32), binomial_filter(self.filt_size, self.ndim).expand_as(filt),
-            rtol=1e-3, atol=1e-6,
-        ):
-            raise ValueError(
-                f"{prefix}filt in the state dict is not the {self.filt_size}-tap binomial filter this "
-                f"layer applies; BlurPool filters are fixed (check filt_size of the model you load into)"
-            )
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        return _blur_pool(x, self.filt, self.stride, self._pads, self._mode)
 
     def extra_repr(self) -> str:
+        persistent = "" if "filt" not in self._non_persistent_buffers_set else ", persistent=False"
         return (
             f"{self.channels}, pad_type={self.pad_type!r}, filt_size={self.filt_size}, "
-            f"stride={self.stride}, pad_off={self.pad_off}"
+            f"stride={self.stride}, pad_off={self.pad_off}{persistent}"
         )
 
 
 class BlurPool(_BlurPoolNd):
     """Anti-aliased 2-D downsampling: pad, blur with a binomial filter, subsample.
+
+    The layer applies whatever filter its ``filt`` buffer holds (the binomial one unless a state
+    dict or code puts another there).
 
     Args:
         channels: number of input channels (the filter is applied per channel).
@@ -454,16 +245,21 @@ class BlurPool(_BlurPoolNd):
         filt_size: filter taps, 1-7 (1: plain subsampling, 2: box, 3: triangle, 4-7: binomial).
         stride: subsampling factor, >= 1.
         pad_off: extra padding on every side.
+        persistent: keyword only; False keeps ``filt`` out of the state dict (it still follows
+            ``.to()``), so the layer adds no keys to a model's checkpoints.
 
     Shape:
         - Input: :math:`(N, C, H, W)`
-        - Output: :math:`(N, C, \\lceil (H + 2 p + f - 1 - f + 1) / s \\rceil, \\ldots)`; for the
-          defaults (f=4, s=2, p=0) :math:`(N, C, \\lceil H/2 \\rceil, \\lceil W/2 \\rceil)`.
+        - Output: :math:`(N, C, \\lceil (H + 2p) / s \\rceil, \\lceil (W + 2p) / s \\rceil)` with
+          :math:`p` = ``pad_off`` and :math:`s` = ``stride``, whatever the filter size; for the
+          defaults :math:`(N, C, \\lceil H/2 \\rceil, \\lceil W/2 \\rceil)`.
 
     Example:
         >>> pool = BlurPool(3, filt_size=4, stride=2)
         >>> pool(torch.rand(1, 3, 9, 10)).shape
         torch.Size([1, 3, 5, 5])
+        >>> list(BlurPool(3, persistent=False).state_dict())
+        []
     """
 
     ndim = 2
