@@ -216,7 +216,7 @@ def adaptive_polyphase_sampling(
     _check_norm(norm)
     mode = _blur_padding(circular, pad_type)
     _check_input(x)
-    if circular:
+    if circular and x.device.type != "meta":  # meta tensors: shape probes, not data
         _warn_not_divisible(x, sh, sw)
     if filt_size != 1:
         x = _blur.blur_pool2d(x, filt_size=filt_size, stride=1, pad_type=mode)
