@@ -3,10 +3,13 @@
 The shapes are those the 7 BlurPool layers of resnet50_lpf4 see at 224x224 (stem: 64x111x111;
 layer2-4: the block's width and the shortcut's channels at 56, 28, 14). Each round runs every
 contender once on all 7 inputs (rotating order); medians of rounds. ``--backward`` times
-forward + backward instead (the published layer: pad + conv2d autograd).
+forward + backward instead (the published layer: pad + conv2d autograd). ``--previous REV``
+(default: the commit before the layer's kernels were split) adds that version's layer, timed in
+the same rounds (``vs_previous``: each time over its time).
 
-Example:
+Examples:
     python benchmarks/bench_blur.py --threads 1 --clock cpu --repeats 7
+    python benchmarks/bench_blur.py --device cuda --backward --repeats 20
 """
 from __future__ import annotations
 
@@ -19,7 +22,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-from common import CLOCKS, _load, interleaved, machine_info, median, print_machine, print_table, write_json  # noqa: E402
+from common import (  # noqa: E402
+    CLOCKS,
+    _load,
+    add_previous_arg,
+    interleaved,
+    load_previous_layers,
+    machine_info,
+    median,
+    print_machine,
+    print_table,
+    write_json,
+)
 from antialiased.layers import BlurPool  # noqa: E402
 
 RESNET50_BLUR_INPUTS = [(64, 111), (128, 56), (256, 56), (256, 28), (512, 28), (512, 14), (1024, 14)]
@@ -35,26 +49,48 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="wall time or this process's CPU time")
     parser.add_argument("--channels-last", action="store_true", help="inputs in channels_last memory format")
     parser.add_argument("--backward", action="store_true", help="time forward + backward")
+    parser.add_argument("--device", default="cpu", help="'cpu' or 'cuda[:i]' (default cpu)")
+    add_previous_arg(parser)
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     return parser
+
+
+def _contenders(args: argparse.Namespace, device: torch.device) -> dict[str, list[torch.nn.Module]]:
+    def build(module) -> list[torch.nn.Module]:
+        return [module.BlurPool(c, filt_size=args.filter_size).to(device) for c, _ in RESNET50_BLUR_INPUTS]
+
+    layers = {"ours": build(sys.modules[BlurPool.__module__])}
+    previous = load_previous_layers(args.previous)
+    if previous is not None:
+        layers["previous"] = build(previous)
+    try:
+        layers["published"] = build(importlib.import_module("antialiased_cnns"))
+    except ImportError:
+        print("published antialiased_cnns not installed (pip install -r benchmarks/requirements.txt)")
+    return layers
+
+
+def _rows(times: dict[str, list[float]]) -> list[dict]:
+    base = median(times["published"]) if "published" in times else None
+    previous = median(times["previous"]) if "previous" in times else None
+    return [{"layers": label, "median_ms": round(1e3 * median(t), 1),
+             "spread_ms": round(1e3 * (max(t) - min(t)), 1),
+             "vs_previous": round(median(t) / previous, 3) if previous else "",
+             "vs_published": round(median(t) / base, 3) if base else ""} for label, t in times.items()]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    device = torch.device("cpu")
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda was requested but torch sees no CUDA device; use --device cpu")
     info = machine_info(device)
     print_machine(info)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
-    inputs = [torch.randn(args.batch, c, s, s).contiguous(memory_format=fmt).requires_grad_(args.backward)
-              for c, s in RESNET50_BLUR_INPUTS]
-    layers = {"ours": [BlurPool(c, filt_size=args.filter_size) for c, _ in RESNET50_BLUR_INPUTS]}
-    try:
-        published = importlib.import_module("antialiased_cnns")
-        layers["published"] = [published.BlurPool(c, filt_size=args.filter_size) for c, _ in RESNET50_BLUR_INPUTS]
-    except ImportError:
-        print("published antialiased_cnns not installed (pip install -r benchmarks/requirements.txt)")
+    inputs = [torch.randn(args.batch, c, s, s, device=device).contiguous(memory_format=fmt)
+              .requires_grad_(args.backward) for c, s in RESNET50_BLUR_INPUTS]
 
     def step(mods):
         def run() -> None:
@@ -66,12 +102,10 @@ def main(argv: list[str] | None = None) -> int:
                         layer(x)
         return run
 
-    times = interleaved({k: step(v) for k, v in layers.items()}, args.repeats, args.warmup, device, args.clock)
-    base = median(times["published"]) if "published" in times else None
-    rows = [{"layers": label, "median_ms": round(1e3 * median(t), 1),
-             "spread_ms": round(1e3 * (max(t) - min(t)), 1),
-             "vs_published": round(median(t) / base, 3) if base else ""} for label, t in times.items()]
-    print_table(rows, ["layers", "median_ms", "spread_ms", "vs_published"])
+    times = interleaved({k: step(v) for k, v in _contenders(args, device).items()}, args.repeats, args.warmup,
+                        device, args.clock)
+    rows = _rows(times)
+    print_table(rows, ["layers", "median_ms", "spread_ms", "vs_previous", "vs_published"])
     info["load_average_end"] = _load()
     print(f"load average now: {info['load_average_end']}")
     if args.json:

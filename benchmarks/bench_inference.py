@@ -10,6 +10,10 @@ Examples:
     python benchmarks/bench_inference.py --archs resnet18 resnet50 densenet121 mobilenet_v2 vgg16 \\
         --batches 16 48 --json results/bench_inference.json
     python benchmarks/bench_inference.py --device cuda --amp bf16 --channels-last --batches 48
+
+``--previous REV`` (default: the commit before the layer's kernels were split) adds the same
+anti-aliased model with that version's blur layers, timed in the same rounds; ``vs_previous`` is
+each model's time over it.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from common import (  # noqa: E402
     add_common_args,
     contenders,
     interleaved,
+    load_previous_layers,
     median,
     print_table,
     synchronize,
@@ -97,7 +102,8 @@ def _forward(model: torch.nn.Module, x: torch.Tensor, device: torch.device, amp:
 
 
 def bench_arch(arch: str, args: argparse.Namespace, device: torch.device) -> tuple[list[dict], list[str]]:
-    found, notes = contenders(arch, args.filter_size, peers=not args.no_peers)
+    found, notes = contenders(arch, args.filter_size, peers=not args.no_peers,
+                              previous=load_previous_layers(args.previous))
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     models = {c.label: c.build().eval().to(device, memory_format=fmt) for c in found}
     rows = []
@@ -109,6 +115,7 @@ def bench_arch(arch: str, args: argparse.Namespace, device: torch.device) -> tup
         times = interleaved(steps, args.repeats, args.warmup, device, args.clock)
         base = median(times["baseline"])
         lpf1 = median(times["ours_lpf1"]) / base
+        previous = median(times[f"previous_lpf{args.filter_size}"]) if f"previous_lpf{args.filter_size}" in times else None
         for label, values in times.items():
             t = median(values)
             row = {
@@ -119,6 +126,7 @@ def bench_arch(arch: str, args: argparse.Namespace, device: torch.device) -> tup
                 "spread_ms": round(1e3 * (max(values) - min(values)), 1),
                 "images_per_s": round(batch / t, 1),
                 "ratio": round(t / base, 3),
+                "vs_previous": round(t / previous, 3) if previous else "",
             }
             if args.blur_share:
                 share = blur_share(models[label], steps[label], args.repeats, device, args.clock)
@@ -128,7 +136,8 @@ def bench_arch(arch: str, args: argparse.Namespace, device: torch.device) -> tup
                 row["met"] = "yes" if t / base <= lpf1 + 0.02 else "NO"
             rows.append(row)
         print_table([r for r in rows if r["batch"] == batch], ["arch", "batch", "model", "median_ms", "spread_ms",
-                                                                  "images_per_s", "ratio", "target", "met", "blur_share"])
+                                                                  "images_per_s", "ratio", "vs_previous", "target", "met",
+                                                                  "blur_share"])
         print(f"load average now: {_load()}\n", flush=True)
     del models
     gc.collect()

@@ -11,6 +11,10 @@ gradient but at least 1e-6 of the model's; "equal" means <= 1e-9).
 
 Step time: forward + backward + SGD step, round-robin over the contenders, medians of repeats.
 
+``--previous REV`` (default: the commit before the layer's kernels were split) adds the same
+anti-aliased model with that version's blur layers: its saved bytes, its gradients (which must
+be equal) and its step time, with ``vs_previous`` / ``step_vs_previous`` ratios.
+
 Examples:
     python benchmarks/bench_memory.py                                  # resnet50, batch 8
     python benchmarks/bench_memory.py --archs resnet18 resnet50 densenet121 mobilenet_v2 vgg16 \\
@@ -35,6 +39,7 @@ from common import (  # noqa: E402
     add_common_args,
     contenders,
     interleaved,
+    load_previous_layers,
     median,
     print_table,
 )
@@ -116,39 +121,61 @@ def _train_step(model: nn.Module, x: torch.Tensor):
     return step
 
 
-def bench_arch(arch: str, args: argparse.Namespace, device: torch.device) -> tuple[list[dict], list[str]]:
-    found, notes = contenders(arch, args.filter_size, peers=not args.no_peers)
-    torch.manual_seed(0)
-    models = {c.label: c.build().to(device) for c in found}
-    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
-    rows = []
-    memory = {label: saved_bytes(model, x) for label, model in models.items()}
+def _memory_rows(arch: str, args: argparse.Namespace, memory: dict[str, tuple[int, int]]) -> list[dict]:
     base = memory["baseline"][0]
     lpf1 = memory["ours_lpf1"][0]
+    previous = memory.get(f"previous_lpf{args.filter_size}", (None,))[0]
+    rows = []
     for label, (nbytes, count) in memory.items():
         row = {"arch": arch, "batch": args.batch, "model": label, "saved_MiB": round(nbytes / MIB, 1),
-               "saved_tensors": count, "vs_baseline": round(nbytes / base, 3)}
+               "saved_tensors": count, "vs_baseline": round(nbytes / base, 3),
+               "vs_previous": round(nbytes / previous, 3) if previous else ""}
         if label == f"ours_lpf{args.filter_size}":
             limit = lpf1 + 0.03 * base
             row["target_MiB"] = f"<= {limit / MIB:.1f}"
             row["met"] = "yes" if nbytes <= limit else "NO"
         rows.append(row)
-    published_label = f"published_lpf{args.filter_size}"
-    if published_label in models:
-        check = gradient_check(models[published_label], models[f"ours_lpf{args.filter_size}"], x)
-        for row in rows:
-            if row["model"] == f"ours_lpf{args.filter_size}":
-                row["grads_vs_published"] = f"max rel err {check['max_rel_error']:.1e} ({'equal' if check['equal'] else 'DIFFERENT'})"
+    return rows
+
+
+def _gradient_columns(rows: list[dict], models: dict[str, nn.Module], x: torch.Tensor, filter_size: int) -> None:
+    """Our gradients against the published model's and the previous version's (same weights)."""
+    ours = f"ours_lpf{filter_size}"
+    for column, label in (("grads_vs_published", f"published_lpf{filter_size}"),
+                          ("grads_vs_previous", f"previous_lpf{filter_size}")):
+        if label in models:
+            check = gradient_check(models[label], models[ours], x)
+            for row in rows:
+                if row["model"] == ours:
+                    row[column] = f"max rel err {check['max_rel_error']:.1e} ({'equal' if check['equal'] else 'DIFFERENT'})"
+
+
+def _step_columns(rows: list[dict], models: dict[str, nn.Module], x: torch.Tensor, args: argparse.Namespace,
+                  device: torch.device) -> None:
+    steps = {label: _train_step(model, x) for label, model in models.items()}
+    times = interleaved(steps, args.repeats, args.warmup, device, args.clock)
+    base_t = median(times["baseline"])
+    previous = f"previous_lpf{args.filter_size}"
+    for row in rows:
+        t = median(times[row["model"]])
+        row["step_ms"] = round(1e3 * t, 1)
+        row["step_ratio"] = round(t / base_t, 3)
+        row["step_vs_previous"] = round(t / median(times[previous]), 3) if previous in times else ""
+
+
+def bench_arch(arch: str, args: argparse.Namespace, device: torch.device) -> tuple[list[dict], list[str]]:
+    found, notes = contenders(arch, args.filter_size, peers=not args.no_peers,
+                              previous=load_previous_layers(args.previous))
+    torch.manual_seed(0)
+    models = {c.label: c.build().to(device) for c in found}
+    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    rows = _memory_rows(arch, args, {label: saved_bytes(model, x) for label, model in models.items()})
+    _gradient_columns(rows, models, x, args.filter_size)
     if not args.no_time:
-        steps = {label: _train_step(model, x) for label, model in models.items()}
-        times = interleaved(steps, args.repeats, args.warmup, device, args.clock)
-        base_t = median(times["baseline"])
-        for row in rows:
-            t = median(times[row["model"]])
-            row["step_ms"] = round(1e3 * t, 1)
-            row["step_ratio"] = round(t / base_t, 3)
-    print_table(rows, ["arch", "batch", "model", "saved_MiB", "saved_tensors", "vs_baseline", "target_MiB", "met",
-                       "grads_vs_published", "step_ms", "step_ratio"])
+        _step_columns(rows, models, x, args, device)
+    print_table(rows, ["arch", "batch", "model", "saved_MiB", "saved_tensors", "vs_baseline", "vs_previous",
+                       "target_MiB", "met", "grads_vs_published", "grads_vs_previous", "step_ms", "step_ratio",
+                       "step_vs_previous"])
     print(f"load average now: {_load()}\n", flush=True)
     del models
     gc.collect()

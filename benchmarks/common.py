@@ -6,16 +6,21 @@ The peers (the published ``antialiased_cnns`` and ``timm``) are benchmark-only; 
 from __future__ import annotations
 
 import argparse
+import atexit
+import functools
 import importlib
 import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +36,12 @@ from antialiased.models import create_model
 
 __all__ = [
     "ARCHS",
+    "PREVIOUS",
     "Contender",
     "contenders",
+    "add_previous_arg",
+    "load_previous_layers",
+    "swap_blur_layers",
     "machine_info",
     "add_common_args",
     "setup_torch",
@@ -75,8 +84,11 @@ def _timm(arch: str) -> Callable[[], nn.Module] | None:
     return lambda: timm.create_model(TIMM_BLUR[arch], pretrained=False)
 
 
-def contenders(arch: str, filter_size: int = 4, peers: bool = True) -> tuple[list[Contender], list[str]]:
-    """The baseline first, then ours (filter size N and 1), then the peers that are installed.
+def contenders(
+    arch: str, filter_size: int = 4, peers: bool = True, previous: ModuleType | None = None
+) -> tuple[list[Contender], list[str]]:
+    """The baseline first, then ours (filter size N and 1), the same model with the previous
+    version's blur layers (``previous``, see :func:`load_previous_layers`), then the installed peers.
 
     Returns the contenders and a list of notes about skipped peers.
     """
@@ -85,6 +97,9 @@ def contenders(arch: str, filter_size: int = 4, peers: bool = True) -> tuple[lis
         Contender(f"ours_lpf{filter_size}", lambda: create_model(f"{arch}_lpf{filter_size}")),
         Contender("ours_lpf1", lambda: create_model(f"{arch}_lpf1")),
     ]
+    if previous is not None:
+        found.append(Contender(f"previous_lpf{filter_size}",
+                               lambda: swap_blur_layers(create_model(f"{arch}_lpf{filter_size}"), previous)))
     notes = []
     if peers:
         published = _published(arch, filter_size)
@@ -98,6 +113,88 @@ def contenders(arch: str, filter_size: int = 4, peers: bool = True) -> tuple[lis
         elif arch in TIMM_BLUR:
             notes.append("timm not installed")
     return found, notes
+
+
+# The last commit before the layer became a package with one module per kernel (issue 9).
+PREVIOUS = "61b5b39"
+
+
+def add_previous_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--previous", default=PREVIOUS, metavar="REV|PATH",
+        help=f"also time the blur layers of git revision REV (default {PREVIOUS}, the version before the "
+             "kernels were split), side by side with the current ones; or a folder written by "
+             "'python benchmarks/common.py export-previous REV DIR' (for machines without the git "
+             "history); 'none' skips it")
+
+
+def _previous_files(rev: str) -> dict[str, str]:
+    """``antialiased/errors.py`` and the layer module(s) at ``rev``, as {relative path: text}."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+
+    try:
+        names = git("ls-tree", "-r", "--name-only", rev, "--", "antialiased/layers.py", "antialiased/layers",
+                    "antialiased/errors.py").split()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SystemExit(f"--previous {rev}: cannot read it from git ({exc}); pass a folder made by "
+                         f"'python benchmarks/common.py export-previous {rev} DIR', or --previous none") from None
+    names = [n for n in names if n.endswith(".py")]
+    if not any(n.startswith("antialiased/layers") for n in names):
+        raise SystemExit(f"--previous {rev}: that revision has no antialiased/layers.py or antialiased/layers/")
+    return {n[len("antialiased/"):]: git("show", f"{rev}:{n}") for n in names}
+
+
+def export_previous(rev: str, folder: Path) -> Path:
+    """Write the layer module(s) of ``rev`` (and the errors module they import) into ``folder``."""
+    folder = Path(folder)
+    for name, text in _previous_files(rev).items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    (folder / "__init__.py").write_text(f'"""antialiased\'s layer modules as of {rev}."""\n')
+    return folder
+
+
+@functools.lru_cache(maxsize=None)
+def load_previous_layers(spec: str) -> ModuleType | None:
+    """The blur-layer module of git revision ``spec`` (or of a folder made by :func:`export_previous`),
+    imported as a package of its own beside the current one; None for 'none'."""
+    if spec.lower() in ("", "none"):
+        return None
+    folder = Path(spec)
+    if not (folder / "__init__.py").is_file():
+        scratch = tempfile.mkdtemp(prefix="bench_previous_")
+        atexit.register(shutil.rmtree, scratch, True)
+        folder = export_previous(spec, Path(scratch) / "src")
+    # A fresh package name per load: its relative imports (..errors) resolve inside it.
+    package = f"_previous_{abs(hash((str(folder.resolve()), time.time_ns())))}"
+    parent = Path(tempfile.mkdtemp(prefix="bench_previous_pkg_"))
+    atexit.register(shutil.rmtree, parent, True)
+    shutil.copytree(folder, parent / package)
+    sys.path.insert(0, str(parent))
+    try:
+        return importlib.import_module(f"{package}.layers")
+    finally:
+        sys.path.remove(str(parent))
+
+
+def swap_blur_layers(model: nn.Module, previous: ModuleType) -> nn.Module:
+    """Replace every current BlurPool/BlurPool1D/BlurPool3D of ``model`` by the previous version's
+    layer with the same configuration and filter (same device and dtype); returns the model."""
+    from antialiased.layers import BlurPool, BlurPool1D, BlurPool3D
+
+    current = (BlurPool, BlurPool1D, BlurPool3D)
+    for name, module in list(model.named_modules()):
+        if type(module) not in current:
+            continue
+        old = getattr(previous, type(module).__name__)(
+            module.channels, pad_type=module.pad_type, filt_size=module.filt_size, stride=module.stride,
+            pad_off=module.pad_off,
+        ).to(device=module.filt.device, dtype=module.filt.dtype)
+        old.filt.copy_(module.filt)
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name), child, old)
+    return model
 
 
 def _cpu_model() -> str:
@@ -143,6 +240,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                         help="wall time, or this process's CPU time (robust on a shared machine with --threads 1)")
     parser.add_argument("--device", default="cpu", help="'cpu' or 'cuda[:i]' (default cpu)")
     parser.add_argument("--no-peers", action="store_true", help="skip the published implementation and timm")
+    add_previous_arg(parser)
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
 
 
@@ -258,3 +356,9 @@ def imagenet_sample_folder(src: Path, n: int, split: str) -> Path:
         (root / wnid).mkdir(parents=True, exist_ok=True)
         os.symlink(f.resolve(), root / wnid / f.name)
     return root
+
+
+if __name__ == "__main__":  # python benchmarks/common.py export-previous REV DIR
+    if len(sys.argv) != 4 or sys.argv[1] != "export-previous":
+        raise SystemExit("usage: python benchmarks/common.py export-previous REV DIR")
+    print(export_previous(sys.argv[2], Path(sys.argv[3])))
