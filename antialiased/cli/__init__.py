@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("antialiased.cli.report", "paper-style tables and Pareto plots from result JSON files"),
     "bench-runtime": ("antialiased.cli.runtime", "forward-pass time of baseline vs anti-aliased models"),
     "models": ("antialiased.cli.models", "list the available model names and published weights"),
+    "export": ("antialiased.cli.export", "export a model to ONNX or torch.export, verified against PyTorch"),
 }
 
 

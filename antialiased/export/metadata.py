@@ -1,0 +1,122 @@
+"""What an exported file says about itself: model, weights, input contract and preprocessing.
+
+ONNX files carry it in ``metadata_props`` (onnxruntime: ``session.get_modelmeta().custom_metadata_map``),
+``.pt2`` files in an extra file ``antialiased.json`` (``torch.export.load(path, extra_files=...)``).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Mapping
+
+from torch import nn
+
+from antialiased import __version__
+from antialiased.data import IMAGENET_MEAN, IMAGENET_STD
+from antialiased.errors import ConfigError
+
+__all__ = ["ExportMetadata", "EXTRA_FILE", "blur_filter_sizes", "eval_resize", "input_hw"]
+
+EXTRA_FILE = "antialiased.json"
+
+
+def input_hw(input_size: int | tuple[int, int]) -> tuple[int, int]:
+    """``224`` or ``(97, 131)`` as ``(height, width)``, checked.
+
+    Example:
+        >>> input_hw(224), input_hw((97, 131))
+        ((224, 224), (97, 131))
+    """
+    size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+    if len(size) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in size):
+        raise ConfigError(f"--input-size must be a positive integer (or a (height, width) pair), got {input_size!r}")
+    return size  # type: ignore[return-value]
+
+
+def eval_resize(hw: tuple[int, int]) -> int:
+    """The shorter side to resize to before the center crop: the paper's 256/224 ratio, scaled.
+
+    Example:
+        >>> eval_resize((224, 224)), eval_resize((128, 128)), eval_resize((97, 131))
+        (256, 146, 150)
+    """
+    return round(max(hw) * 256 / 224)
+
+
+def blur_filter_sizes(model: nn.Module) -> list[int]:
+    """The distinct filter sizes of the model's blur layers (any module with an int ``filt_size``).
+
+    Example:
+        >>> from antialiased.models import create_model
+        >>> blur_filter_sizes(create_model("resnet18_lpf3")), blur_filter_sizes(create_model("resnet18"))
+        ([3], [])
+    """
+    return sorted({m.filt_size for m in model.modules()
+                   if isinstance(getattr(m, "filt_size", None), int) and not isinstance(m.filt_size, bool)})
+
+
+@dataclass(frozen=True)
+class ExportMetadata:
+    """The metadata written into an exported file; all values are strings in the file.
+
+    Attributes:
+        model_name: the registry name (``create_model`` / ``-a``), or the class name of the model.
+        filter_size: the blur filter size(s), e.g. ``"4"``; ``"none"`` for a model without blur.
+        weights: where the weights came from (a published file, a path, a checkpoint, random).
+        input_size: ``(height, width)`` of the input the file takes.
+        num_classes: length of the logits vector.
+        mean, std: the per-channel normalization the input must already have (RGB, [0, 1] scale).
+        resize: the shorter side to resize photos to before center-cropping ``input_size``.
+
+    Example:
+        >>> m = ExportMetadata("resnet18_lpf4", "4", "random initialization", (224, 224), 1000)
+        >>> props = m.to_props()
+        >>> props["input"], props["mean"]
+        ('float32 NCHW [batch, 3, 224, 224], RGB scaled to [0, 1] then (x - mean) / std', '0.485,0.456,0.406')
+        >>> ExportMetadata.from_props(props) == m
+        True
+    """
+
+    model_name: str
+    filter_size: str
+    weights: str
+    input_size: tuple[int, int]
+    num_classes: int
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    antialiased_version: str = __version__
+
+    @property
+    def resize(self) -> int:
+        return eval_resize(self.input_size)
+
+    def to_props(self) -> dict[str, str]:
+        """String key/value pairs, the form ONNX ``metadata_props`` hold."""
+        h, w = self.input_size
+        return {
+            "model_name": self.model_name,
+            "filter_size": self.filter_size,
+            "weights": self.weights,
+            "input_size": f"{h}x{w}",
+            "num_classes": str(self.num_classes),
+            "mean": ",".join(f"{v:g}" for v in self.mean),
+            "std": ",".join(f"{v:g}" for v in self.std),
+            "antialiased_version": self.antialiased_version,
+            "input": f"float32 NCHW [batch, 3, {h}, {w}], RGB scaled to [0, 1] then (x - mean) / std",
+            "output": f"logits [batch, {self.num_classes}] (no softmax)",
+            "preprocessing": f"resize the shorter side to {self.resize} (bilinear), center crop {h}x{w}, "
+                             f"scale to [0, 1], normalize with mean and std",
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_props(), indent=2)
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, str]) -> ExportMetadata:
+        """Read back :meth:`to_props` (or the JSON of :meth:`to_json`)."""
+        h, w = (int(v) for v in str(props["input_size"]).split("x"))
+        return cls(model_name=props["model_name"], filter_size=props["filter_size"], weights=props["weights"],
+                   input_size=(h, w), num_classes=int(props["num_classes"]),
+                   mean=tuple(float(v) for v in props["mean"].split(",")),
+                   std=tuple(float(v) for v in props["std"].split(",")),
+                   antialiased_version=props["antialiased_version"])
