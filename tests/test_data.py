@@ -4,10 +4,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 from torchvision import transforms as T
+from torchvision.datasets import ImageFolder
+from torchvision.datasets.folder import pil_loader
 
 from antialiased.data import (IMAGENET_MEAN, IMAGENET_STD, SKIPPED_TARGET, CorruptImageError, DatasetLayoutError,
                               ImageFolderDataset, eval_transform, find_split, to_float_normalized, train_transform,
@@ -92,3 +95,45 @@ def test_fixed_class_list_maps_subset_to_model_indices(tmp_path, imagenet_sample
         assert ds[i][2] == i
     with pytest.raises(DatasetLayoutError, match="not in the given class list"):
         ImageFolderDataset(tmp_path / "val", classes=all_wnids[:10])
+
+
+def _two_classes_of_four(root: Path, sample_dir: Path) -> Path:
+    """``root/val/{a,b}/`` with four real photos each (links into the shared sample)."""
+    for cls, files in zip("ab", (sample_files(sample_dir, 4, step=101), sample_files(sample_dir, 4, step=211))):
+        (root / "val" / cls).mkdir(parents=True)
+        for f in files:
+            os.symlink(f, root / "val" / cls / f.name)
+    return root / "val"
+
+
+def test_folder_symlink_loop_counts_each_image_once(tmp_path, imagenet_sample_dir):
+    """`ln -s . val/a/loop` made 8 images count as 168 (os.walk followed the loop 40 levels deep)."""
+    val = _two_classes_of_four(tmp_path, imagenet_sample_dir)
+    os.symlink(".", val / "a" / "loop")
+    ds = ImageFolderDataset(val)
+    assert len(ds) == 8 and [t for _, t in ds.samples].count(0) == 4
+    assert ds.skipped == [str(val / "a" / "loop")]
+    assert ds.skip_reasons[str(val / "a" / "loop")].startswith("symbolic-link loop")
+    with pytest.raises(CorruptImageError, match=r"loop: symbolic-link loop .*run without --strict to skip"):
+        ImageFolderDataset(val, strict=True)
+
+
+def test_linked_class_folders_and_subfolders_are_followed_in_torchvision_order(tmp_path, imagenet_sample_dir):
+    """Class folders on another disk (links) and nested folders: same samples, same order as torchvision."""
+    elsewhere = _two_classes_of_four(tmp_path / "disk2", imagenet_sample_dir)
+    (tmp_path / "data").mkdir()
+    os.symlink(elsewhere / "a", tmp_path / "data" / "a")
+    os.symlink(elsewhere / "b", tmp_path / "data" / "b")
+    (elsewhere / "a" / "nested" / "deeper").mkdir(parents=True)
+    for i, photo in enumerate(sorted(imagenet_sample_dir.glob("*.JPEG"))[500:503]):  # not in a or b
+        os.symlink(photo, elsewhere / "a" / ("nested" if i else "nested/deeper") / f"x{i}.JPEG")
+    ours = ImageFolderDataset(tmp_path / "data")
+    assert ours.samples == ImageFolder(str(tmp_path / "data")).samples and len(ours) == 11
+    assert ours.skipped == []
+
+
+def test_real_photos_decode_as_torchvisions_loader(tmp_path, imagenet_sample_dir):
+    val = _two_classes_of_four(tmp_path, imagenet_sample_dir)
+    ds = ImageFolderDataset(val)
+    for i, (path, _) in enumerate(ds.samples):
+        assert np.array_equal(np.asarray(ds[i][0]), np.asarray(pil_loader(path)))
