@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from antialiased.training import checkpoint as ckpt_mod
-from antialiased.training.checkpoint import (
-    CheckpointError,
+from antialiased.cli.train import export_weights_from_args
+from antialiased.errors import CheckpointError, ConfigError
+from antialiased.support import checkpoints as ckpt_mod
+from antialiased.support.checkpoints import (
     export_weights,
-    export_weights_from_args,
     link_checkpoint,
     load_checkpoint,
     save_checkpoint,
@@ -60,7 +60,7 @@ def test_a_save_that_fails_midway_keeps_the_previous_checkpoint(tmp_path, monkey
 
 _KILL_SCRIPT = """
 import sys, torch
-from antialiased.training.checkpoint import save_checkpoint
+from antialiased.support.checkpoints import save_checkpoint
 path = sys.argv[1]
 save_checkpoint({"epoch": 0, "state_dict": {"w": torch.zeros(1)}}, path)
 print("ready", flush=True)
@@ -151,5 +151,5 @@ def test_export_weights_strips_optimizer_and_prefixes(tmp_path):
 
     with pytest.raises(CheckpointError, match="trained as 'resnet18_lpf2'.*'resnet34_lpf2'"):
         export_weights(source, tmp_path / "other.pth.tar", arch="resnet34_lpf2")
-    with pytest.raises(SystemExit, match="needs --resume"):
+    with pytest.raises(ConfigError, match="needs --resume"):
         export_weights_from_args(argparse.Namespace(resume="", save_weights=str(out), arch="resnet18_lpf2"))

@@ -10,7 +10,10 @@ from torch.utils.data import DataLoader
 
 from antialiased.training import build_lr_scheduler, build_optimizer, train_one_epoch
 from antialiased.training.optim import lr_factor
-from test_training_fixtures import cifar_subset, load, one_thread, tiny_args, tiny_models, train_cli  # noqa: F401
+from antialiased.errors import CheckpointError, ConfigError, DataError, MissingDependencyError, OutputError
+from antialiased.training import NonFiniteLossError
+from test_training_fixtures import (cifar_subset, load, one_thread, tiny_args, tiny_models, train_cli,  # noqa: F401
+                                    train_fails)
 
 
 def _log_lines(out: Path) -> list[dict]:
@@ -62,8 +65,10 @@ def test_cli_trains_and_writes_checkpoints_and_logs(cifar_subset, tmp_path):
     assert train_cli(*tiny_args(cifar_subset, out, "--start-epoch", "8", "-ep", "10", "--seed", "1",
                                 "--tensorboard", "--lr_step", "9")) == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["checkpoint.pth.tar", "checkpoint_010.pth.tar", "log.jsonl", "model_best.pth.tar",
-                     "tensorboard"]
+    assert names == ["checkpoint.pth.tar", "checkpoint_010.pth.tar", "checkpoint_prev.pth.tar", "log.jsonl",
+                     "model_best.pth.tar", "tensorboard"]
+    assert load(out / "checkpoint_prev.pth.tar")["epoch"] == 9  # the epoch before, a file of its own
+    assert (out / "checkpoint_prev.pth.tar").stat().st_ino != (out / "checkpoint.pth.tar").stat().st_ino
     assert any((out / "tensorboard").iterdir())
     ckpt = load(out / "checkpoint.pth.tar")
     assert ckpt["epoch"] == 10 and ckpt["arch"] == "aa_tinynet_lpf2" and ckpt["num_classes"] == 10
@@ -114,7 +119,7 @@ def test_batch_accumulation_gives_the_large_batch_update(cifar_subset, tmp_path)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(cifar_subset, tmp_path, monkeypatch):
-    from antialiased.training import runner
+    from antialiased.training import setup
 
     out = tmp_path / "nan"
     assert train_cli(*tiny_args(cifar_subset, out, "-ep", "1", "--seed", "0")) == 0
@@ -124,9 +129,9 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(cifar_subset, 
         def forward(self, output, target):
             return super().forward(output, target) * float("nan")
 
-    monkeypatch.setattr(runner, "build_criterion", NaNLoss)
-    with pytest.raises(SystemExit, match=r"(?s)training loss is nan.*last good checkpoint.*epoch 1"):
-        train_cli(*tiny_args(cifar_subset, out, "-ep", "2", "--resume", str(out / "checkpoint.pth.tar")))
+    monkeypatch.setattr(setup, "build_criterion", NaNLoss)
+    train_fails(NonFiniteLossError, r"(?s)training loss is nan.*last good checkpoint.*epoch 1",
+                *tiny_args(cifar_subset, out, "-ep", "2", "--resume", str(out / "checkpoint.pth.tar")))
     kept = load(out / "checkpoint.pth.tar")
     assert kept["epoch"] == 1
     assert all(torch.equal(v, good["state_dict"][k]) for k, v in kept["state_dict"].items())
@@ -172,23 +177,21 @@ def _contains_value(obj, value) -> bool:
 def test_resuming_another_architecture_is_refused(cifar_subset, tmp_path):
     out = tmp_path / "arch"
     assert train_cli(*tiny_args(cifar_subset, out, "-ep", "1", "-mti", "1")) == 0
-    with pytest.raises(SystemExit, match="trained as 'aa_tinynet_lpf2'.*'aa_tinynet_nobn_lpf2'"):
-        train_cli(*tiny_args(cifar_subset, out, "-ep", "2", "--resume", str(out / "checkpoint.pth.tar"),
-                             arch="aa_tinynet_nobn_lpf2"))
+    train_fails(CheckpointError, "trained as 'aa_tinynet_lpf2'.*'aa_tinynet_nobn_lpf2'",
+                *tiny_args(cifar_subset, out, "-ep", "2", "--resume", str(out / "checkpoint.pth.tar"),
+                           arch="aa_tinynet_nobn_lpf2"))
 
 
 def test_unwritable_out_dir_fails_before_training(cifar_subset, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    with pytest.raises(SystemExit, match="cannot write to --out-dir"):
-        train_cli(*tiny_args(cifar_subset, blocker / "out", "-ep", "1"))
+    train_fails(OutputError, "cannot write to --out-dir", *tiny_args(cifar_subset, blocker / "out", "-ep", "1"))
 
 
 def test_data_folder_without_images_is_a_clear_error(tmp_path):
     for split in ("train", "val"):
         (tmp_path / "empty" / split / "cat").mkdir(parents=True)
-    with pytest.raises(SystemExit, match="no images found"):
-        train_cli(*tiny_args(tmp_path / "empty", tmp_path / "out", "-ep", "1"))
+    train_fails(DataError, "no images found", *tiny_args(tmp_path / "empty", tmp_path / "out", "-ep", "1"))
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -199,16 +202,14 @@ def test_data_folder_without_images_is_a_clear_error(tmp_path):
     (("--pretrained", "--finetune"), "pass only one"),
 ])
 def test_bad_flags_are_clear_errors(cifar_subset, tmp_path, extra, message):
-    with pytest.raises(SystemExit, match=message):
-        train_cli(*tiny_args(cifar_subset, tmp_path / "out", "-ep", "1", *extra))
+    train_fails(ConfigError, message, *tiny_args(cifar_subset, tmp_path / "out", "-ep", "1", *extra))
 
 
 def test_missing_out_dir_and_multiprocessing_without_gpu(cifar_subset, tmp_path):
-    with pytest.raises(SystemExit, match="needs --out-dir"):
-        train_cli("--data", str(cifar_subset), "-a", "aa_tinynet_lpf2")
+    train_fails(ConfigError, "needs --out-dir", "--data", str(cifar_subset), "-a", "aa_tinynet_lpf2")
     if not torch.cuda.is_available():
-        with pytest.raises(SystemExit, match="no GPU is visible.*torchrun"):
-            train_cli(*tiny_args(cifar_subset, tmp_path / "o", "--multiprocessing-distributed"))
+        train_fails(ConfigError, "no GPU is visible.*torchrun",
+                    *tiny_args(cifar_subset, tmp_path / "o", "--multiprocessing-distributed"))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback on machines without CUDA")
@@ -224,7 +225,8 @@ def test_the_seed_training_commands_parse_and_pass_the_checks(shared_dir):
     import shlex
 
     from antialiased.cli.paper import get_args_parser
-    from antialiased.training.runner import check_args
+    from antialiased.cli.train import config_from_args
+    from antialiased.training import check_config
 
     readme = (shared_dir / "seed" / "README_IMAGENET.md").read_text()
     commands = [line for line in readme.splitlines()
@@ -232,7 +234,7 @@ def test_the_seed_training_commands_parse_and_pass_the_checks(shared_dir):
     assert len(commands) >= 10
     for line in commands:
         args = get_args_parser().parse_args(shlex.split(line)[2:])
-        check_args(args)
+        check_config(config_from_args(args))
         assert args.out_dir and args.data
     mobilenet = get_args_parser().parse_args(shlex.split(next(c for c in commands if "mobilenet" in c))[2:])
     assert (mobilenet.epochs, mobilenet.cos_lr, mobilenet.weight_decay, mobilenet.lr) == (150, True, 4e-5, 0.05)
@@ -271,8 +273,8 @@ def test_tensorboard_missing_is_a_clear_error(cifar_subset, tmp_path, monkeypatc
     import sys
 
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if the package were absent
-    with pytest.raises(SystemExit, match="pip install tensorboard"):
-        train_cli(*tiny_args(cifar_subset, tmp_path / "tb", "-ep", "1", "--tensorboard"))
+    train_fails(MissingDependencyError, "pip install tensorboard",
+                *tiny_args(cifar_subset, tmp_path / "tb", "-ep", "1", "--tensorboard"))
     assert not (tmp_path / "tb").exists()  # refused before anything was written
 
 

@@ -83,20 +83,37 @@ def tiny_models() -> None:
     register_tiny_models()
 
 
-def train_cli(*argv: str) -> int:
-    """``main.py ARGS`` in this process (tiny models registered)."""
+def train_cli(*argv: str, raw: bool = False) -> int:
+    """``main.py ARGS`` in this process (tiny models registered).
+
+    ``raw=True`` skips the command line's error handling, so a test sees the library's exception.
+    """
     register_tiny_models()
+    from antialiased.cli._errors import TRACEBACK_ENV
     from antialiased.cli.paper import main
 
     # --seed turns on deterministic algorithms process-wide; give the next test the state it expects.
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     cudnn = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    before = os.environ.pop(TRACEBACK_ENV, None)
+    if raw:  # the documented switch: the command line re-raises the package's errors
+        os.environ[TRACEBACK_ENV] = "1"
     try:
         return main([*argv, "--no-progress"])
     finally:
+        os.environ.pop(TRACEBACK_ENV, None)
+        if before is not None:
+            os.environ[TRACEBACK_ENV] = before
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
+
+
+def train_fails(error: type[BaseException], match: str, *argv: str) -> BaseException:
+    """Run ``main.py ARGS`` expecting the library to raise ``error`` with a message matching ``match``."""
+    with pytest.raises(error, match=match) as info:
+        train_cli(*argv, raw=True)
+    return info.value
 
 
 def tiny_args(data: Path, out: Path, *extra: str, arch: str = "aa_tinynet_lpf2") -> list[str]:

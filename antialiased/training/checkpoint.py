@@ -1,57 +1,186 @@
-"""Training checkpoints: atomic writes, safe loading, and the paper's weight export.
+"""A training run's folder: which checkpoint files it holds, how each epoch's is written, which to resume.
 
-A checkpoint is a dict with ``epoch`` (epochs completed), ``arch``, ``state_dict`` (no DataParallel,
-DDP or ``torch.compile`` prefixes), ``best_acc1``, ``optimizer``, ``lr_scheduler``, ``scaler`` and
-``rng_state`` (one entry per rank). Everything in it loads with ``torch.load(weights_only=True)``.
+Files in ``out_dir``:
+
+- ``checkpoint.pth.tar``: the newest epoch; ``checkpoint_prev.pth.tar``: the epoch before, a
+  separate file (a torn or corrupt newest file leaves it intact);
+- ``checkpoint_NNN.pth.tar`` every :data:`SNAPSHOT_EVERY` epochs and ``model_best.pth.tar``;
+- ``checkpoint_new.pth.tar`` exists only for a moment: each epoch is written there first (atomically,
+  see :func:`~antialiased.support.checkpoints.save_checkpoint`), linked to its snapshot and best
+  names, and then renamed in place of ``checkpoint.pth.tar`` after the old one became
+  ``checkpoint_prev.pth.tar``. A kill at any moment leaves a loadable newest checkpoint, and a full
+  disk fails before any existing file changed.
+
+A checkpoint dict holds ``epoch`` (epochs completed), ``arch``, ``state_dict``, ``best_acc1``,
+``optimizer``, ``lr_scheduler``, ``scaler``, ``rng_state`` (one per rank), the run's identity
+(``classes``, ``num_classes``, ``data``, ``model_spec``/``weights_info`` when the model has them),
+``log`` (the epoch records so far) and ``config``; all of it loads with ``weights_only=True``.
 """
 from __future__ import annotations
 
-import argparse
-from collections.abc import Mapping
+import os
+import re
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-import torch
+from antialiased.errors import CheckpointError, OutputError
+from antialiased.support.checkpoints import link_checkpoint, load_checkpoint, save_checkpoint
+from antialiased.support.files import fsync_dir, output_error
 
-__all__ = [
-    "CheckpointError",
-    "save_checkpoint",
-    "link_checkpoint",
-    "load_checkpoint",
-    "remove_stale_temporaries",
-    "strip_prefixes",
-    "export_weights",
-    "export_weights_from_args",
-]
+__all__ = ["CHECKPOINT_NAME", "PREVIOUS_NAME", "STAGING_NAME", "BEST_NAME", "SNAPSHOT_EVERY", "snapshot_name",
+           "run_checkpoints", "refuse_other_run", "save_epoch", "find_resumable", "load_for_resume",
+           "check_classes"]
 
-from antialiased.errors import CheckpointError
-from antialiased.support.checkpoints import (check_arch, export_weights, link_checkpoint, load_checkpoint,
-                                             remove_stale_temporaries, save_checkpoint, strip_prefixes)
-
-
-def model_state_from(checkpoint: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """The de-prefixed model weights of a training checkpoint, weights file or bare state dict."""
-    state = checkpoint.get("state_dict", checkpoint)
-    if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
-        raise CheckpointError(f"{source} has no model state dict (expected a 'state_dict' entry)")
-    return strip_prefixes(state)
+CHECKPOINT_NAME = "checkpoint.pth.tar"
+PREVIOUS_NAME = "checkpoint_prev.pth.tar"
+STAGING_NAME = "checkpoint_new.pth.tar"
+BEST_NAME = "model_best.pth.tar"
+SNAPSHOT_EVERY = 10  # epochs between kept checkpoint_NNN.pth.tar files, as in the paper
+_SNAPSHOT = re.compile(r"checkpoint_(\d+)\.pth\.tar$")
+UNREADABLE_SUFFIX = ".unreadable"
 
 
-def export_weights_from_args(args: argparse.Namespace) -> int:
-    """``main.py -a ARCH --resume CKPT --save_weights OUT``: the paper's post-processing step.
+def snapshot_name(epoch: int) -> str:
+    """``checkpoint_NNN.pth.tar``.
 
-    Without ``--resume`` but with ``--data`` it trains first and then exports ``model_best``.
+    Example:
+        >>> snapshot_name(30)
+        'checkpoint_030.pth.tar'
     """
-    if not args.resume and getattr(args, "data", None):
-        from antialiased.training.runner import run
+    return f"checkpoint_{epoch:03d}.pth.tar"
 
-        return run(args)
-    if not args.resume:
-        raise SystemExit("--save_weights needs --resume CHECKPOINT (the training checkpoint to export), e.g. "
-                         "main.py -a resnet18_lpf4 --resume out/model_best.pth.tar --save_weights weights.pth.tar")
+
+def run_checkpoints(out_dir: str | os.PathLike) -> list[Path]:
+    """The checkpoint files of a run in ``out_dir``, newest first (by construction, not by loading).
+
+    Order: the staging file (a kill between its write and its rename), the newest, the previous,
+    the snapshots from the latest down, then ``model_best``.
+    """
+    out = Path(out_dir)
+    if not out.is_dir():
+        return []
+    snapshots = sorted((p for p in out.iterdir() if _SNAPSHOT.fullmatch(p.name)),
+                       key=lambda p: int(_SNAPSHOT.fullmatch(p.name).group(1)), reverse=True)
+    named = [out / n for n in (STAGING_NAME, CHECKPOINT_NAME, PREVIOUS_NAME)]
+    return [p for p in [*named, *snapshots, out / BEST_NAME] if p.is_file()]
+
+
+def _inside(path: str | os.PathLike | None, folder: Path) -> bool:
+    if not path:
+        return False
+    return Path(path).expanduser().resolve().parent == folder.resolve()
+
+
+def refuse_other_run(out_dir: str | os.PathLike, *, resume: str | None, weights: str | None) -> None:
+    """Refuse to start a run that would overwrite the checkpoints of another run in ``out_dir``.
+
+    Continuing the run in the folder is fine: ``resume`` (a file of the folder, or ``'auto'``),
+    or starting weights taken from one of its files. Raises :class:`OutputError` naming the fixes.
+    """
+    out = Path(out_dir).expanduser()
+    found = run_checkpoints(out)
+    if not found:
+        return
+    if resume == "auto" or _inside(resume, out) or _inside(weights, out):
+        return
+    what = f"--resume {resume} is from another folder" if resume else "this is a new run (no --resume)"
+    raise OutputError(f"--out-dir {out} holds the checkpoints of another run ({', '.join(p.name for p in found)}) "
+                      f"and {what}: starting would overwrite them. To continue that run pass --resume auto "
+                      f"(or --resume {out / found[0].name}); to start a new one choose a new --out-dir")
+
+
+def save_epoch(out_dir: str | os.PathLike, state: Mapping[str, Any], *, is_best: bool) -> Path:
+    """Write one epoch's checkpoint (see the module docstring for the order of the steps)."""
+    out = Path(out_dir)
+    staged = save_checkpoint(state, out / STAGING_NAME)  # OutputError on a full disk; nothing else changed
+    epoch = int(state["epoch"])
     try:
-        out = export_weights(args.resume, args.save_weights, arch=args.arch)
+        if epoch % SNAPSHOT_EVERY == 0:
+            link_checkpoint(staged, out / snapshot_name(epoch))
+        if is_best:
+            link_checkpoint(staged, out / BEST_NAME)
+        if (out / CHECKPOINT_NAME).exists():
+            os.replace(out / CHECKPOINT_NAME, out / PREVIOUS_NAME)
+        os.replace(staged, out / CHECKPOINT_NAME)
+    except OSError as exc:
+        raise output_error(exc, out / CHECKPOINT_NAME, "checkpoint") from exc
+    fsync_dir(out)
+    return out / CHECKPOINT_NAME
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename an unreadable checkpoint so that later saves and resumes never take it again."""
+    aside = path.with_name(path.name + UNREADABLE_SUFFIX)
+    os.replace(path, aside)
+    return aside
+
+
+def find_resumable(out_dir: str | os.PathLike, *, set_aside: bool = True) -> tuple[Path, dict[str, Any]] | None:
+    """``--resume auto``: the newest checkpoint of ``out_dir`` that loads, or None when there is none.
+
+    A newest file that is torn or corrupt is passed over with a warning naming it (and, with
+    ``set_aside``, renamed to ``NAME.unreadable``). Raises :class:`CheckpointError` when checkpoint
+    files exist but none of them loads.
+    """
+    candidates = run_checkpoints(out_dir)
+    failures = []
+    for path in candidates:
+        try:
+            checkpoint = load_checkpoint(path)
+        except CheckpointError as exc:
+            failures.append((path, exc))
+            continue
+        if failures:
+            names = ", ".join(_describe_failure(p, e, set_aside) for p, e in failures)
+            warnings.warn(f"--resume auto: passed over {names}; resuming from {path} (epoch "
+                          f"{checkpoint.get('epoch', '?')})", RuntimeWarning, stacklevel=2)
+        return path, checkpoint
+    if failures:
+        raise CheckpointError(f"--resume auto: no checkpoint in {out_dir} can be read "
+                              f"({'; '.join(str(e) for _, e in failures)}). Start again with a new --out-dir")
+    return None
+
+
+def _describe_failure(path: Path, exc: Exception, set_aside: bool) -> str:
+    reason = str(exc).split(": ", 1)[-1][:120]
+    if set_aside and path.name != BEST_NAME:
+        return f"{path.name} (unreadable: {reason}; renamed to {_set_aside(path).name})"
+    return f"{path.name} (unreadable: {reason})"
+
+
+def load_for_resume(path: str | os.PathLike) -> dict[str, Any]:
+    """Load an explicitly named checkpoint; if it cannot be read, the error names those that can."""
+    path = Path(path).expanduser()
+    try:
+        return load_checkpoint(path)
     except CheckpointError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    print(f"=> wrote weights of {args.resume} to {out}")
-    return 0
+        others = []
+        for other in run_checkpoints(path.parent):
+            if other.resolve() == path.resolve():
+                continue
+            try:
+                others.append(f"{other} (epoch {load_checkpoint(other).get('epoch', '?')})")
+            except CheckpointError:
+                continue
+            if len(others) == 3:
+                break
+        hint = (f"readable checkpoints in that folder: {', '.join(others)}; pass one of them to --resume, or "
+                f"--resume auto to take the newest" if others else
+                "no other checkpoint of that folder can be read; start again without --resume in a new --out-dir")
+        raise CheckpointError(f"{exc}. {hint}") from None
+
+
+def check_classes(checkpoint: Mapping[str, Any], classes: list[str], source: str, data: str) -> None:
+    """Refuse to resume a checkpoint on data whose class folders differ from those it was trained on."""
+    saved = checkpoint.get("classes")
+    if saved is None or list(saved) == list(classes):
+        return
+    saved = list(saved)
+    only_ckpt = [c for c in saved if c not in classes][:5]
+    only_data = [c for c in classes if c not in saved][:5]
+    detail = (f"only in the checkpoint: {only_ckpt}, only in the data: {only_data}" if only_ckpt or only_data
+              else "the same names in another order, so every label would change")
+    raise CheckpointError(f"{source} was trained on {len(saved)} classes that differ from the {len(classes)} "
+                          f"class folders of --data {data} ({detail}). Resume with the data it was trained on, or "
+                          f"start a new run from its weights (--weights {source} --out-dir NEW_DIR)")

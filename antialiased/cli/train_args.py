@@ -1,4 +1,7 @@
-"""Training and distributed flags of the paper's ``main.py`` (and our additions)."""
+"""Training and distributed flags of the paper's ``main.py`` (and our additions).
+
+The ``dest`` names are what :func:`antialiased.cli.train.config_from_args` reads; keep them stable.
+"""
 from __future__ import annotations
 
 import argparse

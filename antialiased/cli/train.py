@@ -1,0 +1,65 @@
+"""``main.py``/``antialiased train``: the parsed flags become a :class:`TrainConfig`, then one library call.
+
+Also the paper's export step, ``main.py -a ARCH --resume CKPT --save_weights OUT`` (no training).
+The flags themselves are defined in :mod:`antialiased.cli.train_args`.
+"""
+from __future__ import annotations
+
+import argparse
+
+from antialiased.errors import ConfigError
+from antialiased.support.checkpoints import export_weights
+from antialiased.training import DataConfig, LaunchConfig, ModelConfig, OptimConfig, TrainConfig, train
+
+__all__ = ["config_from_args", "run_training", "export_weights_from_args"]
+
+
+def _flag(args: argparse.Namespace, name: str, default):
+    # Flags shared with evaluation (--crop-size, --strict, --no-progress) are absent from a namespace
+    # built by hand or by a parser without the evaluation group.
+    return getattr(args, name, default)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The typed configuration of the training flags (dest names as in :mod:`antialiased.cli.train_args`)."""
+    data = DataConfig(root=args.data, crop_size=_flag(args, "crop_size", 224), batch_size=args.batch_size,
+                      workers=args.workers, augment=not args.no_data_aug, strict=_flag(args, "strict", False))
+    model = ModelConfig(arch=args.arch, pretrained=args.pretrained, force_nonfinetuned=args.force_nonfinetuned,
+                        weights=args.weights, finetune=args.finetune,
+                        baseline_weights=_flag(args, "baseline_weights", None),
+                        num_classes=_flag(args, "num_classes", None))
+    optim = OptimConfig(epochs=args.epochs, start_epoch=args.start_epoch, lr=args.lr,
+                        schedule="cosine" if args.cos_lr else "step", lr_step=args.lr_step, momentum=args.momentum,
+                        weight_decay=args.weight_decay, batch_accum=args.batch_accum,
+                        max_train_iters=args.max_train_iters)
+    launch = LaunchConfig(gpu=args.gpu, world_size=args.world_size, rank=args.rank, dist_url=args.dist_url,
+                          dist_backend=args.dist_backend, spawn_per_gpu=args.multiprocessing_distributed)
+    return TrainConfig(data=data, out_dir=args.out_dir, model=model, optim=optim, launch=launch,
+                       resume=args.resume or None, save_weights=args.save_weights, seed=args.seed, amp=args.amp,
+                       channels_last=args.channels_last, compile=args.compile, tensorboard=args.tensorboard,
+                       print_freq=args.print_freq, progress=not _flag(args, "no_progress", False))
+
+
+def export_weights_from_args(args: argparse.Namespace) -> int:
+    """``main.py -a ARCH --resume CKPT --save_weights OUT``: the paper's post-processing step.
+
+    Without ``--resume`` but with ``--data`` it trains first and then exports ``model_best``.
+    """
+    if not args.resume and getattr(args, "data", None):
+        return run_training(args)
+    if not args.resume:
+        raise ConfigError("--save_weights needs --resume CHECKPOINT (the training checkpoint to export), e.g. "
+                          "main.py -a resnet18_lpf4 --resume out/model_best.pth.tar --save_weights weights.pth.tar")
+    out = export_weights(args.resume, args.save_weights, arch=args.arch)
+    print(f"=> wrote weights of {args.resume} to {out}")
+    return 0
+
+
+def run_training(args: argparse.Namespace) -> int:
+    """Train as the flags ask (or only export weights: ``--resume`` and ``--save_weights`` without ``--data``)."""
+    if not args.data:
+        if args.resume and args.save_weights:
+            return export_weights_from_args(args)
+        raise ConfigError("training needs --data DIR (DIR/train/<class>/*, DIR/val/<class>/*)")
+    train(config_from_args(args))
+    return 0

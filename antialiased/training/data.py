@@ -1,0 +1,124 @@
+"""The training and validation loaders of a run, and where their unreadable files are reported."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from antialiased.data import ImageFolderDataset, eval_transform, find_split, train_transform
+from antialiased.errors import DataError
+from antialiased.support.distributed import ShardSampler
+from antialiased.support.files import atomic_write_text
+from antialiased.training.config import DataConfig
+
+__all__ = ["TrainData", "load_data", "EVAL_CROP_RATIO", "SkippedFiles", "SKIPPED_NAME"]
+
+EVAL_CROP_RATIO = 224 / 256  # the paper's protocol: resize to 256, center crop 224
+SKIPPED_NAME = "skipped_images.json"
+
+
+@dataclass
+class TrainData:
+    train_loader: DataLoader
+    val_loader: DataLoader
+    train_sampler: DistributedSampler | None
+    classes: list[str]
+    root: str  # the data folder, as an absolute path (recorded in checkpoints)
+
+
+def _check_same_classes(train_set: ImageFolderDataset, val_set: ImageFolderDataset) -> None:
+    if val_set.classes == train_set.classes:
+        return
+    only_val = sorted(set(val_set.classes) - set(train_set.classes))
+    only_train = sorted(set(train_set.classes) - set(val_set.classes))
+    raise DataError(f"{train_set.root} and {val_set.root} must hold the same class folders (labels are their "
+                    f"sorted order); only in val: {only_val[:5]}, only in train: {only_train[:5]}")
+
+
+def load_data(cfg: DataConfig, *, distributed: bool, generator: torch.Generator, pin_memory: bool,
+              seed: int | None = None) -> TrainData:
+    """Training (RandomResizedCrop + flip) and validation (resize + center crop) loaders.
+
+    Items carry their dataset index, so unreadable files can be named wherever they were read.
+    """
+    train_dir, val_dir = find_split(cfg.root, "train"), find_split(cfg.root, "val")
+    if train_dir.resolve() == val_dir.resolve():
+        raise DataError(f"training needs both {cfg.root}/train and {cfg.root}/val (found one folder of "
+                        f"classes only)")
+    resize = round(cfg.crop_size / EVAL_CROP_RATIO)
+    train_set = ImageFolderDataset(train_dir, train_transform(crop=cfg.crop_size, augment=cfg.augment, resize=resize),
+                                   cfg.strict, return_index=True)
+    val_set = ImageFolderDataset(val_dir, eval_transform(resize=resize, crop=cfg.crop_size), cfg.strict,
+                                 return_index=True)
+    _check_same_classes(train_set, val_set)
+    if distributed:
+        train_sampler = DistributedSampler(train_set, shuffle=True, seed=seed or 0)
+        val_sampler = ShardSampler(val_set)
+        per_rank = len(train_sampler)
+    else:
+        train_sampler = val_sampler = None
+        per_rank = len(train_set)
+    # A trailing batch of one image breaks batch norm; drop the remainder when there is a full batch.
+    drop_last = per_rank >= cfg.batch_size
+    # No persistent workers: fresh workers each epoch are seeded from `generator`, whose state the
+    # checkpoint keeps, so a resumed run draws the same augmentations as an uninterrupted one.
+    common = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, pin_memory=pin_memory)
+    train_loader = DataLoader(train_set, sampler=train_sampler, shuffle=train_sampler is None,
+                              generator=generator, drop_last=drop_last, **common)
+    val_loader = DataLoader(val_set, sampler=val_sampler, shuffle=False, **common)
+    return TrainData(train_loader, val_loader, train_sampler, list(train_set.classes),
+                     str(Path(cfg.root).expanduser().absolute()))
+
+
+def _reason(dataset: Any, index: int) -> str:
+    reason = getattr(dataset, "skip_reason", None)
+    if callable(reason):
+        found = reason(index)
+        if found:
+            return str(found)
+    return "could not be decoded as an image"
+
+
+class SkippedFiles:
+    """The unreadable files of a run, with their reasons, kept in ``out_dir/skipped_images.json``."""
+
+    def __init__(self, out_dir: str | os.PathLike) -> None:
+        self.path = Path(out_dir) / SKIPPED_NAME
+        self.files: dict[str, dict[str, str]] = {"train": {}, "val": {}}
+        try:
+            saved = json.loads(self.path.read_text(encoding="utf-8"))
+            for split in self.files:
+                self.files[split].update({e["file"]: e["reason"] for e in saved.get(split, [])})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass  # none yet, or an unreadable one: it is rewritten whole
+
+    def add_listed(self, split: str, dataset: Any) -> int:
+        """Record the files the dataset left out when it was built (e.g. files that are not images)."""
+        reasons = getattr(dataset, "skip_reasons", None)
+        if not isinstance(reasons, dict):
+            reasons = {path: "not an image file" for path in getattr(dataset, "skipped", [])}
+        known = self.files[split]
+        before = len(known)
+        for path, reason in reasons.items():
+            known.setdefault(str(path), str(reason))
+        return len(known) - before
+
+    def add(self, split: str, dataset: Any, indices: Iterable[int]) -> int:
+        """Record the files at ``indices`` of ``dataset``; returns how many were new."""
+        known = self.files[split]
+        before = len(known)
+        for index in sorted(set(indices)):
+            path = dataset.samples[index][0]
+            known.setdefault(path, _reason(dataset, index))
+        return len(known) - before
+
+    def save(self) -> None:
+        if any(self.files.values()):
+            doc = {split: [{"file": f, "reason": r} for f, r in sorted(entries.items())]
+                   for split, entries in self.files.items()}
+            atomic_write_text(self.path, json.dumps(doc, indent=1) + "\n")

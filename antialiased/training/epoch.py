@@ -1,0 +1,135 @@
+"""One epoch of a run: train, validate, then (rank 0) save the checkpoint and the epoch's records."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from antialiased.errors import TrainingError
+from antialiased.support import distributed as dist_utils
+from antialiased.support.checkpoints import export_weights, load_checkpoint
+from antialiased.training.checkpoint import BEST_NAME, CHECKPOINT_NAME, run_checkpoints, save_epoch
+from antialiased.training.config import TrainConfig
+from antialiased.training.data import SKIPPED_NAME, SkippedFiles
+from antialiased.training.engine import NonFiniteLossError, evaluate, train_one_epoch
+from antialiased.training.model_setup import model_identity
+from antialiased.training.rng import capture_rng_state
+from antialiased.training.setup import Session, log
+
+__all__ = ["run_epoch", "export_best", "reduce_train_stats"]
+
+
+def reduce_train_stats(stats: dict[str, Any]) -> dict[str, Any]:
+    """One rank's :func:`train_one_epoch` statistics combined over all ranks (image-weighted means)."""
+    parts = dist_utils.all_gather_object(stats)
+    images = sum(p["images"] for p in parts)
+    per_image = max(images, 1.0)
+    return {"loss": sum(p["loss"] * p["images"] for p in parts) / per_image,
+            "acc1": sum(p["acc1"] * p["images"] for p in parts) / per_image,
+            "images": images,
+            "images_per_s": sum(p["images_per_s"] for p in parts),
+            "data_time": max(p["data_time"] for p in parts),
+            "skipped_batches": max(p["skipped_batches"] for p in parts),  # every rank skips the same steps
+            "unreadable": sum(p["unreadable"] for p in parts),
+            "unreadable_indices": [i for p in parts for i in p["unreadable_indices"]]}
+
+
+def _non_finite(exc: NonFiniteLossError, out_dir: Path) -> NonFiniteLossError:
+    """The error to show: what happened and a way on from a checkpoint that exists."""
+    kept = run_checkpoints(out_dir)
+    kept = [p for p in kept if p.name == CHECKPOINT_NAME] or kept
+    if not kept:
+        return NonFiniteLossError(f"{exc}; training stopped before any checkpoint was written. Start again with a "
+                                  f"smaller --lr, or with --amp bf16 instead of fp16")
+    last = kept[0]
+    epoch = load_checkpoint(last).get("epoch")
+    return NonFiniteLossError(f"{exc}; training stopped and nothing was saved from this epoch: the last good "
+                              f"checkpoint, {last} (epoch {epoch}), is kept. Continue from it with a smaller learning "
+                              f"rate (--weights {last} --start-epoch {epoch} --lr LR), or with --amp bf16 instead of "
+                              f"fp16 (--resume {last})")
+
+
+def _train(cfg: TrainConfig, s: Session, epoch: int, progress: bool) -> dict[str, Any]:
+    optim = cfg.optim
+    try:
+        stats = train_one_epoch(s.model, s.criterion, s.optimizer, s.data.train_loader, s.device, epoch + 1,
+                                scaler=s.scaler, amp_dtype=s.amp_dtype, batch_accum=optim.batch_accum,
+                                max_iters=optim.max_train_iters, print_freq=cfg.print_freq,
+                                channels_last=cfg.channels_last, progress=progress, skip_vote=s.skip_vote)
+    except NonFiniteLossError as exc:
+        raise _non_finite(exc, s.out_dir) from None
+    stats = reduce_train_stats(stats)
+    if stats["images"] == 0:
+        raise TrainingError(f"epoch {epoch + 1} had no usable training batch: all {stats['skipped_batches']} were "
+                            f"skipped ({stats['unreadable']} unreadable images in {cfg.data.root}; see the list in "
+                            f"{s.out_dir / SKIPPED_NAME}). Remove or repair them")
+    return stats
+
+
+def _record_skipped(s: Session, train: dict[str, Any], val: dict[str, Any]) -> None:
+    if s.skipped is None:
+        s.skipped = SkippedFiles(s.out_dir)
+        s.skipped.add_listed("train", s.data.train_loader.dataset)
+        s.skipped.add_listed("val", s.data.val_loader.dataset)
+    s.skipped.add("train", s.data.train_loader.dataset, train["unreadable_indices"])
+    s.skipped.add("val", s.data.val_loader.dataset, val["skipped_indices"])
+    s.skipped.save()
+    if train["unreadable"] or train["skipped_batches"] or val["skipped"]:
+        log(f"=> skipped {train['unreadable']} unreadable training image(s), {train['skipped_batches']} training "
+            f"batch(es) with too few readable images and {val['skipped']} validation image(s); the files and reasons "
+            f"are in {s.skipped.path}")
+
+
+def _checkpoint_state(cfg: TrainConfig, s: Session, epoch_done: int, rng_states: list, records: list) -> dict:
+    return {"epoch": epoch_done, "arch": cfg.model.arch, "state_dict": s.model_without_ddp.state_dict(),
+            "best_acc1": s.best_acc1, "optimizer": s.optimizer.state_dict(),
+            "lr_scheduler": s.scheduler.state_dict(),
+            "scaler": s.scaler.state_dict() if s.scaler is not None else None, "rng_state": rng_states,
+            "num_classes": s.num_classes, "classes": s.data.classes, "data": s.data.root,
+            **model_identity(s.model_without_ddp), "log": records, "config": cfg.record()}
+
+
+def run_epoch(cfg: TrainConfig, s: Session, epoch: int) -> None:
+    """Train and validate epoch ``epoch`` (0-based); rank 0 saves the checkpoint, then the log."""
+    main_process = dist_utils.is_main_process()
+    progress = main_process and cfg.progress
+    if s.data.train_sampler is not None:
+        s.data.train_sampler.set_epoch(epoch)
+    lr = s.optimizer.param_groups[0]["lr"]
+    start = time.perf_counter()
+    train = _train(cfg, s, epoch, progress)
+    s.scheduler.step()
+    dist_utils.broadcast_buffers(s.model_without_ddp)  # validate (and save) rank 0's statistics everywhere
+    val = evaluate(s.eval_model, s.data.val_loader, s.device, amp_dtype=s.amp_dtype, channels_last=cfg.channels_last,
+                   progress=progress)
+    val = {**val, "skipped": int(val.get("skipped", 0)),
+           "skipped_indices": [i for part in dist_utils.all_gather_object(list(val.get("skipped_indices", [])))
+                               for i in part]}
+    is_best = val["acc1"] > s.best_acc1 or not (s.out_dir / BEST_NAME).exists()
+    s.best_acc1 = max(val["acc1"], s.best_acc1)
+    rng_states = dist_utils.all_gather_object(capture_rng_state(s.generator))
+    if not main_process:
+        return
+    record = {"epoch": epoch + 1, "lr": lr, "train_loss": train["loss"], "train_acc1": train["acc1"],
+              "val_acc1": val["acc1"], "val_acc5": val["acc5"], "val_images": val["count"], "best_acc1": s.best_acc1,
+              "images_per_s": train["images_per_s"], "data_time": train["data_time"],
+              "train_images": int(train["images"]), "train_unreadable": train["unreadable"],
+              "train_skipped_batches": train["skipped_batches"], "val_skipped": val["skipped"],
+              "epoch_time": time.perf_counter() - start, "time": time.time()}
+    save_epoch(s.out_dir, _checkpoint_state(cfg, s, epoch + 1, rng_states, [*s.logger.records, record]),
+               is_best=is_best)
+    s.logger.write(record)
+    _record_skipped(s, train, val)
+    print(f"Epoch {epoch + 1}/{cfg.optim.epochs}: lr {lr:.4g}  train loss {train['loss']:.4f} acc@1 "
+          f"{train['acc1']:.2f}  val acc@1 {val['acc1']:.3f} acc@5 {val['acc5']:.3f}  {train['images_per_s']:.1f} "
+          f"img/s  data {train['data_time']:.3f} s/batch", flush=True)
+
+
+def export_best(cfg: TrainConfig, out_dir: Path) -> Path | None:
+    """``--save_weights`` after training: the weights of ``model_best`` (or the last checkpoint)."""
+    source = out_dir / BEST_NAME if (out_dir / BEST_NAME).exists() else out_dir / CHECKPOINT_NAME
+    if not source.exists():
+        return None
+    written = export_weights(source, cfg.save_weights, arch=cfg.model.arch)
+    log(f"=> wrote the weights of {source} to {written}")
+    return written

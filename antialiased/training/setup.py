@@ -1,0 +1,139 @@
+"""Everything a training process builds before its first epoch, gathered in a :class:`Session`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from antialiased.errors import ConfigError
+from antialiased.support import distributed as dist_utils
+from antialiased.support.devices import resolve_amp, seed_everything, select_device
+from antialiased.training.checkpoint import check_classes, find_resumable, load_for_resume
+from antialiased.training.config import RESUME_AUTO, TrainConfig
+from antialiased.training.data import SkippedFiles, TrainData, load_data
+from antialiased.training.engine import SkipVote, min_train_batch
+from antialiased.training.metrics_log import LOG_NAME, read_log
+from antialiased.training.model_setup import build_model, model_classes, wrap_model
+from antialiased.training.optim import build_lr_scheduler, build_optimizer
+from antialiased.training.resume import Resumed, restore
+
+__all__ = ["Session", "build_session", "build_criterion", "log"]
+
+
+def log(*parts: Any) -> None:
+    """Print on rank 0 only."""
+    if dist_utils.is_main_process():
+        print(*parts, flush=True)
+
+
+def build_criterion() -> nn.Module:
+    """The paper's loss (unreadable images never reach it: the loop takes them out first)."""
+    return nn.CrossEntropyLoss()
+
+
+@dataclass
+class Session:
+    """Everything one training process carries from epoch to epoch."""
+    model: nn.Module  # possibly wrapped (DDP / DataParallel) and compiled
+    model_without_ddp: nn.Module
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+    data: TrainData
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    generator: torch.Generator
+    out_dir: Path
+    num_classes: int
+    eval_model: nn.Module  # the model validation runs (no DDP: shards may differ in size)
+    skip_vote: SkipVote
+    start_epoch: int = 0
+    best_acc1: float = 0.0
+    history: list[dict[str, Any]] | None = None  # log.jsonl's records before the first epoch of this call
+    logger: Any = None  # EpochLogger, on rank 0
+    skipped: SkippedFiles | None = None  # on rank 0
+
+
+def _checkpoint_to_resume(cfg: TrainConfig, rank: int) -> tuple[str, dict[str, Any]] | None:
+    """``(source, checkpoint)`` for ``cfg.resume``; with 'auto' rank 0 chooses and the others follow."""
+    if not cfg.resume:
+        return None
+    if cfg.resume != RESUME_AUTO:
+        return cfg.resume, load_for_resume(cfg.resume)
+    found = find_resumable(cfg.out_dir) if rank == 0 else None
+    chosen = dist_utils.all_gather_object(str(found[0]) if found else None)[0]
+    if chosen is None:
+        log(f"=> --resume auto: no checkpoint in {cfg.out_dir} yet; starting a new run")
+        return None
+    return chosen, (found[1] if found else load_for_resume(chosen))
+
+
+def _check_batch(cfg: TrainConfig, model: nn.Module) -> None:
+    needed = min_train_batch(model.train())
+    if cfg.data.batch_size < needed:
+        raise ConfigError(f"-b {cfg.data.batch_size}: {cfg.model.arch} has batch norm, which needs at least "
+                          f"{needed} images per batch and process in training; pass -b {needed} or more "
+                          f"(-ba N accumulates N batches into one step if memory is short)")
+
+
+def _resume(cfg: TrainConfig, info: dist_utils.DistInfo, data: TrainData, model: nn.Module,
+            optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, generator: torch.Generator) -> Resumed:
+    source = _checkpoint_to_resume(cfg, info.rank)
+    if source is None:
+        history = read_log(Path(cfg.out_dir) / LOG_NAME, up_to_epoch=cfg.optim.start_epoch) if cfg.model.weights \
+            else []
+        return Resumed(cfg.optim.start_epoch, 0.0, scheduler, history)
+    path, checkpoint = source
+    check_classes(checkpoint, data.classes, path, str(cfg.data.root))
+    resumed = restore(checkpoint, path, arch=cfg.model.arch, model=model, optimizer=optimizer, scheduler=scheduler,
+                      scaler=scaler, generator=generator, rank=info.rank, optim=cfg.optim)
+    if resumed.history is None:  # a checkpoint from before logs travelled inside: cut the file back
+        resumed.history = read_log(Path(cfg.out_dir) / LOG_NAME, up_to_epoch=resumed.start_epoch)
+    for note in resumed.notes:
+        log(f"=> {note}")
+    return resumed
+
+
+def _amp_name(dtype: torch.dtype | None) -> str:
+    return {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def build_session(cfg: TrainConfig, info: dist_utils.DistInfo) -> Session:
+    """Data, model, optimizer, schedule and the resumed state for this process."""
+    device, data_parallel = select_device(cfg.launch.gpu, distributed=info.distributed, local_rank=info.local_rank)
+    amp_dtype, scaler = resolve_amp(cfg.amp, device)
+    seed_everything(cfg.seed, info.rank)
+    generator = torch.Generator()
+    generator.manual_seed(cfg.seed + info.rank if cfg.seed is not None else generator.seed())
+
+    data = load_data(cfg.data, distributed=info.distributed, generator=generator, pin_memory=device.type == "cuda",
+                     seed=cfg.seed)
+    num_classes = model_classes(cfg.model, len(data.classes))
+    model = build_model(cfg.model, num_classes).to(device)
+    _check_batch(cfg, model)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    wrapped = wrap_model(model, device, distributed=info.distributed, data_parallel=data_parallel)
+    optim = cfg.optim
+    optimizer = build_optimizer(model, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
+    scheduler = build_lr_scheduler(optimizer, schedule=optim.schedule, lr_step=optim.lr_step, epochs=optim.epochs,
+                                   start_epoch=optim.start_epoch)
+    resumed = _resume(cfg, info, data, model, optimizer, scheduler, scaler, generator)
+    # Under DDP validation runs the unwrapped model (weights equal on every rank, buffers broadcast
+    # before each validation) on unpadded shards: no per-batch collectives, no image counted twice.
+    eval_model = model if info.distributed else wrapped
+    if cfg.compile:
+        wrapped = torch.compile(wrapped)
+        eval_model = wrapped if eval_model is not model else torch.compile(model)
+    log(f"=> training {cfg.model.arch} on {device} ({info.source}, world size {info.world_size}"
+        f"{', DataParallel' if data_parallel else ''}): {len(data.train_loader.dataset)} train / "
+        f"{len(data.val_loader.dataset)} val images, {len(data.classes)} classes; batch {cfg.data.batch_size} x "
+        f"{optim.batch_accum} accumulated x {info.world_size} process(es); amp {_amp_name(amp_dtype)}; "
+        f"epochs {resumed.start_epoch + 1}..{optim.epochs}")
+    return Session(wrapped, model, build_criterion(), optimizer, resumed.scheduler, scaler, data, device, amp_dtype,
+                   generator, Path(cfg.out_dir).expanduser(), num_classes, eval_model, SkipVote(),
+                   resumed.start_epoch, resumed.best_acc1, resumed.history)
