@@ -47,7 +47,7 @@ def test_paper_accuracy_command_verbatim(data_root, weights_file, tmp_path, caps
     # (with --weights instead of --pretrained: no network in tests)
     argv = ["--data", str(data_root), "-a", "resnet18_lpf2", "--weights", str(weights_file), "-e", "--gpu", "0",
             "-b", "8", "-j", "0", "--out-dir", str(tmp_path)]
-    with pytest.warns(UserWarning, match="CUDA is not available") if not torch.cuda.is_available() else \
+    with pytest.warns(RuntimeWarning, match="CUDA is not available") if not torch.cuda.is_available() else \
             _nullcontext():
         assert paper_main(argv) == 0
     out = capsys.readouterr().out
@@ -113,7 +113,7 @@ def test_resume_checkpoint_with_module_prefix_and_arch_check(data_root, tmp_path
     assert _results(tmp_path, "accuracy")["weights"] == f"checkpoint:{ckpt.resolve()}"
     capsys.readouterr()
     assert paper_main(["-a", "resnet18_lpf3", *argv]) == 2
-    assert "trained as 'resnet18_lpf2' but -a is 'resnet18_lpf3'" in capsys.readouterr().err
+    assert "was trained as 'resnet18_lpf2', but -a/--arch is 'resnet18_lpf3'" in capsys.readouterr().err
 
 
 def _corrupt_copy(data_root: Path, tmp_path: Path) -> Path:

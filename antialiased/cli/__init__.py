@@ -4,9 +4,12 @@
 """
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 from typing import Sequence
+
+from antialiased.cli._errors import user_errors
 
 __all__ = ["main", "COMMANDS"]
 
@@ -38,14 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        import difflib
-
         close = difflib.get_close_matches(name, COMMANDS, n=3)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         print(f"antialiased: unknown command {name!r}.{hint}\n\n{_usage()}", file=sys.stderr)
         return 2
-    from antialiased.cli._errors import user_errors
-
     module = importlib.import_module(COMMANDS[name][0])
     run = user_errors(f"antialiased {name}")(module.main)
     if name in ("eval", "train"):

@@ -1,4 +1,9 @@
-"""Turn the library's expected failures into one clear line at the command line, not a traceback."""
+"""Turn the library's expected failures into one clear line at the command line, not a traceback.
+
+Expected failures are the package's own exceptions (:class:`antialiased.errors.AntialiasedError`):
+a bad name, an unfit file, a folder in the wrong layout, a download that failed. Anything else is
+a bug and keeps its traceback.
+"""
 from __future__ import annotations
 
 import functools
@@ -6,21 +11,37 @@ import os
 import sys
 from typing import Callable
 
-__all__ = ["user_errors", "TRACEBACK_ENV"]
+from antialiased.errors import AntialiasedError
+
+__all__ = ["user_errors", "error_message", "TRACEBACK_ENV"]
 
 TRACEBACK_ENV = "ANTIALIASED_TRACEBACK"
 
 
-def _expected() -> tuple[type[BaseException], ...]:
-    # Bad names, unfit or missing files, layouts and downloads: things the user can fix.
-    from antialiased.models.weights import WeightsDownloadError
-    from antialiased.training.engine import NonFiniteLossError
+def error_message(exc: BaseException) -> str:
+    """The message of ``exc``; for one re-raised from a DataLoader worker, the original message only.
 
-    return (ValueError, OSError, WeightsDownloadError, NonFiniteLossError)
+    Example:
+        >>> from antialiased.errors import DataError
+        >>> error_message(DataError("Caught DataError in DataLoader worker process 0.\\nOriginal Traceback "
+        ...                         "(most recent call last):\\n  File ...\\nantialiased.errors.DataError: bad file\\n"
+        ...                         "second line"))
+        'bad file\\nsecond line'
+    """
+    message = str(exc)
+    if not (message.startswith("Caught ") and "Original Traceback" in message):
+        return message
+    # The traceback ends with "module.Type: message" (the message may span several lines).
+    for name in (f"{type(exc).__module__}.{type(exc).__qualname__}: ", f"{type(exc).__qualname__}: "):
+        at = message.rfind("\n" + name)
+        if at >= 0:
+            return message[at + 1 + len(name):].strip()
+    last = message.strip().splitlines()[-1]
+    return last.split(": ", 1)[-1]
 
 
 def user_errors(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
-    """Decorate a CLI ``main``: expected errors print ``prog: error: ...`` and exit with status 2.
+    """Decorate a CLI ``main``: the package's errors print ``prog: error: ...`` and exit with status 2.
 
     Set the environment variable ``ANTIALIASED_TRACEBACK=1`` to see the full traceback instead.
     """
@@ -30,10 +51,11 @@ def user_errors(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]
         def wrapped(*args, **kwargs) -> int:
             try:
                 return main(*args, **kwargs)
-            except _expected() as exc:
+            except AntialiasedError as exc:
                 if os.environ.get(TRACEBACK_ENV):
                     raise
-                print(f"{prog}: error: {exc}\n(set {TRACEBACK_ENV}=1 for the full traceback)", file=sys.stderr)
+                print(f"{prog}: error: {error_message(exc)}\n(set {TRACEBACK_ENV}=1 for the full traceback)",
+                      file=sys.stderr)
                 return 2
 
         return wrapped

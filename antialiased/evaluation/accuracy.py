@@ -1,26 +1,96 @@
 """Top-1/top-5 accuracy (the paper's ``-e``)."""
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
-from antialiased.evaluation._common import (all_reduce_sum, check_num_classes, forward, iter_batches,
-                                            loader_total, prepare_input, progress_bar, topk_correct)
+from antialiased.evaluation._common import topk_hits
+from antialiased.evaluation.loop import EvalBatch, Forward, LoopOptions, Scorer, run_protocols
 
-__all__ = ["evaluate_accuracy"]
+__all__ = ["AccuracyScorer", "evaluate_accuracy"]
+
+
+def _indices(batch: EvalBatch) -> torch.Tensor:
+    return batch.indices if batch.indices is not None else torch.full((batch.n,), -1, dtype=torch.long)
+
+
+class AccuracyScorer(Scorer):
+    """Top-1/top-5 hits of the central ``crop_size`` crop (the whole image for None).
+
+    Per-unit outcomes (:meth:`units`): ``correct1``, ``correct5`` and ``index`` per image.
+    """
+
+    name = "accuracy"
+
+    def __init__(self, crop_size: int | None = None, *, save: Callable | None = None,
+                 keep_predictions: bool = False) -> None:
+        self.input_size = crop_size
+        self.save, self.keep_predictions = save, keep_predictions
+        self.correct: torch.Tensor | None = None  # running (top-1, top-5) on the device: no sync per batch
+        self.hits: list[torch.Tensor] = []
+        self.indices: list[torch.Tensor] = []
+        self.predictions: list[torch.Tensor] = []
+
+    def score(self, batch: EvalBatch, forward: Forward) -> None:
+        if not batch.n:
+            return
+        images = batch.center(self.input_size)
+        self._add(forward(images), batch)
+        if self.save is not None:
+            self.save(images, batch.indices)
+
+    def _add(self, scores: torch.Tensor, batch: EvalBatch) -> None:
+        """Count the hits of one batch's class scores (kept on the device: no sync per batch)."""
+        hits = topk_hits(scores, batch.targets)
+        self.correct = hits.sum(dim=1) if self.correct is None else self.correct + hits.sum(dim=1)
+        self.hits.append(hits)
+        self.indices.append(_indices(batch))
+        if self.keep_predictions:
+            self.predictions.append(scores.argmax(dim=1))
+
+    def _images(self) -> int:
+        return sum(int(i.numel()) for i in self.indices)
+
+    def sums(self) -> list[float]:
+        c1, c5 = self.correct.tolist() if self.correct is not None else (0, 0)
+        return [c1, c5, self._images()]
+
+    def result(self, sums: list[float]) -> dict[str, Any]:
+        c1, c5, n = sums
+        out: dict[str, Any] = {"acc1": 100.0 * c1 / n if n else float("nan"),
+                               "acc5": 100.0 * c5 / n if n else float("nan")}
+        if self.keep_predictions:
+            out["predictions"] = (torch.cat(self.predictions).cpu() if self.predictions
+                                  else torch.empty(0, dtype=torch.long))
+        return out
+
+    def postfix(self) -> dict[str, str]:
+        n = self._images()
+        if self.correct is None or not n:
+            return {}
+        c1, c5 = self.correct.tolist()
+        return {"acc1": f"{100 * c1 / n:.2f}", "acc5": f"{100 * c5 / n:.2f}"}
+
+    def units(self) -> dict[str, np.ndarray]:
+        hits = torch.cat(self.hits, dim=1).cpu().numpy() if self.hits else np.zeros((2, 0), dtype=bool)
+        index = torch.cat(self.indices).numpy() if self.indices else np.zeros(0, dtype=np.int64)
+        return {"correct1": hits[0], "correct5": hits[1], "index": index}
 
 
 def evaluate_accuracy(model: nn.Module, loader: Iterable, device: torch.device | str, *,
                       amp_dtype: torch.dtype | None = None, channels_last: bool = False, progress: bool = True,
-                      print_freq: int = 10, save: Callable | None = None, return_predictions: bool = False) -> dict:
+                      print_freq: int = 10, save: Callable | None = None, return_predictions: bool = False,
+                      crop_size: int | None = None) -> dict:
     """Top-1 and top-5 accuracy (percent) of ``model`` over ``loader``.
 
     ``loader`` yields ``(images, targets[, indices])``; images are normalized floats (as from
-    :func:`antialiased.data.eval_transform`) or uint8 (normalized here, identically). Samples with
-    target :data:`antialiased.data.SKIPPED_TARGET` (unreadable files) are counted, not scored.
-    Counts are summed over ranks when torch.distributed is initialized.
+    :func:`antialiased.data.eval_transform`) or uint8 (normalized here, identically). With
+    ``crop_size`` the central crop of that size is scored (e.g. 224 of a 256 image), else the whole
+    image. Samples with target :data:`antialiased.data.SKIPPED_TARGET` (unreadable files) are
+    counted, not scored. Counts are summed over ranks when torch.distributed is initialized.
 
     Returns:
         ``{'acc1', 'acc5', 'count', 'skipped', 'skipped_indices'}``; with ``return_predictions`` also
@@ -32,35 +102,7 @@ def evaluate_accuracy(model: nn.Module, loader: Iterable, device: torch.device |
         >>> sorted(evaluate_accuracy(model, data, "cpu", progress=False))
         ['acc1', 'acc5', 'count', 'skipped', 'skipped_indices']
     """
-    device = torch.device(device)
-    model.eval()
-    correct1 = correct5 = count = skipped = 0
-    skipped_indices: list[int] = []
-    predictions: list[torch.Tensor] = []
-    bar = progress_bar(loader_total(loader), "Acc", progress)
-    with torch.inference_mode(), bar:
-        for step, batch in enumerate(iter_batches(loader)):
-            skipped += batch.n_skipped
-            skipped_indices += batch.skipped
-            if batch.targets.numel():
-                images = prepare_input(batch.images, device, channels_last)
-                targets = batch.targets.to(device, non_blocking=True)
-                logits = forward(model, images, amp_dtype)
-                check_num_classes(logits, targets)
-                c1, c5 = topk_correct(logits, targets)
-                if return_predictions:
-                    predictions.append(logits.argmax(dim=1).cpu())
-                correct1, correct5, count = correct1 + c1, correct5 + c5, count + int(targets.numel())
-                if save is not None:
-                    save(images, batch.indices)
-            bar.update(batch.size)
-            if print_freq and step % print_freq == 0 and count:
-                bar.set_postfix(acc1=f"{100 * correct1 / count:.2f}", acc5=f"{100 * correct5 / count:.2f}")
-    correct1, correct5, count, skipped = all_reduce_sum([correct1, correct5, count, skipped], device)
-    if count == 0:
-        raise ValueError("no image could be evaluated (empty dataset, or every file was unreadable)")
-    out = {"acc1": 100.0 * correct1 / count, "acc5": 100.0 * correct5 / count, "count": int(count),
-           "skipped": int(skipped), "skipped_indices": skipped_indices}
-    if return_predictions:
-        out["predictions"] = torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long)
-    return out
+    scorer = AccuracyScorer(crop_size, save=save, keep_predictions=return_predictions)
+    options = LoopOptions(amp_dtype=amp_dtype, channels_last=channels_last, progress=progress,
+                          print_freq=print_freq, desc="Acc")
+    return run_protocols(model, loader, device, [scorer], options).results[scorer.name]

@@ -1,16 +1,48 @@
 """Ensembles over random crops (the seed's ``-ens E``, ``-ens_sm``, ``-ens_cf``)."""
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
 
-from antialiased.evaluation._common import (all_reduce_sum, check_num_classes, forward, iter_batches,
-                                            loader_total, prepare_input, progress_bar, topk_correct)
-from antialiased.evaluation.shift import new_generator
+from antialiased.errors import ConfigError
+from antialiased.evaluation._common import new_generator
+from antialiased.evaluation.accuracy import AccuracyScorer
+from antialiased.evaluation.loop import EvalBatch, Forward, LoopOptions, run_protocols
 
-__all__ = ["ensemble_accuracy"]
+__all__ = ["EnsembleScorer", "ensemble_accuracy"]
+
+
+class EnsembleScorer(AccuracyScorer):
+    """Top-1/top-5 hits of the average over ``crops`` random crops per batch (see :func:`ensemble_accuracy`)."""
+
+    name = "ensemble"
+
+    def __init__(self, crops: int, *, softmax: bool = False, center_first: bool = False, crop_size: int = 224,
+                 max_shift: int = 32, seed: int | None = None, save: Callable | None = None) -> None:
+        if crops < 1:
+            raise ConfigError(f"an ensemble needs at least one crop (-ens E with E >= 1), got {crops}")
+        super().__init__(crop_size, save=save)
+        self.crops, self.softmax, self.center_first = crops, softmax, center_first
+        self.crop_size, self.max_shift, self.input_size = crop_size, max_shift, crop_size + max_shift
+        self.generator, self.seed = new_generator(seed)
+
+    def score(self, batch: EvalBatch, forward: Forward) -> None:
+        offsets = torch.randint(self.max_shift, (self.crops, 2), generator=self.generator)
+        if self.center_first:
+            offsets[0] = self.max_shift // 2
+        if not batch.n:
+            return
+        c, images = self.crop_size, batch.images
+        logits = forward(torch.cat([images[..., h:h + c, w:w + c] for h, w in offsets.tolist()]))
+        scores = logits.softmax(dim=1) if self.softmax else logits
+        self._add(scores.view(self.crops, batch.n, -1).mean(dim=0), batch)
+        if self.save is not None:
+            self.save(images, batch.indices)
+
+    def result(self, sums: list[float]) -> dict[str, Any]:
+        return {**super().result(sums), "seed": self.seed}
 
 
 def ensemble_accuracy(model: nn.Module, loader: Iterable, device: torch.device | str, *, crops: int,
@@ -33,42 +65,8 @@ def ensemble_accuracy(model: nn.Module, loader: Iterable, device: torch.device |
         >>> ensemble_accuracy(model, data, "cpu", crops=3, crop_size=8, max_shift=2, seed=0, progress=False)["count"]
         2
     """
-    if crops < 1:
-        raise ValueError(f"an ensemble needs at least one crop, got {crops}")
-    device = torch.device(device)
-    gen, seed = new_generator(seed)
-    model.eval()
-    c = crop_size
-    correct1 = correct5 = count = skipped = 0
-    skipped_indices: list[int] = []
-    bar = progress_bar(loader_total(loader), f"Ensemble x{crops}", progress)
-    with torch.inference_mode(), bar:
-        for step, batch in enumerate(iter_batches(loader)):
-            offsets = torch.randint(max_shift, (crops, 2), generator=gen)
-            if center_first:
-                offsets[0] = max_shift // 2
-            skipped += batch.n_skipped
-            skipped_indices += batch.skipped
-            n = int(batch.targets.numel())
-            if n:
-                images = prepare_input(batch.images, device, False)
-                targets = batch.targets.to(device)
-                views = torch.cat([images[..., h:h + c, w:w + c] for h, w in offsets.tolist()])
-                if channels_last:
-                    views = views.contiguous(memory_format=torch.channels_last)
-                logits = forward(model, views, amp_dtype)
-                check_num_classes(logits, targets)
-                scores = logits.softmax(dim=1) if softmax else logits
-                scores = scores.view(crops, n, -1).mean(dim=0)
-                c1, c5 = topk_correct(scores, targets)
-                correct1, correct5, count = correct1 + c1, correct5 + c5, count + n
-                if save is not None:
-                    save(images, batch.indices)
-            bar.update(batch.size)
-            if print_freq and step % print_freq == 0 and count:
-                bar.set_postfix(acc1=f"{100 * correct1 / count:.2f}")
-    correct1, correct5, count, skipped = all_reduce_sum([correct1, correct5, count, skipped], device)
-    if count == 0:
-        raise ValueError("no image could be evaluated (empty dataset, or every file was unreadable)")
-    return {"acc1": 100.0 * correct1 / count, "acc5": 100.0 * correct5 / count, "count": int(count),
-            "skipped": int(skipped), "skipped_indices": skipped_indices, "seed": seed}
+    scorer = EnsembleScorer(crops, softmax=softmax, center_first=center_first, crop_size=crop_size,
+                            max_shift=max_shift, seed=seed, save=save)
+    options = LoopOptions(amp_dtype=amp_dtype, channels_last=channels_last, progress=progress,
+                          print_freq=print_freq, desc=f"Ensemble x{crops}")
+    return run_protocols(model, loader, device, [scorer], options).results[scorer.name]

@@ -1,58 +1,32 @@
-"""Building the model to evaluate from the command line's flags: weights, checkpoint, device, wrappers."""
+"""The model to evaluate: built from a :class:`ModelSource`, put on its device, described for result files."""
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["select_device", "build_model", "wrap_for_devices", "init_distributed", "amp_dtype_from_flag"]
+from antialiased.errors import DataError, ModelError
+from antialiased.evaluation.config import ModelSource
+from antialiased.models import create_model, parse_model_name
+from antialiased.models.weights import resolve_published
+from antialiased.support.checkpoints import check_arch, extract_state_dict, load_checkpoint, load_into, load_weights_file
+
+__all__ = ["load_model", "model_identity", "wrap_for_devices", "check_model_classes"]
 
 log = logging.getLogger(__name__)
 
 
-def init_distributed(args: argparse.Namespace) -> bool:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1); returns whether distributed."""
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return True
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return False
-    backend = getattr(args, "dist_backend", None) or ("nccl" if torch.cuda.is_available() else "gloo")
-    if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend=backend, init_method=getattr(args, "dist_url", None) or "env://")
-    return True
-
-
-def select_device(gpu: int | None, distributed: bool = False) -> torch.device:
-    """CUDA when present (``gpu`` picks one; under torchrun: LOCAL_RANK), else the CPU with a warning."""
-    if not torch.cuda.is_available():
-        if gpu is not None:
-            warnings.warn(f"--gpu {gpu} requested but CUDA is not available: evaluating on the CPU", stacklevel=2)
-        return torch.device("cpu")
-    if distributed:
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    if gpu is not None:
-        if not 0 <= gpu < torch.cuda.device_count():
-            raise ValueError(f"--gpu {gpu}: this machine has {torch.cuda.device_count()} GPU(s), ids "
-                             f"0..{torch.cuda.device_count() - 1}")
-        return torch.device("cuda", gpu)
-    return torch.device("cuda", 0)
-
-
-def amp_dtype_from_flag(flag: str | None, device: torch.device) -> torch.dtype | None:
-    if flag is None:
-        return None
-    if flag == "fp16":
-        return torch.float16
-    if flag == "bf16" or device.type != "cuda" or torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float16
+def _parse(name: str) -> tuple[str, int | None]:
+    try:
+        return parse_model_name(name)
+    except ModelError:
+        raise
+    except ValueError as exc:  # the registry's own error type, until it raises ModelError itself
+        raise ModelError(str(exc)) from exc
 
 
 def _output_size(state_dict: dict[str, torch.Tensor]) -> int | None:
@@ -64,53 +38,66 @@ def _output_size(state_dict: dict[str, torch.Tensor]) -> int | None:
     return None
 
 
-def _read_checkpoint(path: str) -> dict:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"checkpoint {path!r} not found (--resume expects a file written by training, "
-                                f"e.g. OUT_DIR/model_best.pth.tar)")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling errors of many kinds: report the file, not torch internals
-        raise ValueError(f"cannot read checkpoint {path!r}: {err}") from err
+def _state_dict(source: ModelSource) -> tuple[dict[str, torch.Tensor], str]:
+    """The weights of ``--weights`` or ``--resume`` and the label recorded in result files."""
+    if source.checkpoint:
+        checkpoint = load_checkpoint(source.checkpoint)
+        check_arch(checkpoint, source.name, str(source.checkpoint))
+        return extract_state_dict(checkpoint, str(source.checkpoint)), f"checkpoint:{Path(source.checkpoint).resolve()}"
+    return load_weights_file(source.weights), f"file:{Path(source.weights).expanduser().resolve()}"
 
 
-def build_model(args: argparse.Namespace, dataset_classes: int) -> tuple[nn.Module, str]:
-    """The model of ``-a`` with its weights (published, --weights, --resume or random); and a weights label."""
-    import antialiased
-    from antialiased.models import weights as wlib
+def load_model(source: ModelSource, num_classes: int) -> tuple[nn.Module, str]:
+    """The model of ``source`` with its weights, and a label of where they came from.
 
-    sources = [bool(args.pretrained), bool(args.weights), bool(args.resume)]
-    if sum(sources) > 1:
-        raise ValueError("give only one of --pretrained, --weights PATH and --resume PATH")
-    arch_name, filter_size = antialiased.parse_model_name(args.arch)
-    if args.pretrained:
-        model = antialiased.create_model(args.arch, pretrained=True, force_nonfinetuned=args.force_nonfinetuned)
+    ``num_classes`` (the dataset's) sizes a randomly initialized model; a weights file or
+    checkpoint keeps its own classifier size (a mismatch is reported later, naming both).
+
+    Raises:
+        ModelError, WeightsError, CheckpointError, MissingFileError, DownloadError: with the fix.
+    """
+    source.validate()
+    arch, filter_size = _parse(source.name)
+    if source.pretrained:
+        model = create_model(source.name, pretrained=True, force_nonfinetuned=source.force_nonfinetuned)
         if filter_size is None:
             return model, "torchvision:DEFAULT"
-        entry = wlib.resolve_published(arch_name, filter_size, args.force_nonfinetuned)
-        return model, f"published:{entry.name}"
-    path = args.weights or args.resume
-    if not path:
+        return model, f"published:{resolve_published(arch, filter_size, source.force_nonfinetuned).name}"
+    if not (source.weights or source.checkpoint):
         warnings.warn(f"no weights given (--pretrained, --weights or --resume): evaluating a randomly initialized "
-                      f"{args.arch} with {dataset_classes} outputs", stacklevel=2)
-        return antialiased.create_model(args.arch, num_classes=dataset_classes), "random"
-    if args.resume:
-        checkpoint = _read_checkpoint(path)
-        saved_arch = checkpoint.get("arch") if isinstance(checkpoint, dict) else None
-        if saved_arch is not None and saved_arch != args.arch:
-            raise ValueError(f"checkpoint {path!r} was trained as {saved_arch!r} but -a is {args.arch!r}: "
-                             f"pass -a {saved_arch}")
-    state_dict = wlib.load_weights_file(path)
-    num_classes = _output_size(state_dict) or dataset_classes
-    model = antialiased.create_model(args.arch, num_classes=num_classes)
-    wlib.load_into(model, state_dict, source=str(path))
-    kind = "checkpoint" if args.resume else "file"
-    return model, f"{kind}:{Path(path).resolve()}"
+                      f"{source.name} with {num_classes} outputs", stacklevel=2)
+        return create_model(source.name, num_classes=num_classes), "random"
+    state_dict, label = _state_dict(source)
+    model = create_model(source.name, num_classes=_output_size(state_dict) or num_classes)
+    load_into(model, state_dict, source=label.split(":", 1)[1])
+    return model, label
 
 
-def wrap_for_devices(model: nn.Module, device: torch.device, *, gpu: int | None, distributed: bool,
-                     channels_last: bool, compile_model: bool) -> nn.Module:
-    """Move to ``device``; DataParallel over all GPUs when several are visible and none was picked.
+def model_identity(model: nn.Module, source: ModelSource, weights_label: str) -> dict[str, Any]:
+    """What result files record about the model: name, architecture, filter size, weights (and more when known)."""
+    arch, filter_size = _parse(source.name)
+    identity: dict[str, Any] = {"model": source.name, "arch": arch, "filter_size": filter_size,
+                                "weights": weights_label}
+    info = getattr(model, "weights_info", None)
+    if info is not None:
+        identity["weights_info"] = _plain(info)
+    return identity
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly copy of a record (dataclass, mapping or plain value)."""
+    if hasattr(value, "__dataclass_fields__"):
+        value = {k: getattr(value, k) for k in value.__dataclass_fields__}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items() if not callable(v)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+def wrap_for_devices(model: nn.Module, device: torch.device, *, data_parallel: bool, channels_last: bool,
+                     compile_model: bool) -> nn.Module:
+    """Move to ``device`` in eval mode; channels_last, ``torch.compile`` and DataParallel when asked.
 
     Under torchrun each process evaluates its own shard and the counts are summed, so no DDP
     wrapper is needed for inference (it only synchronizes gradients).
@@ -120,7 +107,19 @@ def wrap_for_devices(model: nn.Module, device: torch.device, *, gpu: int | None,
         model = model.to(memory_format=torch.channels_last)
     if compile_model:
         model = torch.compile(model)
-    if device.type == "cuda" and not distributed and gpu is None and torch.cuda.device_count() > 1:
+    if data_parallel:
         log.info("evaluating on %d GPUs with DataParallel", torch.cuda.device_count())
         model = nn.DataParallel(model)
     return model
+
+
+def check_model_classes(model: nn.Module, num_classes: int, crop_size: int, device: torch.device,
+                        where: str) -> None:
+    """Refuse a dataset whose number of classes differs from the model's outputs, before any work."""
+    with torch.inference_mode():
+        outputs = model(torch.zeros(1, 3, crop_size, crop_size, device=device))
+    outputs = outputs[0] if isinstance(outputs, (tuple, list)) else outputs
+    if outputs.shape[1] != num_classes:
+        raise DataError(f"the dataset {where!r} has {num_classes} classes but the model outputs {outputs.shape[1]} "
+                        f"logits. ImageNet models need all 1000 <wnid> folders of the validation set; for a "
+                        f"subset, pass --class-list FILE with the model's classes in output order.")

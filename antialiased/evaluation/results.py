@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from antialiased import __version__
+from antialiased.support.files import write_new_file
 
 __all__ = ["SCHEMA", "make_result", "write_result"]
 
@@ -20,35 +22,41 @@ def _now() -> str:
 
 def make_result(*, model: str, arch: str, filter_size: int | None, weights: str, protocol: str, dataset: str,
                 seed: int | None, device: str, metrics: dict[str, Any], counts: dict[str, int],
-                skipped_files: list[str], settings: dict[str, Any]) -> dict[str, Any]:
-    """A result record; metrics are percentages (0-100)."""
-    from antialiased import __version__
+                skipped_files: list[str], settings: dict[str, Any], classes: list[str] | None = None,
+                skip_reasons: dict[str, str] | None = None, weights_info: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
+    """A result record; metrics are percentages (0-100).
 
-    return {"schema": SCHEMA, "model": model, "arch": arch, "filter_size": filter_size, "weights": weights,
-            "protocol": protocol, "dataset": dataset, "seed": seed, "device": device, "metrics": metrics,
-            "counts": counts, "skipped_files": skipped_files, "settings": settings, "created": _now(),
-            "antialiased_version": __version__}
+    ``classes`` (the dataset's class list, in the model's output order), ``skip_reasons`` (why each
+    skipped file was left out) and ``weights_info`` (the model's weights record) are recorded when given.
+
+    Example:
+        >>> r = make_result(model="resnet18_lpf4", arch="resnet18", filter_size=4, weights="random",
+        ...                 protocol="accuracy", dataset="/data/val", seed=0, device="cpu",
+        ...                 metrics={"acc1": 50.0}, counts={"images": 2, "skipped": 0}, skipped_files=[],
+        ...                 settings={}, classes=["cat", "dog"])
+        >>> r["schema"], r["classes"]
+        ('antialiased.result/1', ['cat', 'dog'])
+    """
+    record = {"schema": SCHEMA, "model": model, "arch": arch, "filter_size": filter_size, "weights": weights,
+              "protocol": protocol, "dataset": dataset, "seed": seed, "device": device, "metrics": metrics,
+              "counts": counts, "skipped_files": skipped_files, "settings": settings, "created": _now(),
+              "antialiased_version": __version__}
+    optional = {"classes": classes, "skip_reasons": skip_reasons, "weights_info": weights_info}
+    record.update({k: v for k, v in optional.items() if v is not None})
+    return record
 
 
 def write_result(result: dict[str, Any], out_dir: str | os.PathLike) -> Path:
-    """Write ``results_<model>_<protocol>_<timestamp>.json`` atomically into ``out_dir``; returns its path."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write ``results_<model>_<protocol>_<timestamp>.json`` into ``out_dir``; returns its path.
+
+    Atomic, and never over an existing file: a second result of the same second (or a concurrent
+    writer) gets ``_1``, ``_2``, ... (see :func:`antialiased.support.files.write_new_file`).
+
+    Raises:
+        OutputError: the folder cannot be written (the message names it and the fix).
+    """
     stamp = result["created"].replace(":", "").replace("-", "")
     safe_model = re.sub(r"[^A-Za-z0-9_.-]", "_", result["model"])
-    path = out_dir / f"results_{safe_model}_{result['protocol']}_{stamp}.json"
-    n = 1
-    while path.exists():  # two protocols or runs within one second
-        path = out_dir / f"results_{safe_model}_{result['protocol']}_{stamp}_{n}.json"
-        n += 1
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".tmp_result_", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=2, default=float)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    data = (json.dumps(result, indent=2, default=float) + "\n").encode("utf-8")
+    return write_new_file(out_dir, f"results_{safe_model}_{result['protocol']}_{stamp}", ".json", data)

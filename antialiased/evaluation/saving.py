@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import torch
+from torchvision.utils import save_image
 
 from antialiased.data.transforms import denormalize, to_float_normalized
 
@@ -20,8 +21,6 @@ class ImageSaver:
         self.count = 0
 
     def __call__(self, images: torch.Tensor, indices: torch.Tensor | None, tag: str = "") -> None:
-        from torchvision.utils import save_image
-
         if images.dtype == torch.uint8:
             images = to_float_normalized(images)
         images = denormalize(images.detach().float().cpu())

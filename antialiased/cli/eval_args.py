@@ -1,9 +1,17 @@
-"""Evaluation flags of the paper's ``main.py`` (and our additions)."""
+"""Evaluation flags of the paper's ``main.py`` (and our additions), and the :class:`EvalConfig` they make."""
 from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_eval_args"]
+from antialiased.errors import ConfigError
+from antialiased.evaluation import (DataSettings, EnsembleOptions, EvalConfig, ModelSource, RunSettings,
+                                    ShiftOptions)
+
+__all__ = ["add_eval_args", "wants_evaluation", "protocols_from_args", "eval_config_from_args"]
+
+# flag dest -> protocol name (``-e`` becomes "ensemble" with ``-ens E``), in the order results are reported
+_PROTOCOL_FLAGS = (("evaluate", "accuracy"), ("evaluate_shift", "shift_consistency"),
+                   ("evaluate_diagonal", "diagonal"))
 
 
 def add_eval_args(parser: argparse.ArgumentParser) -> None:
@@ -54,3 +62,43 @@ def _add_protocol_options(parser: argparse.ArgumentParser) -> None:
                        help="text file with one class folder name per line, in the model's output order, "
                             "for a dataset holding only some of the model's classes")
     group.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bar")
+
+
+def wants_evaluation(args: argparse.Namespace) -> bool:
+    return any(getattr(args, flag) for flag, _ in _PROTOCOL_FLAGS)
+
+
+def protocols_from_args(args: argparse.Namespace) -> tuple[str, ...]:
+    """The protocol names of the flags, checking the combinations only flags can get wrong."""
+    checks = [(args.ens < 0, f"-ens must be >= 0, got {args.ens}"),
+              (args.ens > 0 and not args.evaluate, "-ens E averages crops for the accuracy; add -e"),
+              ((args.ens_sm or args.ens_cf) and not args.ens, "-ens_sm and -ens_cf need -ens E")]
+    for failed, message in checks:
+        if failed:
+            raise ConfigError(message)
+    names = [name for flag, name in _PROTOCOL_FLAGS if getattr(args, flag)]
+    return tuple("ensemble" if name == "accuracy" and args.ens else name for name in names)
+
+
+def _run_settings(args: argparse.Namespace) -> RunSettings:
+    if args.multiprocessing_distributed:
+        raise ConfigError("evaluation does not spawn processes itself (--multiprocessing-distributed); launch "
+                          "one process per GPU with torchrun: torchrun --nproc_per_node=N main.py ... -e")
+    return RunSettings(gpu=args.gpu, amp=args.amp, channels_last=not args.no_channels_last, compile=args.compile,
+                       seed=args.seed, progress=not args.no_progress, print_freq=args.print_freq,
+                       dist_backend=args.dist_backend, dist_url=args.dist_url, world_size=args.world_size,
+                       rank=args.rank)
+
+
+def eval_config_from_args(args: argparse.Namespace) -> EvalConfig:
+    """The typed configuration of the evaluation flags (dest names as defined above and in common_args)."""
+    model = ModelSource(args.arch, pretrained=args.pretrained, force_nonfinetuned=args.force_nonfinetuned,
+                        weights=args.weights, checkpoint=args.resume or None)
+    data = DataSettings(args.data, batch_size=args.batch_size, workers=args.workers, crop_size=args.crop_size,
+                        max_shift=args.max_shift, strict=args.strict, class_list=args.class_list,
+                        fast_decode=args.fast_decode)
+    return EvalConfig(model=model, data=data, protocols=protocols_from_args(args), run=_run_settings(args),
+                      shift=ShiftOptions(epochs=args.epochs_shift, independent=args.independent_offsets,
+                                         forward_batch=args.forward_batch),
+                      ensemble=EnsembleOptions(crops=args.ens, softmax=args.ens_sm, center_first=args.ens_cf),
+                      cache_mb=args.cache_mb, out_dir=args.out_dir or "results", save_images=args.evaluate_save)

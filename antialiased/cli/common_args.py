@@ -1,0 +1,37 @@
+"""Flags shared by evaluation and training in the paper's ``main.py``: the model and the data."""
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_common_args"]
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model and data")
+    group.add_argument("--data", metavar="DIR", default=None,
+                       help="dataset root in ImageNet layout: DIR/train/<class>/*, DIR/val/<class>/*")
+    group.add_argument("-a", "--arch", metavar="ARCH", default="resnet18",
+                       help="model name, e.g. resnet50_lpf4 (anti-aliased, filter size 4) or resnet50 "
+                            "(torchvision baseline); 'antialiased models' lists them (default: resnet18)")
+    group.add_argument("-j", "--workers", default=4, type=int, metavar="N",
+                       help="data loading worker processes (default: 4)")
+    group.add_argument("-b", "--batch-size", default=256, type=int, metavar="N",
+                       help="mini-batch size, per process under DDP (default: 256)")
+    group.add_argument("-p", "--print-freq", default=10, type=int, metavar="N",
+                       help="log every N batches (default: 10)")
+    group.add_argument("--pretrained", action="store_true",
+                       help="use the published weights (fine-tuned file for filter size 4)")
+    group.add_argument("--force_nonfinetuned", "--force-nonfinetuned", dest="force_nonfinetuned",
+                       action="store_true", help="with --pretrained: the from-scratch weights, as in the paper's tables")
+    group.add_argument("--weights", default=None, metavar="PATH",
+                       help="load model weights from a local file ({'state_dict': ...} or a bare state dict)")
+    group.add_argument("--resume", default="", metavar="PATH",
+                       help="resume from a training checkpoint (also usable for evaluation)")
+    group.add_argument("--save_weights", "--save-weights", dest="save_weights", default=None, metavar="PATH",
+                       help="write {'state_dict': ...} without optimizer or DataParallel/DDP prefixes: of the "
+                            "--resume checkpoint (then evaluate, with -e/-es/-ed), or of model_best after training")
+    group.add_argument("--gpu", default=None, type=int, metavar="N",
+                       help="GPU id to use; falls back to the CPU with a warning when CUDA is absent")
+    group.add_argument("--seed", default=None, type=int, help="seed for reproducible runs")
+    group.add_argument("--out-dir", "--out_dir", dest="out_dir", default=None, metavar="DIR",
+                       help="where results, checkpoints and logs are written")
