@@ -387,3 +387,30 @@ def test_no_warnings_while_decoding(tmp_path):
         warnings.simplefilter("always")
         _decode_all(ImageFolderDataset(root))
     assert [str(w.message) for w in caught] == []
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # PIL's notes on damaged TIFF tags
+def test_damaged_files_never_crash_the_loader(tmp_path):
+    """Every format cut short at many lengths, and with random bytes overwritten: each file either
+    decodes to an RGB image of its size or is skipped with a reason; nothing escapes __getitem__."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    (tmp_path / "damaged").mkdir()
+    for fmt, ext, options in [("PNG", "png", {}), ("JPEG", "jpg", {"quality": 90}), ("PPM", "ppm", {}),
+                              ("BMP", "bmp", {}), ("TIFF", "tif", {}), ("WEBP", "webp", {"lossless": True})]:
+        Image.fromarray(pixels).save(tmp_path / f"whole.{ext}", format=fmt, **options)
+        data = (tmp_path / f"whole.{ext}").read_bytes()
+        for i, cut in enumerate(np.linspace(0, len(data) - 1, 12).astype(int)):
+            (tmp_path / "damaged" / f"cut{i}.{ext}").write_bytes(data[:cut])
+        for i in range(12):
+            damaged = bytearray(data)
+            for position in rng.integers(0, len(data), 4):
+                damaged[position] = rng.integers(0, 256)
+            (tmp_path / "damaged" / f"flip{i}.{ext}").write_bytes(bytes(damaged))
+    ds = ImageFolderDataset(tmp_path, placeholder_size=(24, 20))
+    assert len(ds) == 6 * 24
+    for i in range(len(ds)):
+        image, target = ds[i]
+        assert image.mode == "RGB" and image.size == (24, 20)
+        assert (target == SKIPPED_TARGET) == (ds.samples[i][0] in ds.skip_reasons)
+    assert all(ds.skip_reasons.values()) and len(ds.skipped) >= 6 * 12 - 6  # nearly every cut fails

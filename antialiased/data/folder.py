@@ -214,7 +214,8 @@ def _read_error_reason(path: str, err: BaseException) -> str:
     message = str(err) or type(err).__name__
     if "truncated" in message.lower():
         return f"truncated image: {message}"
-    return f"cannot decode image: {type(err).__name__}: {message}"
+    kind = "" if type(err) is OSError else f"{type(err).__name__}: "
+    return f"cannot decode image: {kind}{message}"
 
 
 # --- scanning class folders --------------------------------------------------------------------------
