@@ -387,6 +387,19 @@ def test_editing_the_filter_in_place_is_picked_up():
     torch.testing.assert_close(layer(x), _pad_conv(x, layer.filt, 2, [1, 1, 1, 1], "constant"))
 
 
+def test_layers_and_functionals_made_under_inference_mode():
+    """Tensors made under inference mode have no version counter; the layer must not need one."""
+    x = torch.randn(1, 3, 9, 8)
+    expected = reference(x, 4)
+    with torch.inference_mode():
+        torch.testing.assert_close(blur_pool2d(x, 4, 2, "reflect"), expected)
+        layer = BlurPool(3)
+        torch.testing.assert_close(layer(x), expected)
+        layer.filt.mul_(0.5)  # an edit of an inference-mode filter is still picked up
+        torch.testing.assert_close(layer(x), 0.5 * expected)
+    torch.testing.assert_close(blur_pool2d(x, 4, 2, "reflect"), expected)
+
+
 def test_filter_size_one_applies_its_weight():
     layer = BlurPool(2, filt_size=1, stride=2)
     x = torch.randn(1, 2, 7, 7)

@@ -96,7 +96,7 @@ def _check_filter_fits(x: torch.Tensor, filt: torch.Tensor) -> None:
                           f"move the model with .to({str(x.device)!r})")
 
 
-def _blur_pool(x: torch.Tensor, filt: torch.Tensor, stride: int, pads: list[int], mode: str) -> torch.Tensor:
+def _blur_pool(x: torch.Tensor, filt: torch.Tensor, stride: int, pads: tuple[int, ...], mode: str) -> torch.Tensor:
     """The dispatch: check the input, then run the kernel that fits it (see the module docstring)."""
     _check_input(x, filt.dim() - 2)
     _check_filter_fits(x, filt)
@@ -125,8 +125,9 @@ def _functional_filter(filt_size: int, ndim: int, x: torch.Tensor) -> torch.Tens
     key = (filt_size, ndim, x.shape[1], x.dtype, x.device)
     filt = _FILTERS.get(key)
     if filt is None:
-        base = binomial_filter(filt_size, ndim)
-        filt = base.expand(x.shape[1], 1, *base.shape).contiguous().to(device=x.device, dtype=x.dtype)
+        with torch.inference_mode(False):  # a normal tensor even if first made under inference mode
+            base = binomial_filter(filt_size, ndim)
+            filt = base.expand(x.shape[1], 1, *base.shape).contiguous().to(device=x.device, dtype=x.dtype)
         if len(_FILTERS) >= 64:
             _FILTERS.clear()
         _FILTERS[key] = filt

@@ -17,7 +17,7 @@ convolved at positions 0, 2 and 4; backward convolves the output gradient with t
 
     >>> x = torch.arange(5.0).reshape(1, 1, 5).requires_grad_(True)
     >>> filt = torch.tensor([[[0.25, 0.5, 0.25]]])
-    >>> y = PadConvBlur.apply(x, filt, 2, [1, 1], "reflect")
+    >>> y = PadConvBlur.apply(x, filt, 2, (1, 1), "reflect")
     >>> y
     tensor([[[0.5000, 2.0000, 3.5000]]], grad_fn=<PadConvBlurBackward>)
     >>> y.sum().backward()
@@ -40,7 +40,7 @@ _CONVS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_INPUT_GRADS = {1: torch.nn.grad.conv1d_input, 2: torch.nn.grad.conv2d_input, 3: torch.nn.grad.conv3d_input}
 
 
-def conv_forward(x: torch.Tensor, filt: torch.Tensor, stride: int, pads: list[int], mode: str) -> torch.Tensor:
+def conv_forward(x: torch.Tensor, filt: torch.Tensor, stride: int, pads: tuple[int, ...], mode: str) -> torch.Tensor:
     """Pad, then a depthwise convolution with ``filt`` (C, 1, *taps): plain differentiable ops."""
     return _CONVS[x.dim() - 2](pad(x, pads, mode), filt.to(dtype=x.dtype), stride=stride, groups=x.shape[1])
 
@@ -67,7 +67,7 @@ class PadConvBlur(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, filt: torch.Tensor, stride: int, pads: list[int], mode: str) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, filt: torch.Tensor, stride: int, pads: tuple[int, ...], mode: str) -> torch.Tensor:  # type: ignore[override]
         padded = pad(x, pads, mode)
         ctx.filt, ctx.stride, ctx.pads, ctx.mode = filt, stride, pads, mode
         ctx.spatial, ctx.padded_shape = tuple(x.shape[2:]), padded.shape

@@ -44,15 +44,15 @@ def pad_mode(pad_type: str) -> str:
         ) from None
 
 
-def pad_amounts(filt_size: int, pad_off: int, ndim: int) -> list[int]:
-    """F.pad's list (last dimension first) for a filter of ``filt_size`` taps.
+def pad_amounts(filt_size: int, pad_off: int, ndim: int) -> tuple[int, ...]:
+    """F.pad's amounts (last dimension first) for a filter of ``filt_size`` taps.
 
     Asymmetric for even filters, as the published layer: ``(f-1)//2`` before, ``f//2`` after.
     """
-    return [(filt_size - 1) // 2 + pad_off, filt_size // 2 + pad_off] * ndim
+    return ((filt_size - 1) // 2 + pad_off, filt_size // 2 + pad_off) * ndim
 
 
-def effective_mode(mode: str, pads: list[int], spatial: tuple[int, ...]) -> str:
+def effective_mode(mode: str, pads: tuple[int, ...], spatial: tuple[int, ...]) -> str:
     """Reflect padding needs a pad smaller than the size: smaller maps (CIFAR-sized inputs with large
     filters) fall back to replicate padding instead of failing deep inside torch."""
     if mode == "reflect" and any(
@@ -75,7 +75,7 @@ def source_index(j: int, n: int, mode: str) -> int | None:
     return -j if j < 0 else 2 * (n - 1) - j  # reflect (pad < n is guaranteed by effective_mode)
 
 
-def pad(x: torch.Tensor, pads: list[int], mode: str) -> torch.Tensor:
+def pad(x: torch.Tensor, pads: tuple[int, ...], mode: str) -> torch.Tensor:
     """``F.pad``, plus circular padding that wraps around a dimension more than once (tiny maps)."""
     if not any(pads):
         return x
@@ -91,7 +91,7 @@ def pad(x: torch.Tensor, pads: list[int], mode: str) -> torch.Tensor:
     return x
 
 
-def unpad(grad: torch.Tensor, pads: list[int], mode: str, spatial: tuple[int, ...]) -> torch.Tensor:
+def unpad(grad: torch.Tensor, pads: tuple[int, ...], mode: str, spatial: tuple[int, ...]) -> torch.Tensor:
     """The adjoint of :func:`pad`: the gradient of the padded tensor folded back onto the input.
 
     A handful of tensor ops per dimension (the border is added where it was read from), no loop

@@ -90,12 +90,15 @@ def plan(n: int, taps: tuple[float, ...], stride: int, before: int, after: int, 
                 tuple(w / ref for w in taps))
 
 
+@functools.lru_cache(maxsize=1024)
 def plans_for(
-    spatial: tuple[int, ...], taps: tuple[tuple[float, ...], ...], stride: int, pads: list[int], mode: str
-) -> list[Pass]:
-    """One pass per spatial dimension (``pads`` in F.pad's order, last dimension first)."""
+    spatial: tuple[int, ...], taps: tuple[tuple[float, ...], ...], stride: int, pads: tuple[int, ...], mode: str
+) -> tuple[Pass, ...]:
+    """One pass per spatial dimension (``pads`` in F.pad's order, last dimension first); cached."""
     last = len(spatial) - 1
-    return [plan(n, taps[i], stride, pads[2 * (last - i)], pads[2 * (last - i) + 1], mode) for i, n in enumerate(spatial)]
+    return tuple(
+        plan(n, taps[i], stride, pads[2 * (last - i)], pads[2 * (last - i) + 1], mode) for i, n in enumerate(spatial)
+    )
 
 
 def dense_matrix(p: Pass, dtype: torch.dtype, device: torch.device, scale: float = 1.0) -> torch.Tensor:
@@ -193,14 +196,14 @@ def _pass_backward(g: torch.Tensor, dim: int, p: Pass) -> torch.Tensor:
     return grad
 
 
-def _forward_passes(x: torch.Tensor, plans: list[Pass], first_dim: int, out: torch.Tensor | None = None) -> torch.Tensor:
+def _forward_passes(x: torch.Tensor, plans: tuple[Pass, ...], first_dim: int, out: torch.Tensor | None = None) -> torch.Tensor:
     pending = 1.0
     for i, p in enumerate(plans):
         x, pending = _pass_forward(x, first_dim + i, p, out if i == len(plans) - 1 else None, pending)
     return x.mul_(pending) if pending != 1.0 else x
 
 
-def separable_forward(x: torch.Tensor, plans: list[Pass]) -> torch.Tensor:
+def separable_forward(x: torch.Tensor, plans: tuple[Pass, ...]) -> torch.Tensor:
     """Blur and subsample ``x`` (N, C, *spatial) with one pass per spatial dimension."""
     if x.is_cuda or x.numel() <= _CHUNK_ELEMENTS:
         return _forward_passes(x, plans, 2)
@@ -219,7 +222,7 @@ def separable_forward(x: torch.Tensor, plans: list[Pass]) -> torch.Tensor:
     return out
 
 
-def separable_backward(grad: torch.Tensor, plans: list[Pass]) -> torch.Tensor:
+def separable_backward(grad: torch.Tensor, plans: tuple[Pass, ...]) -> torch.Tensor:
     """The adjoint of :func:`separable_forward`: each pass's adjoint, in reverse order."""
     for i in reversed(range(len(plans))):
         grad = _pass_backward(grad, 2 + i, plans[i])
@@ -230,7 +233,7 @@ class SeparableBlur(torch.autograd.Function):
     """Separable blur + subsample that saves no tensors for backward (the filter is fixed)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, plans: list[Pass]) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, plans: tuple[Pass, ...]) -> torch.Tensor:  # type: ignore[override]
         ctx.plans = plans
         return separable_forward(x, plans)
 

@@ -5,7 +5,8 @@ as one 1-D filter per spatial dimension: the same for every channel, and an oute
 (rank 1). :func:`separable_taps` checks both and returns those 1-D filters as Python floats, or
 None when ``filt`` does not factor (then the layer falls back to pad + conv). The result is cached
 per tensor and per in-place version of it, so a loaded or edited filter is picked up and an
-unchanged one costs a dictionary look-up.
+unchanged one costs a dictionary look-up (filters created under ``torch.inference_mode`` have no
+version counter: those are compared with a copy instead, one small ``torch.equal``).
 
 Example:
     >>> filt = torch.outer(torch.tensor([1.0, 2.0, 1.0]), torch.tensor([1.0, 1.0])) / 8
@@ -17,26 +18,37 @@ Example:
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
-from torch.utils.weak import WeakTensorKeyDictionary
 
 __all__ = ["separable_taps", "is_identity"]
 
 Taps = tuple[tuple[float, ...], ...]
 
-# filt -> ((data_ptr, version), taps); entries go away with their tensor.
-_CACHE = WeakTensorKeyDictionary()
+# id(filt) -> (weak reference to filt, key, taps); an entry goes away with its tensor. A plain
+# dict keyed on id() costs a fraction of a microsecond per call (a WeakTensorKeyDictionary ~7 us).
+_CACHE: dict[int, tuple[weakref.ref, object, Taps | None]] = {}
 
 
 def separable_taps(filt: torch.Tensor) -> Taps | None:
     """One 1-D filter per spatial dimension whose outer product is every channel's filter, or None."""
-    key = (filt.data_ptr(), filt._version)
-    entry = _CACHE.get(filt)
-    if entry is not None and entry[0] == key:
-        return entry[1]
+    entry = _CACHE.get(id(filt))
+    if entry is not None and entry[0]() is not filt:
+        entry = None  # a dead tensor's id reused before its entry was dropped
+    if filt.is_inference():
+        # Made under torch.inference_mode: no version counter, so compare with a copy (one small op).
+        if entry is not None and torch.equal(entry[1], filt):
+            return entry[2]
+        key: object = filt.clone()
+    else:
+        key = (filt.data_ptr(), filt._version)
+        if entry is not None and entry[1] == key:
+            return entry[2]
     taps = _factor(filt.detach())
-    _CACHE[filt] = (key, taps)
+    ident = id(filt)
+    ref = weakref.ref(filt, lambda dead: _CACHE.pop(ident) if _CACHE.get(ident, (None,))[0] is dead else None)
+    _CACHE[ident] = (ref, key, taps)
     return taps
 
 
