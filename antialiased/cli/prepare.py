@@ -6,6 +6,7 @@ import sys
 from typing import Sequence
 
 from antialiased.data import prepare as prep
+from antialiased.errors import AntialiasedError
 
 __all__ = ["get_args_parser", "main"]
 
@@ -14,7 +15,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="antialiased prepare-imagenet",
         description="Move the 50,000 ILSVRC2012 validation images (ILSVRC2012_val_XXXXXXXX.JPEG) into one folder "
-                    "per class (<wnid>/), the layout that evaluation expects. Idempotent; never deletes a file.",
+                    "per class (<wnid>/), the layout that evaluation expects. Idempotent; never deletes a file. "
+                    "Every label is checked first: an ImageId that is not a plain file name, a duplicated ImageId "
+                    "or a link leading out of --val-dir rejects the label file, and then nothing moves.",
         epilog="Examples:\n"
                "  antialiased prepare-imagenet --val-dir ILSVRC2012/val --solution LOC_val_solution.csv\n"
                "  antialiased prepare-imagenet --val-dir ILSVRC2012/val \\\n"
@@ -56,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         labels = _labels(args, parser)
         report = prep.prepare_val_folder(args.val_dir, labels, dry_run=args.dry_run, expected=args.expect or None)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
+    except AntialiasedError as err:  # expected failures (unsafe labels, missing files), the fix in the message
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(report.summary())

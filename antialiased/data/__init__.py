@@ -7,6 +7,7 @@ from antialiased.data.folder import (
     ImageFolderDataset,
     find_split,
     load_rgb,
+    to_rgb,
 )
 from antialiased.data.transforms import (
     IMAGENET_MEAN,
@@ -33,6 +34,7 @@ __all__ = [
     "load_rgb",
     "normalize",
     "to_float_normalized",
+    "to_rgb",
     "train_transform",
     "uint8_transform",
 ]

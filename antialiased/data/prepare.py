@@ -17,15 +17,45 @@ finds them in place and changes nothing.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["PrepareReport", "labels_from_solution_csv", "labels_from_ground_truth", "read_synsets",
-           "synsets_from_devkit", "labels_from_torchvision_meta", "prepare_val_folder", "val_file_name"]
+from antialiased.errors import DataError, MissingDependencyError, MissingFileError, OutputError
+
+__all__ = ["LabelFileError", "PrepareReport", "labels_from_solution_csv", "labels_from_ground_truth",
+           "read_synsets", "synsets_from_devkit", "labels_from_torchvision_meta", "prepare_val_folder",
+           "val_file_name"]
 
 _WNID = re.compile(r"^n\d{8}$")
+# A plain file or folder name: no path separator, no '..', not hidden, no NUL or control character.
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,254}$")
+_NAMED = 10  # rejected rows named in a message; the rest are counted
+_LABEL_FIX = ("Fix the label file (an ImageId is a file name such as ILSVRC2012_val_00000001, each listed once) "
+              "or the folder, and run the command again.")
+
+
+class LabelFileError(DataError):
+    """Rows of a label file (or entries of a labels dict) that cannot be used safely; nothing was moved.
+
+    ``rejected`` lists one line per rejected row, naming it and why.
+    """
+
+    def __init__(self, message: str, rejected: list[str] | tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.rejected = list(rejected)
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.rejected))
+
+
+def _rejected(source: str, rejected: list[str]) -> LabelFileError:
+    shown = "".join(f"\n  {line}" for line in rejected[:_NAMED])
+    more = f"\n  ... and {len(rejected) - _NAMED} more" if len(rejected) > _NAMED else ""
+    return LabelFileError(f"{source}: {len(rejected)} row(s) rejected, nothing was moved:{shown}{more}\n{_LABEL_FIX}",
+                          rejected)
 
 
 def val_file_name(number: int) -> str:
@@ -35,37 +65,64 @@ def val_file_name(number: int) -> str:
 
 def _check_wnid(wnid: str, where: str) -> str:
     if not _WNID.match(wnid):
-        raise ValueError(f"{where}: {wnid!r} is not a WordNet id (nXXXXXXXX)")
+        raise DataError(f"{where}: {wnid!r} is not a WordNet id (nXXXXXXXX); {_LABEL_FIX}")
     return wnid
 
 
-def labels_from_solution_csv(path: str | os.PathLike) -> dict[str, str]:
-    """``{image file name: wnid}`` from Kaggle's ``LOC_val_solution.csv``."""
-    path = Path(path)
+def _read_text(path: Path, what: str) -> str:
     if not path.is_file():
-        raise FileNotFoundError(f"solution file {str(path)!r} not found (LOC_val_solution.csv)")
+        raise MissingFileError(f"{what} {str(path)!r} not found")
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read {what} {str(path)!r}: {err}") from err
+
+
+def _solution_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """``(line number, fields)`` of every non-empty row after the header of LOC_val_solution.csv."""
+    text = _read_text(path, "solution file (LOC_val_solution.csv)")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = [(reader.line_num, row) for row in reader]
+    except csv.Error as err:
+        raise DataError(f"{path}: not a CSV file ({err}); expected Kaggle's LOC_val_solution.csv") from err
+    if not rows or not rows[0][1] or rows[0][1][0].strip() != "ImageId":
+        raise DataError(f"{path}: expected the header 'ImageId,PredictionString' of LOC_val_solution.csv")
+    return [(line, row) for line, row in rows[1:] if row]
+
+
+def labels_from_solution_csv(path: str | os.PathLike) -> dict[str, str]:
+    """``{image file name: wnid}`` from Kaggle's ``LOC_val_solution.csv``.
+
+    Every row is checked before anything is returned: an ImageId must be a plain file name (no path)
+    listed once, and its label a WordNet id. :class:`LabelFileError` names every rejected row.
+    """
+    path = Path(path)
     labels: dict[str, str] = {}
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if not header or header[0].strip() != "ImageId":
-            raise ValueError(f"{path}: expected the header 'ImageId,PredictionString' of LOC_val_solution.csv")
-        for line, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) < 2 or not row[1].split():
-                raise ValueError(f"{path}:{line}: expected 'ImageId,wnid ...', got {row!r}")
-            labels[row[0].strip() + ".JPEG"] = _check_wnid(row[1].split()[0], f"{path}:{line}")
+    lines: dict[str, list[int]] = {}
+    rejected = []
+    for line, row in _solution_rows(path):
+        if len(row) < 2 or not row[1].split():
+            rejected.append(f"line {line}: expected 'ImageId,wnid ...', got {row!r}")
+            continue
+        name, wnid = row[0].strip() + ".JPEG", row[1].split()[0]
+        reason = _unsafe_name(name) or ("" if _WNID.match(wnid) else f"{wnid!r} is not a WordNet id (nXXXXXXXX)")
+        if reason:
+            rejected.append(f"line {line}: ImageId {name!r}: {reason}")
+        lines.setdefault(name, []).append(line)
+        labels[name] = wnid
+    rejected += [f"lines {', '.join(map(str, at))}: ImageId {name!r} is listed {len(at)} times (duplicate rows "
+                 f"would relabel the image)" for name, at in lines.items() if len(at) > 1]
+    if rejected:
+        raise _rejected(str(path), rejected)
     return labels
 
 
 def read_synsets(path: str | os.PathLike) -> dict[int, str]:
     """ILSVRC2012 class id (1-based) -> wnid from a text file: ``wnid ...`` lines (line i = id i) or ``id wnid``."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"synsets file {str(path)!r} not found")
     table: dict[int, str] = {}
-    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+    for line_no, line in enumerate(_read_text(path, "synsets file").splitlines(), start=1):
         tokens = line.replace(",", " ").split()
         if not tokens:
             continue
@@ -80,29 +137,31 @@ def synsets_from_devkit(devkit: str | os.PathLike) -> dict[int, str]:
     """ILSVRC2012 id -> wnid of the 1000 leaf classes, from ``<devkit>/data/meta.mat`` (needs SciPy)."""
     meta = Path(devkit) / "data" / "meta.mat"
     if not meta.is_file():
-        raise FileNotFoundError(f"{str(meta)!r} not found: pass the unpacked ILSVRC2012_devkit_t12 folder")
+        raise MissingFileError(f"{str(meta)!r} not found: pass the unpacked ILSVRC2012_devkit_t12 folder")
     try:
         import scipy.io
     except ImportError:
-        raise ValueError(f"reading {meta} needs SciPy (MATLAB file), which antialiased does not depend on. "
-                         f"Either `pip install scipy`, or pass --synsets FILE with the id -> wnid table "
-                         f"(1000 lines, line i = the wnid of ILSVRC2012 id i), or use LOC_val_solution.csv "
-                         f"(--solution)") from None
-    synsets = scipy.io.loadmat(str(meta), squeeze_me=True)["synsets"]
-    # fields: ILSVRC2012_ID, WNID, words, gloss, num_children, ...; leaves are the 1000 classes
-    return {int(s[0]): str(s[1]) for s in synsets if int(s[4]) == 0}
+        raise MissingDependencyError(
+            f"reading {meta} needs SciPy (MATLAB file), which antialiased does not depend on. Either "
+            f"`pip install scipy`, or pass --synsets FILE with the id -> wnid table (1000 lines, line i = the "
+            f"wnid of ILSVRC2012 id i), or use LOC_val_solution.csv (--solution)") from None
+    try:
+        synsets = scipy.io.loadmat(str(meta), squeeze_me=True)["synsets"]
+        # fields: ILSVRC2012_ID, WNID, words, gloss, num_children, ...; leaves are the 1000 classes
+        return {int(s[0]): _check_wnid(str(s[1]), str(meta)) for s in synsets if int(s[4]) == 0}
+    except (ValueError, KeyError, IndexError, TypeError, OSError) as err:
+        raise DataError(f"cannot read the synsets of {meta}: {err} (is it the ILSVRC2012 devkit's meta.mat?)") from err
 
 
 def labels_from_ground_truth(ground_truth: str | os.PathLike, synsets: dict[int, str]) -> dict[str, str]:
     """``{image file name: wnid}`` from ``ILSVRC2012_validation_ground_truth.txt`` and an id -> wnid table."""
     path = Path(ground_truth)
-    if not path.is_file():
-        raise FileNotFoundError(f"ground-truth file {str(path)!r} not found "
-                                f"(ILSVRC2012_validation_ground_truth.txt from the devkit's data/ folder)")
+    text = _read_text(path, "ground-truth file (ILSVRC2012_validation_ground_truth.txt from the devkit's data/)")
     labels: dict[str, str] = {}
-    for number, line in enumerate(path.read_text().split(), start=1):
+    for number, line in enumerate(text.split(), start=1):
         if not line.isdigit() or int(line) not in synsets:
-            raise ValueError(f"{path}: line {number} holds {line!r}, not an ILSVRC2012 class id of the synsets table")
+            raise DataError(f"{path}: line {number} holds {line!r}, not an ILSVRC2012 class id of the synsets "
+                            f"table; {_LABEL_FIX}")
         labels[val_file_name(number)] = synsets[int(line)]
     return labels
 
@@ -113,9 +172,23 @@ def labels_from_torchvision_meta(path: str | os.PathLike) -> dict[str, str]:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"torchvision meta file {str(path)!r} not found")
-    _, val_wnids = torch.load(path, weights_only=True)
+        raise MissingFileError(f"torchvision meta file {str(path)!r} not found")
+    try:
+        _, val_wnids = torch.load(path, weights_only=True)
+        val_wnids = [str(w) for w in val_wnids]
+    except Exception as err:  # a damaged pickle raises many kinds; all mean the same to the user
+        raise DataError(f"cannot read torchvision meta file {str(path)!r} ({type(err).__name__}: {err}); it is "
+                        f"written by torchvision.datasets.ImageNet: delete it and let torchvision rebuild it, "
+                        f"or use --solution / --ground-truth") from err
     return {val_file_name(i): _check_wnid(w, str(path)) for i, w in enumerate(val_wnids, start=1)}
+
+
+def _unsafe_name(name: str) -> str:
+    """Why ``name`` is not a plain file name (empty when it is)."""
+    if _PLAIN_NAME.match(name) and ".." not in name:
+        return ""
+    return ("not a plain file name (an ImageId is a name like ILSVRC2012_val_00000001: letters, digits, "
+            "'.', '_', '-', '+'; no path, no '..', not hidden)")
 
 
 @dataclass
@@ -153,9 +226,13 @@ def prepare_val_folder(val_dir: str | os.PathLike, labels: dict[str, str], *, dr
                        expected: int | None = None) -> PrepareReport:
     """Move ``val_dir/<file>`` to ``val_dir/<wnid>/<file>`` for every labelled file.
 
-    Idempotent: files already in their class folder are counted, not touched. Nothing is ever
-    deleted or overwritten (a file present in both places is reported as a conflict). ``expected``:
-    the number of labels to insist on (50,000 for ILSVRC2012).
+    Every entry is checked before anything moves; if any is unsafe, :class:`LabelFileError` names
+    them and nothing is moved. Unsafe: a file name that is not a plain name (a path, '..', hidden),
+    a class that is not a plain folder name, a file that is a folder, a symbolic link that leads out
+    of ``val_dir`` (or a relative one, whose meaning would change once moved), a class folder that
+    is not a folder or lies outside ``val_dir``. Idempotent: files already in their class folder are
+    counted, not touched. Nothing is ever deleted or overwritten (a file present in both places is
+    reported as a conflict). ``expected``: the number of labels to insist on (50,000 for ILSVRC2012).
 
     Example:
         >>> import tempfile
@@ -168,10 +245,55 @@ def prepare_val_folder(val_dir: str | os.PathLike, labels: dict[str, str], *, dr
     """
     val_dir = Path(val_dir)
     if not val_dir.is_dir():
-        raise FileNotFoundError(f"validation folder {str(val_dir)!r} does not exist")
+        raise MissingFileError(f"validation folder {str(val_dir)!r} does not exist")
     if expected is not None and len(labels) != expected:
-        raise ValueError(f"the label file lists {len(labels)} images, expected {expected}")
+        raise DataError(f"the label file lists {len(labels)} images, expected {expected} (pass --expect "
+                        f"{len(labels)}, or --expect 0 to accept any number, if that is the right file)")
+    real_root = os.path.realpath(val_dir)
+    rejected = [r for name, wnid in sorted(labels.items()) if (r := _unsafe_entry(val_dir, real_root, name, wnid))]
+    if rejected:
+        raise _rejected(f"labels for {val_dir}", rejected)
     report = PrepareReport(dry_run=dry_run, classes=len(set(labels.values())))
+    _move(_plan(val_dir, labels, report), report, dry_run)
+    labelled = set(labels)
+    with os.scandir(val_dir) as entries:
+        report.left_in_folder = sorted(e.name for e in entries if e.is_file() and e.name not in labelled)
+    if not dry_run:
+        _verify(val_dir, labels, report)
+    return report
+
+
+def _inside(real_root: str, real_path: str) -> bool:
+    return os.path.commonpath([real_root, real_path]) == real_root
+
+
+def _unsafe_entry(val_dir: Path, real_root: str, name: str, wnid: str) -> str:
+    """Why moving ``val_dir/name`` into ``val_dir/wnid/`` is not safe (empty when it is)."""
+    reason = _unsafe_name(name)
+    if reason:
+        return f"ImageId {name!r}: {reason}"
+    if _unsafe_name(wnid):
+        return f"ImageId {name!r}: class {wnid!r} is not a safe folder name (expected a WordNet id, e.g. n01440764)"
+    src, folder = val_dir / name, val_dir / wnid
+    if src.is_symlink():
+        target, real = os.readlink(src), os.path.realpath(src)
+        if not _inside(real_root, real):
+            return f"{name!r} is a symbolic link to {real}, outside --val-dir (copy the file in instead of linking it)"
+        if not os.path.isabs(target):
+            return (f"{name!r} is a relative symbolic link ({target!r}) that would point elsewhere once moved into "
+                    f"{wnid}/ (make it absolute, or copy the file)")
+    elif src.is_dir():
+        return f"{name!r} is a folder, not an image file"
+    if folder.is_symlink() or folder.exists():
+        if not folder.is_dir():
+            return f"class folder {wnid!r} for {name!r} exists and is not a folder"
+        if not _inside(real_root, os.path.realpath(folder)):
+            return f"class folder {wnid!r} for {name!r} is a link to {os.path.realpath(folder)}, outside --val-dir"
+    return ""
+
+
+def _plan(val_dir: Path, labels: dict[str, str], report: PrepareReport) -> list[tuple[Path, Path]]:
+    """The moves to make; files already in place, conflicts and missing files go to ``report``."""
     planned: list[tuple[Path, Path]] = []
     for name, wnid in sorted(labels.items()):
         src, dst = val_dir / name, val_dir / wnid / name
@@ -184,20 +306,23 @@ def prepare_val_folder(val_dir: str | os.PathLike, labels: dict[str, str], *, dr
             planned.append((src, dst))
         else:
             report.missing.append(name)
+    return planned
+
+
+def _move(planned: list[tuple[Path, Path]], report: PrepareReport, dry_run: bool) -> None:
     for src, dst in planned:
         if not dry_run:
-            dst.parent.mkdir(exist_ok=True)
-            if dst.exists() or dst.is_symlink():  # appeared meanwhile: never overwrite
-                report.conflicts.append(str(src))
-                continue
-            os.rename(src, dst)
+            try:
+                dst.parent.mkdir(exist_ok=True)
+                if dst.exists() or dst.is_symlink():  # appeared meanwhile: never overwrite
+                    report.conflicts.append(str(src))
+                    continue
+                os.rename(src, dst)
+            except OSError as err:
+                raise OutputError(f"could not move {src} to {dst}: {err.strerror or err}; {report.moved} image(s) "
+                                  f"were moved before it. Fix that and run the same command again: it goes on "
+                                  f"where it stopped") from err
         report.moved += 1
-    labelled = set(labels)
-    with os.scandir(val_dir) as entries:
-        report.left_in_folder = sorted(e.name for e in entries if e.is_file() and e.name not in labelled)
-    if not dry_run:
-        _verify(val_dir, labels, report)
-    return report
 
 
 def _verify(val_dir: Path, labels: dict[str, str], report: PrepareReport) -> None:
@@ -205,5 +330,5 @@ def _verify(val_dir: Path, labels: dict[str, str], report: PrepareReport) -> Non
     absent = [n for n, w in labels.items() if n not in report.missing and str(val_dir / n) not in report.conflicts
               and not ((val_dir / w / n).exists() or (val_dir / w / n).is_symlink())]
     if absent:
-        raise RuntimeError(f"verification failed: {len(absent)} image(s) not in their class folder after moving, "
-                           f"e.g. {absent[0]}")
+        raise DataError(f"verification failed: {len(absent)} image(s) not in their class folder after moving, "
+                        f"e.g. {absent[0]} (was the folder changed meanwhile? Run the same command again)")
