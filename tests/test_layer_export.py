@@ -111,3 +111,17 @@ def test_onnx_export_is_pad_and_conv_and_matches_onnxruntime(tmp_path):
         assert len(got) == len(expected[n]) == 28
         for a, b in zip(got, expected[n]):
             torch.testing.assert_close(torch.from_numpy(a), b, rtol=1e-5, atol=1e-5)
+
+
+def test_functional_exports_and_caches_nothing_made_while_tracing():
+    from antialiased import layers
+
+    class Functional(nn.Module):
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            return layers.blur_pool2d(t, 5, 2, "reflect")
+
+    x = torch.randn(2, 3, 10, 9)
+    layers._FILTERS.clear()
+    program = torch.export.export(Functional(), (x,))
+    assert not layers._FILTERS  # a filter made from fake tensors must not reach later eager calls
+    torch.testing.assert_close(program.module()(x), layers.blur_pool2d(x, 5, 2, "reflect"))

@@ -121,13 +121,19 @@ _FILTERS: dict[tuple, torch.Tensor] = {}
 
 def _functional_filter(filt_size: int, ndim: int, x: torch.Tensor) -> torch.Tensor:
     # One filter tensor per configuration: no host-to-device copy per call, and the kernels'
-    # caches (derived taps, matrices) stay warm. Bounded: configurations are few.
+    # caches (derived taps, matrices) stay warm. Bounded: configurations are few. Tracers get a
+    # fresh one (a tensor made while tracing may be fake: it must not outlive the trace).
+    def build() -> torch.Tensor:
+        base = binomial_filter(filt_size, ndim)
+        return base.expand(x.shape[1], 1, *base.shape).contiguous().to(device=x.device, dtype=x.dtype)
+
+    if _conv.is_traced(x):
+        return build()
     key = (filt_size, ndim, x.shape[1], x.dtype, x.device)
     filt = _FILTERS.get(key)
     if filt is None:
         with torch.inference_mode(False):  # a normal tensor even if first made under inference mode
-            base = binomial_filter(filt_size, ndim)
-            filt = base.expand(x.shape[1], 1, *base.shape).contiguous().to(device=x.device, dtype=x.dtype)
+            filt = build()
         if len(_FILTERS) >= 64:
             _FILTERS.clear()
         _FILTERS[key] = filt

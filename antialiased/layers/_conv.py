@@ -34,7 +34,7 @@ from torch.autograd.function import once_differentiable
 
 from ._padding import pad, unpad
 
-__all__ = ["conv_forward", "PadConvBlur", "needs_standard_ops"]
+__all__ = ["conv_forward", "PadConvBlur", "is_traced", "needs_standard_ops"]
 
 _CONVS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_INPUT_GRADS = {1: torch.nn.grad.conv1d_input, 2: torch.nn.grad.conv2d_input, 3: torch.nn.grad.conv3d_input}
@@ -45,18 +45,24 @@ def conv_forward(x: torch.Tensor, filt: torch.Tensor, stride: int, pads: tuple[i
     return _CONVS[x.dim() - 2](pad(x, pads, mode), filt.to(dtype=x.dtype), stride=stride, groups=x.shape[1])
 
 
-def needs_standard_ops(x: torch.Tensor, filt: torch.Tensor) -> bool:
-    """True where the layer must run plain torch ops (no custom Function, no caches keyed on data):
-    jit tracing and exporting (exporters must see Pad + Conv), tensors without data (fake, meta and
-    other tensor subclasses), functorch transforms, and a filter that is being learned."""
+def is_traced(x: torch.Tensor) -> bool:
+    """True while a tracer sees the call (torch.compile, torch.export, jit.trace, functorch
+    transforms) or ``x`` has no data (fake, meta and other tensor subclasses): no caching then."""
     return (
-        torch.jit.is_tracing()
+        torch.compiler.is_compiling()  # also true while exporting
         or torch.compiler.is_exporting()
+        or torch.jit.is_tracing()
         or x.device.type == "meta"
         or type(x) not in (torch.Tensor, torch.nn.Parameter)
-        or filt.requires_grad
         or torch._C._are_functorch_transforms_active()
     )
+
+
+def needs_standard_ops(x: torch.Tensor, filt: torch.Tensor) -> bool:
+    """True where the layer must run plain torch ops (no custom Function, no caches keyed on data):
+    whenever :func:`is_traced` (exporters must see Pad + Conv; ``torch.compile`` is dispatched before
+    this), and for a filter that is being learned."""
+    return is_traced(x) or filt.requires_grad
 
 
 class PadConvBlur(torch.autograd.Function):
