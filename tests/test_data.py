@@ -137,3 +137,13 @@ def test_real_photos_decode_as_torchvisions_loader(tmp_path, imagenet_sample_dir
     ds = ImageFolderDataset(val)
     for i, (path, _) in enumerate(ds.samples):
         assert np.array_equal(np.asarray(ds[i][0]), np.asarray(pil_loader(path)))
+
+
+def test_class_folder_links_back_to_the_dataset_are_no_classes(tmp_path, imagenet_sample_dir):
+    val = _two_classes_of_four(tmp_path, imagenet_sample_dir)
+    os.symlink(".", val / "loop")
+    os.symlink("..", val / "up")
+    ds = ImageFolderDataset(val)
+    assert ds.classes == ["a", "b"] and len(ds) == 8
+    assert sorted(ds.skip_reasons) == [str(val / "loop"), str(val / "up")]
+    assert all(r.startswith("symbolic-link loop") for r in ds.skip_reasons.values())

@@ -275,6 +275,32 @@ def _classify(entry: os.DirEntry) -> tuple[str, Any]:
     return "file", key
 
 
+def _ancestor_keys(real: str, cache: dict[str, Key | None]) -> frozenset[Key]:
+    """Keys of the real folder ``real`` and every folder above it (a link to any of them is a loop)."""
+    keys = []
+    while True:
+        if real not in cache:
+            st = _follow(real)
+            cache[real] = None if isinstance(st, str) else _key(st)
+        keys.append(cache[real])
+        parent = os.path.dirname(real)
+        if parent == real:
+            return frozenset(k for k in keys if k is not None)
+        real = parent
+
+
+def _looping_class_folders(directory: str, classes: Sequence[str]) -> dict[str, str]:
+    """``{path: reason}`` of the class folders that are links back to ``directory`` or above it."""
+    above = _ancestor_keys(os.path.realpath(directory), {})
+    loops = {}
+    for cls in classes:
+        path = os.path.join(directory, cls)
+        st = _follow(path) if os.path.islink(path) else None
+        if isinstance(st, os.stat_result) and _key(st) in above:
+            loops[path] = f"symbolic-link loop (back to {os.path.realpath(path)})"
+    return loops
+
+
 class _FolderScan:
     """The walk over a dataset's class folders behind :meth:`ImageFolderDataset.make_dataset`.
 
@@ -288,26 +314,13 @@ class _FolderScan:
     def __init__(self, directory: str, class_folders: dict[str, str], skip: Callable[[str, str], None]) -> None:
         self.skip = skip
         self._stat_cache: dict[str, Key | None] = {}
-        self.above = self._ancestors(os.path.realpath(directory))
+        self.above = _ancestor_keys(os.path.realpath(directory), self._stat_cache)
         self.class_of_real = {os.path.realpath(folder): cls for cls, folder in class_folders.items()}
         self.class_of_key: dict[Key, str] = {}
         for cls, folder in class_folders.items():
             st = _follow(folder)
             if not isinstance(st, str):
                 self.class_of_key.setdefault(_key(st), cls)
-
-    def _ancestors(self, real: str) -> frozenset[Key]:
-        """Keys of ``real`` and every folder above it (a link to any of them leads back into the walk)."""
-        keys = []
-        while True:
-            if real not in self._stat_cache:
-                st = _follow(real)
-                self._stat_cache[real] = None if isinstance(st, str) else _key(st)
-            keys.append(self._stat_cache[real])
-            parent = os.path.dirname(real)
-            if parent == real:
-                return frozenset(k for k in keys if k is not None)
-            real = parent
 
     def class_files(self, cls: str, folder: str) -> list[str]:
         """The image files of one class, each real file once, in torchvision's order (a sorted walk)."""
@@ -327,7 +340,7 @@ class _FolderScan:
     def _walk(self, cls: str, folder: str, st: os.stat_result) -> list[tuple[str, list[_Found]]]:
         root_key = _key(st)
         entered = {root_key: folder}
-        chain = self.above | self._ancestors(os.path.realpath(folder)) | {root_key}
+        chain = self.above | _ancestor_keys(os.path.realpath(folder), self._stat_cache) | {root_key}
         stack = [(folder, chain)]
         listed = []
         while stack:
@@ -482,6 +495,10 @@ class ImageFolderDataset(ImageFolder):
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
         present, _ = super().find_classes(directory)
+        loops = _looping_class_folders(directory, present)  # `ln -s . DIR/loop` is no class
+        for path, reason in loops.items():
+            self._skip(path, reason)
+        present = [c for c in present if os.path.join(directory, c) not in loops]
         if self._fixed_classes is None:
             return present, {c: i for i, c in enumerate(present)}
         unknown = sorted(set(present) - set(self._fixed_classes))
