@@ -24,7 +24,7 @@ Methods here:
 
 Example:
     >>> sorted(METHODS)
-    ['blur-first', 'blurpool']
+    ['aps', 'aps-lpf', 'blur-first', 'blurpool']
     >>> from torch import nn
     >>> from antialiased.models.antialias._types import RewriteContext, Site
     >>> site = Site("layer2.0.conv1", "conv", nn.Conv2d(64, 128, 3, 2, 1), (2, 2), 64, 128)
@@ -36,10 +36,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import torch
 from torch import nn
 
 from antialiased.errors import ConfigError
+from antialiased.models.antialias._aps import APS, APS_LPF
 from antialiased.models.antialias._types import Method, Rewrite, RewriteContext, Site, Skip
 
 __all__ = ["METHODS", "register_method", "check_method"]
@@ -78,22 +78,41 @@ def _blur_then_conv(site: Site, ctx: RewriteContext) -> Rewrite | Skip:
     return Rewrite(before=(ctx.blur(site.in_channels, 1, site.ndim),))
 
 
-def _output_sizes(modules: Sequence[nn.Module], ndim: int) -> list[int | None]:
-    sizes: list[int | None] = []
+def _first(value: object) -> int:
+    return value[0] if isinstance(value, (tuple, list)) else value
+
+
+def _out_size(module: nn.Module, n: int | None) -> int | None:
+    """Output length along one dimension (PyTorch's pooling formula); None if the window does not fit."""
+    if n is None:
+        return None
+    if hasattr(module, "filt_size"):  # a blur layer: (n + pads - f) // s + 1, pads = f - 1 + 2 pad_off
+        return (n - 1 + 2 * module.pad_off) // module.stride + 1
+    if isinstance(module, nn.modules.padding._ConstantPadNd):
+        return n + module.padding[0] + module.padding[1]
+    k, s, p = _first(module.kernel_size), _first(module.stride), _first(module.padding)
+    d = _first(getattr(module, "dilation", 1))
+    span = n + 2 * p - d * (k - 1) - 1
+    if span < 0:
+        return None
+    out = (span + (s - 1 if module.ceil_mode else 0)) // s + 1
+    if module.ceil_mode and (out - 1) * s >= n + p:
+        out -= 1
+    return out if out > 0 else None
+
+
+def _output_sizes(modules: Sequence[nn.Module]) -> list[int | None]:
+    sizes = []
     for n in _CHECK_SIZES:
-        x = torch.empty((1, 1) + (n,) * ndim, device="meta")
-        try:
-            for module in modules:
-                x = module(x)
-            sizes.append(x.shape[-1])
-        except RuntimeError:  # the window does not fit
-            sizes.append(None)
+        for module in modules:
+            n = _out_size(module, n)
+        sizes.append(n)
     return sizes
 
 
-def _keeps_sizes(original: nn.Module, modules: Sequence[nn.Module], ndim: int) -> bool:
+def _keeps_sizes(original: nn.Module, modules: Sequence[nn.Module]) -> bool:
     """Whether ``modules`` give ``original``'s output size at every size where ``original`` works."""
-    want, got = _output_sizes([original], ndim), _output_sizes(modules, ndim)
+    want, got = _output_sizes([original]), _output_sizes(modules)
     return all(w is None or w == g for w, g in zip(want, got))
 
 
@@ -107,10 +126,10 @@ def _dense_max_then_blur(site: Site, ctx: RewriteContext) -> Rewrite | Skip:
     padding = choice.pool_padding if choice is not None and choice.pool_padding is not None else pool.padding
     dense = _MAX_POOL[site.ndim](kernel, stride=1, padding=padding, dilation=pool.dilation)
     blur = ctx.blur(site.in_channels, site.factor, site.ndim)
-    if choice is None and pool.ceil_mode and not _keeps_sizes(pool, (dense, blur), site.ndim):
+    if choice is None and pool.ceil_mode and not _keeps_sizes(pool, (dense, blur)):
         # ceil_mode adds a last, partial window: pad the right edge so that the dense pool has it too.
         pad = _PAD[site.ndim]((0, site.factor - 1) * site.ndim, float("-inf"))
-        if _keeps_sizes(pool, (pad, dense, blur), site.ndim):
+        if _keeps_sizes(pool, (pad, dense, blur)):
             return Rewrite(before=(pad,), replace=dense, after=(blur,))
     return Rewrite(replace=dense, after=(blur,))
 
@@ -119,7 +138,7 @@ def _avg_to_blur(site: Site, ctx: RewriteContext) -> Rewrite | Skip:
     """``AvgPool(k, s)`` -> blur(s), the paper's; ``AvgPool(k, 1)`` + blur(s) if sizes would change."""
     pool = site.module
     blur = ctx.blur(site.in_channels, site.factor, site.ndim)
-    if (site.choice is not None and site.choice.blur_only) or _keeps_sizes(pool, (blur,), site.ndim):
+    if (site.choice is not None and site.choice.blur_only) or _keeps_sizes(pool, (blur,)):
         return Rewrite(replace=blur)
     dense = _AVG_POOL[site.ndim](
         pool.kernel_size, stride=1, padding=pool.padding, count_include_pad=pool.count_include_pad,
@@ -156,3 +175,5 @@ register_method(Method(
     description="composer's cheaper placement: a stride-1 blur before each strided conv; pools as blurpool",
     rewriters={"conv": _blur_then_conv, "max_pool": _dense_max_then_blur, "avg_pool": _avg_to_blur},
 ))
+register_method(APS)  # adaptive polyphase sampling (_aps)
+register_method(APS_LPF)
