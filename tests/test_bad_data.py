@@ -414,3 +414,12 @@ def test_damaged_files_never_crash_the_loader(tmp_path):
         assert image.mode == "RGB" and image.size == (24, 20)
         assert (target == SKIPPED_TARGET) == (ds.samples[i][0] in ds.skip_reasons)
     assert all(ds.skip_reasons.values()) and len(ds.skipped) >= 6 * 12 - 6  # nearly every cut fails
+
+
+def test_strict_error_from_a_worker_process_keeps_its_type_and_message(tmp_path):
+    root, _, reasons = _build(tmp_path / "data", [c for c in CASES if c[0] in ("rgb", "truncated png")])
+    ds = ImageFolderDataset(root, strict=True)
+    with pytest.raises(CorruptImageError) as err:
+        list(torch.utils.data.DataLoader(ds, batch_size=2, num_workers=1))
+    last_line = str(err.value).strip().splitlines()[-1]  # what the command line shows
+    assert "truncated.png: truncated image: " in last_line and "run without --strict to skip" in last_line
