@@ -1,0 +1,345 @@
+"""``antialias(model)``: find every subsampling of a CNN and rewrite it with the chosen method.
+
+Steps (one :class:`_Conversion`):
+
+1. functional pools in traced forwards (``F.max_pool2d``...) become equivalent layers, so that
+   every site is a module (their owner turns into a ``GraphModule``, keys unchanged);
+2. a shape probe on ``meta`` tensors gives each site's channels and tells which layers read the
+   image (``_probe``);
+3. every layer is classified (``_sites``): sites are rewritten by the method's rewriters
+   (``_methods``), with the paper's choices for its architectures (``_paper``); everything else
+   that subsamples is listed with the reason it is left alone;
+4. the rewrites are realized with the same state-dict keys (``_apply``).
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch.fx as fx
+from torch import nn
+
+from antialiased.errors import ConfigError, ModelError
+from antialiased.layers import MAX_FILTER_SIZE, PAD_TYPES
+from antialiased.models.antialias._apply import Applier, CannotApply, _free_name, _join
+from antialiased.models.antialias._graphs import (
+    FUNCTIONAL_NOTES,
+    FUNCTIONAL_POOLS,
+    GraphIndex,
+    is_plain_sequential,
+    is_torch_module,
+    keyed_graph_module,
+)
+from antialiased.models.antialias._methods import METHODS, check_method
+from antialiased.models.antialias._paper import find_choice, paper_choices
+from antialiased.models.antialias._probe import ProbeError, ProbeResult, default_input_sizes, probe
+from antialiased.models.antialias._sites import Found, classify_call, classify_module, describe, pool_module
+from antialiased.models.antialias._summary import AntialiasSummary
+from antialiased.models.antialias._shapes import input_channels, reads_image
+from antialiased.models.antialias._types import Method, Rewrite, RewriteContext, Site, Skip
+
+__all__ = ["antialias", "AntialiasWarning"]
+
+
+class AntialiasWarning(UserWarning):
+    """``antialias()`` found nothing to change (the model has no strided subsampling)."""
+
+
+def _check_int(name: str, value: object, low: int, high: int | None) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
+        span = f"from {low} to {high}" if high is not None else f">= {low}"
+        raise ConfigError(f"{name} must be an integer {span}, got {value!r}")
+
+
+def _check_options(model: object, filter_size: object, method: object, pad_type: object, flags: dict,
+                   input_size: object) -> Method:
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"antialias() takes a torch.nn.Module, got {type(model).__name__}; build the model first, "
+                         f"e.g. antialias(torchvision.models.resnet50())")
+    _check_int("filter_size", filter_size, 1, MAX_FILTER_SIZE)
+    chosen = check_method(method)
+    if pad_type not in PAD_TYPES:
+        raise ConfigError(f"pad_type must be one of {sorted(PAD_TYPES)}, got {pad_type!r}")
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be True or False, got {value!r}")
+    if flags["circular"] and not chosen.supports_circular:
+        able = sorted(m.name for m in METHODS.values() if m.supports_circular) or ["none installed"]
+        raise ConfigError(f"circular=True needs a method that supports it ({', '.join(able)}), not {method!r}")
+    if input_size is not None:
+        if not isinstance(input_size, (tuple, list)) or not 2 <= len(input_size) <= 4:
+            raise ConfigError(f"input_size must be (channels, *spatial), e.g. (3, 224, 224), got {input_size!r}")
+        for value in input_size:
+            _check_int("each entry of input_size", value, 1, None)
+    return chosen
+
+
+def antialias(
+    model: nn.Module,
+    *,
+    filter_size: int = 4,
+    method: str = "blurpool",
+    pad_type: str = "reflect",
+    include_stem: bool = False,
+    paper_choices: bool = True,
+    input_size: tuple[int, ...] | None = None,
+    circular: bool = False,
+) -> nn.Module:
+    """Anti-alias every subsampling of ``model`` in place and return it (see the package docs).
+
+    Args:
+        model: a CNN (torchvision, timm or your own); rewritten in place.
+        filter_size: blur filter taps, 1-7 (1: none, 2: box, 3: triangle, 4-7: binomial).
+        method: a name of :data:`METHODS`: ``"blurpool"`` (the paper's recipe) or ``"blur-first"``.
+        pad_type: the blur's padding: ``'reflect'``, ``'replicate'``, ``'zero'`` or ``'circular'``.
+        include_stem: also convert a strided conv that reads the image (the paper keeps it).
+        paper_choices: for torchvision instances of the paper's architectures, apply its
+            per-architecture choices (ResNet's 2x2 stem max-pool, AlexNet's conv1 at stride 2, ...).
+        input_size: ``(C, H, W)`` the model will see; the conversion is checked at this size (clear
+            errors if it is too small for the chosen layers). Default: tried at 224 (then 32).
+        circular: pad circularly everywhere (for methods that support it).
+
+    Returns:
+        The model, with ``model.antialias_summary`` (:class:`AntialiasSummary`). The same object,
+        unless the model's own forward needed a new call between two of its calls: then a
+        ``torch.fx.GraphModule`` with the same state-dict keys (use the returned value).
+
+    Raises:
+        ModelError: not an ``nn.Module``, a vision transformer's patch embedding, a model that
+            does not run on the probe input.
+        ConfigError: an unknown method or pad type, a filter size out of range, an input size too
+            small for the converted model.
+
+    Example:
+        >>> import torch, torchvision
+        >>> net = antialias(torchvision.models.resnet18(num_classes=10), filter_size=3)
+        >>> net(torch.rand(1, 3, 64, 64)).shape
+        torch.Size([1, 10])
+        >>> [c.path for c in net.antialias_summary.changed][:3]
+        ['maxpool', 'layer2.0.conv1', 'layer2.0.downsample.0']
+    """
+    flags = {"include_stem": include_stem, "paper_choices": paper_choices, "circular": circular}
+    chosen = _check_options(model, filter_size, method, pad_type, flags, input_size)
+    ctx = RewriteContext(filter_size, pad_type, include_stem or chosen.converts_stem, circular)
+    summary = AntialiasSummary(method, filter_size, pad_type, ctx.include_stem)
+    ctx.summary = summary
+    if chosen.prepare is not None:
+        model = chosen.prepare(model, ctx)
+    model = _Conversion(model, chosen, ctx, paper_choices, input_size).run()
+    if chosen.finalize is not None:
+        model = chosen.finalize(model, ctx)
+    if not summary.changed:
+        warnings.warn(
+            f"antialias(): nothing changed in {type(model).__name__}: it has no strided subsampling to rewrite "
+            f"({len(summary.left_alone)} layers left alone; see model.antialias_summary)", AntialiasWarning,
+            stacklevel=2,
+        )
+    model.antialias_summary = summary
+    return model
+
+
+def _has_forward(module: nn.Module) -> bool:
+    return type(module).forward is not nn.Module.forward
+
+
+class _Conversion:
+    """The state of one ``antialias()`` call (see the module doc for the steps)."""
+
+    def __init__(self, model: nn.Module, method: Method, ctx: RewriteContext, use_paper: bool,
+                 input_size: tuple[int, ...] | None) -> None:
+        self.index = GraphIndex(model)
+        self.method, self.ctx, self.summary = method, ctx, ctx.summary
+        self.choices = paper_choices(model) if use_paper else {}
+        self.input_size = tuple(input_size) if input_size is not None else None
+        self.origins: dict[str, str] = {}  # module path -> the functional call it replaces
+        self._probed: ProbeResult | None = None
+
+    def run(self) -> nn.Module:
+        self._calls_to_modules()
+        if self.input_size is not None:
+            _ = self.probed  # the unconverted model's shapes at the user's size, for the final check
+        found = [f for path, module in self.index.model.named_modules() if (f := classify_module(path, module))]
+        self._refuse_patch_embedding(found)
+        plans = [(record, self._plan(record)) for record in found]
+        applier = Applier(self.index)
+        for record, plan in plans:
+            self._apply(record, plan, applier)
+        model = applier.finish()
+        self.summary.graph_modules += applier.graph_modules
+        if self.input_size is not None:
+            self._check_converted(model)
+        return model
+
+    # -- step 1: functional pools become layers ----------------------------------------------
+
+    def _calls_to_modules(self) -> None:
+        clean: set[type] = set()  # classes whose forward calls nothing that subsamples
+        for path, module in list(self.index.model.named_modules()):
+            if (type(module) in clean or is_torch_module(module) or is_plain_sequential(module)
+                    or not _has_forward(module) or classify_module(path, module) is not None):
+                continue
+            graph = self.index.graph(path)
+            if graph is None:
+                continue
+            found = [f for f in (classify_call(path, node) for node in graph.nodes) if f is not None]
+            if not found and not any(n.op == "call_function" and _is_pool_call(n) for n in graph.nodes):
+                clean.add(type(module))
+            for record in found:
+                if not record.is_site:
+                    self.summary.add_left_alone(record.path, record.kind, record.origin, record.reason)
+            sites = [f for f in found if f.is_site]
+            if sites:
+                self._rewrite_calls(path, graph, sites)
+
+    def _rewrite_calls(self, path: str, graph: fx.Graph, sites: list[Found]) -> None:
+        if self.index.depends_on_training(path):
+            reason = (f"the forward of {path or 'the model'} takes other paths in training than in eval mode; "
+                      f"rewriting its graph would freeze one of them")
+            for record in sites:
+                self.summary.add_left_alone(record.path, record.kind, _call_text(record), reason)
+            return
+        module = self.index.module(path)
+        for record in sites:
+            node = next(n for n in graph.nodes if n.name == record.path.rpartition(".")[2])
+            name = _free_name(module, node.name)
+            module.add_module(name, pool_module(record))
+            with graph.inserting_before(node):
+                new = graph.call_module(name, (node.args[0],))
+            node.replace_all_uses_with(new)
+            graph.erase_node(node)
+            self.origins[_join(path, name)] = _call_text(record)
+        graph.lint()
+        self.index.replace(path, keyed_graph_module(module, graph), graph)
+        self.summary.graph_modules.append(path)
+
+    # -- step 2: the shape probe -------------------------------------------------------------
+
+    @property
+    def probed(self) -> ProbeResult:
+        """The shape probe of the model as it was, run once, when the graphs cannot tell."""
+        if self._probed is None:
+            self._probed = self._probe(self.index.model, self.input_size)
+        return self._probed
+
+    @staticmethod
+    def _probe(model: nn.Module, input_size: tuple[int, ...] | None) -> ProbeResult:
+        sizes = [input_size] if input_size is not None else default_input_sizes(model)
+        failures = []
+        for size in sizes:
+            try:
+                return probe(model, size)
+            except ProbeError as err:
+                failures.append(f"{size}: {err} (in {err.module or 'the model'})")
+        raise ModelError(
+            f"antialias() could not run {type(model).__name__} once on a probe input to find its feature map "
+            f"shapes ({'; '.join(failures)}). Pass input_size=(C, H, W) with a size the model accepts"
+        )
+
+    # -- step 3: classify and rewrite --------------------------------------------------------
+
+    def _refuse_patch_embedding(self, found: list[Found]) -> None:
+        sites = [f for f in found if f.is_site]
+        if len(sites) != 1 or sites[0].kind != "conv" or not self._reads_image(sites[0].path):
+            return
+        conv = sites[0].module
+        spatial_convs = [m for m in self.index.model.modules()
+                         if isinstance(m, nn.modules.conv._ConvNd) and m is not conv and max(m.kernel_size) > 1]
+        if tuple(conv.kernel_size) == tuple(conv.stride) and max(conv.stride) >= 4 and not spatial_convs:
+            raise ModelError(
+                f"{sites[0].path} ({describe(conv)}) is the patch embedding of a vision transformer (or MLP-mixer): "
+                f"a conv whose kernel equals its stride, cutting the image into tokens. It is not a CNN's "
+                f"subsampling and the model has no other, so antialias() has nothing to anti-alias; use it on a CNN "
+                f"(e.g. resnet50, convnext_tiny, efficientnet_b0) or the CNN part of a hybrid model"
+            )
+
+    def _reads_image(self, path: str) -> bool:
+        known = reads_image(self.index, path)
+        if known is not None:
+            return known
+        shape = self.probed.inputs.get(path)
+        return path in self.probed.reads_image or (shape is not None and shape[1:] == self.probed.input_size)
+
+    def _site(self, record: Found) -> Site | str:
+        module, path = record.module, record.path
+        if len(set(record.stride)) > 1:
+            return (f"stride {record.stride} differs between dimensions; BlurPool subsamples every dimension by one "
+                    f"factor, so it is left as it is")
+        channels = getattr(module, "in_channels", None) or input_channels(self.index, path)
+        shape = self.probed.inputs.get(path) if channels is None else None
+        channels = channels or (shape[1] if shape is not None and len(shape) > 1 else None)
+        if channels is None:
+            return (f"not reached by the shape probe (one forward at input size {self.probed.input_size}), so its "
+                    f"channel count is unknown; pass the input_size at which the model uses it")
+        return Site(
+            path=path, kind=record.kind, module=module, stride=record.stride, in_channels=channels,
+            out_channels=getattr(module, "out_channels", channels), ndim=record.ndim,
+            is_stem=self._reads_image(path), origin=self.origins.get(path, "module"),
+            input_shape=shape, choice=find_choice(self.choices, path),
+        )
+
+    def _left_alone_reason(self, site: Site) -> str | None:
+        converts = self.ctx.include_stem or (site.choice is not None and site.choice.convert_stem)
+        if site.kind == "conv" and site.is_stem and not converts:
+            return ("stem: a strided conv reading the image stays strided, as in the paper (include_stem=True "
+                    "converts it)")
+        if site.kind not in self.method.rewriters:
+            return f"method {self.method.name!r} does not rewrite {site.kind} sites"
+        return None
+
+    def _plan(self, record: Found) -> tuple[Site, Rewrite] | str:
+        """What the site becomes, or the reason it is left alone (nothing is changed yet)."""
+        if not record.is_site:
+            return record.reason or ""
+        site = self._site(record)
+        reason = site if isinstance(site, str) else self._left_alone_reason(site)
+        if reason is not None:
+            return reason
+        result = self.method.rewriters[site.kind](site, self.ctx)
+        return result.reason if isinstance(result, Skip) else (site, result)
+
+    def _apply(self, record: Found, plan: tuple[Site, Rewrite] | str, applier: Applier) -> None:
+        before = self.origins.get(record.path) or (describe(record.module) if record.module is not None else record.origin)
+        if not isinstance(plan, str):
+            try:
+                self.summary.add_change(record.path, record.kind, before, applier.apply(*plan))
+                return
+            except CannotApply as err:
+                plan = str(err)
+        self.summary.add_left_alone(record.path, record.kind, before, plan)
+
+    # -- step 4: check the result at the user's input size -----------------------------------
+
+    def _check_converted(self, model: nn.Module) -> None:
+        try:
+            result = probe(model, self.input_size)
+        except ProbeError as err:
+            raise ConfigError(
+                f"the converted model does not run at input_size={self.input_size}: {err} (in {err.module}). The "
+                f"input is too small for the rewritten layers; use larger inputs or a smaller filter_size"
+            ) from None
+        for path, module in model.named_modules():
+            shape = result.inputs.get(path)
+            if _inserted_blur(module) and shape is not None and module.pad_type in ("reflect", "refl"):
+                after = module.filt_size // 2 + module.pad_off
+                if min(shape[2:]) <= after:
+                    raise ConfigError(
+                        f"{path} (BlurPool, filt_size={module.filt_size}) gets a {'x'.join(map(str, shape[2:]))} "
+                        f"feature map at input_size={self.input_size}: reflect padding of {after} needs at least "
+                        f"{after + 1} pixels. Use larger inputs, pad_type='replicate' or 'zero', or "
+                        f"filter_size <= {max(1, 2 * min(shape[2:]) - 1)}"
+                    )
+        if result.output != self.probed.output:
+            warnings.warn(f"antialias(): the output shape changed from {self.probed.output} to {result.output} "
+                          f"at input_size={self.input_size}", AntialiasWarning, stacklevel=3)
+
+
+def _inserted_blur(module: nn.Module) -> bool:
+    return hasattr(module, "filt_size") and "filt" in getattr(module, "_non_persistent_buffers_set", ())
+
+
+def _call_text(record: Found) -> str:
+    args = ", ".join(f"{k}={v}" for k, v in (record.params or {}).items())
+    return f"{record.origin}({args})"
+
+
+def _is_pool_call(node: fx.Node) -> bool:
+    return node.target in FUNCTIONAL_POOLS or (node.target in FUNCTIONAL_NOTES and FUNCTIONAL_NOTES[node.target][0] != "slice")
