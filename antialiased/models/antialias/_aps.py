@@ -8,9 +8,10 @@ fixed-grid stem would break invariance):
   1x1 conv samples its input first: the same function, computed at the low resolution);
 - ``MaxPool(k, s)`` -> ``MaxPool(k, 1)`` + APS;
 - ``AvgPool(k, s)`` -> ``AvgPool(k, 1)`` + APS (``"aps"``: the average is part of the model) or
-  blur + APS (``"aps-lpf"``: the blur replaces the box filter, as ``"blurpool"`` does).
+  blur + APS (``"aps-lpf"``: the blur replaces the box filter, as ``"blurpool"`` does; where that
+  would change the output size, ``AvgPool(k, 1)`` + blur + APS).
 
-``finalize`` then makes branches that meet pick the same phase (:func:`share_phases`) and, with
+``finalize`` then makes branches that meet pick the same phase (:func:`share_model_phases`) and, with
 ``circular=True``, converts every convolution and pool to circular padding (``_circular``).
 
 **Exactness.** With ``circular=True``, a model whose sides are divisible by its total stride and
