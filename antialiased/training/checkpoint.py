@@ -93,7 +93,12 @@ def refuse_other_run(out_dir: str | os.PathLike, *, resume: str | None, weights:
 def save_epoch(out_dir: str | os.PathLike, state: Mapping[str, Any], *, is_best: bool) -> Path:
     """Write one epoch's checkpoint (see the module docstring for the order of the steps)."""
     out = Path(out_dir)
-    staged = save_checkpoint(state, out / STAGING_NAME)  # OutputError on a full disk; nothing else changed
+    try:
+        staged = save_checkpoint(state, out / STAGING_NAME)
+    except OutputError as exc:  # e.g. a full disk: nothing else has changed yet
+        kept = (f"the newest complete checkpoint, {out / CHECKPOINT_NAME}, is unchanged; continue from it with "
+                f"--resume auto" if (out / CHECKPOINT_NAME).exists() else "no earlier checkpoint exists")
+        raise OutputError(f"{exc} Epoch {state.get('epoch')} was not saved: {kept}") from exc
     epoch = int(state["epoch"])
     try:
         if epoch % SNAPSHOT_EVERY == 0:

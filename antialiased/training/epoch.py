@@ -119,10 +119,10 @@ def run_epoch(cfg: TrainConfig, s: Session, epoch: int) -> None:
     save_epoch(s.out_dir, _checkpoint_state(cfg, s, epoch + 1, rng_states, [*s.logger.records, record]),
                is_best=is_best)
     s.logger.write(record)
-    _record_skipped(s, train, val)
     print(f"Epoch {epoch + 1}/{cfg.optim.epochs}: lr {lr:.4g}  train loss {train['loss']:.4f} acc@1 "
           f"{train['acc1']:.2f}  val acc@1 {val['acc1']:.3f} acc@5 {val['acc5']:.3f}  {train['images_per_s']:.1f} "
           f"img/s  data {train['data_time']:.3f} s/batch", flush=True)
+    _record_skipped(s, train, val)
 
 
 def export_best(cfg: TrainConfig, out_dir: Path) -> Path | None:
