@@ -102,17 +102,17 @@ def _blur_pool(x: torch.Tensor, filt: torch.Tensor, stride: int, pads: tuple[int
     _check_filter_fits(x, filt)
     mode = effective_mode(mode, pads, tuple(x.shape[2:]))
     grad = torch.is_grad_enabled() and x.requires_grad
-    if torch.compiler.is_compiling() and not torch.compiler.is_exporting():
-        # torch.compile traces the Function too (nothing saved for backward) and fuses the conv.
-        return _conv.PadConvBlur.apply(x, filt, stride, pads, mode) if grad else _conv.conv_forward(x, filt, stride, pads, mode)
-    if _conv.needs_standard_ops(x, filt):
+    # torch.compile traces the conv kernel's Function (nothing saved for backward; the conv fuses).
+    eager = not (torch.compiler.is_compiling() and not torch.compiler.is_exporting())
+    if eager and _conv.needs_standard_ops(x, filt):  # traced, exported, fake, or a learned filter
         return _conv.conv_forward(x, filt, stride, pads, mode)
-    if not any(pads) and _taps.is_identity(filt):  # plain subsampling: a strided view
+    if eager and not any(pads) and _taps.is_identity(filt):  # plain subsampling: a strided view
         return x[(slice(None), slice(None)) + (slice(None, None, stride),) * (x.dim() - 2)]
-    taps = _taps.separable_taps(filt) if x.device.type == "cpu" else None
+    taps = _taps.separable_taps(filt) if eager and x.device.type == "cpu" else None
     if taps is not None:
         plans = _separable.plans_for(tuple(x.shape[2:]), taps, stride, pads, mode)
         return _separable.SeparableBlur.apply(x, plans) if grad else _separable.separable_forward(x, plans)
+    # GPUs, torch.compile, and filters that do not factor into 1-D ones.
     return _conv.PadConvBlur.apply(x, filt, stride, pads, mode) if grad else _conv.conv_forward(x, filt, stride, pads, mode)
 
 
