@@ -86,8 +86,12 @@ def denormalize(x: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
 
 
 def to_float_normalized(x: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
-                        std: Sequence[float] = IMAGENET_STD, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                        std: Sequence[float] = IMAGENET_STD, dtype: torch.dtype = torch.float32,
+                        memory_format: torch.memory_format = torch.preserve_format) -> torch.Tensor:
     """uint8 images -> normalized float, with the same operations (and rounding) as ToTensor + Normalize.
+
+    ``memory_format``: lay the result out as the model wants it (e.g. ``torch.channels_last``), in
+    the same pass as the conversion; the values do not depend on it.
 
     Shape:
         - x: (..., C, H, W) uint8
@@ -101,5 +105,5 @@ def to_float_normalized(x: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
         >>> torch.equal(a, b)
         True
     """
-    out = x.to(dtype).div_(255)
+    out = x.to(dtype=dtype, memory_format=memory_format).div_(255)
     return out.sub_(_stats(mean, out)).div_(_stats(std, out))

@@ -39,16 +39,18 @@ EMPTY_MESSAGE = ("no image could be evaluated (empty dataset, or every file was 
 class EvalBatch:
     """One loader batch, unreadable samples removed, as every scorer sees it.
 
-    ``images`` are the decoded images normalized as ToTensor + Normalize do, on the device,
-    computed once on first use and shared by all scorers. ``targets`` are on the device,
+    ``images`` are the decoded images normalized as ToTensor + Normalize do, on the device, in
+    ``memory_format`` (channels_last when the model runs so: crops cut from them need no second
+    reordering), computed once on first use and shared by all scorers. ``targets`` are on the device,
     ``targets_cpu`` and ``indices`` (dataset positions, or None) on the CPU. ``size`` counts the
     samples the loader gave (skipped ones included), ``n`` those left to score.
     """
 
     __slots__ = ("raw", "targets_cpu", "indices", "skipped", "size", "n", "step", "pass_index", "device",
-                 "_images", "_targets")
+                 "memory_format", "_images", "_targets")
 
-    def __init__(self, raw: Any, device: torch.device, step: int = 0, pass_index: int = 0) -> None:
+    def __init__(self, raw: Any, device: torch.device, step: int = 0, pass_index: int = 0,
+                 memory_format: torch.memory_format = torch.contiguous_format) -> None:
         if not isinstance(raw, (tuple, list)) or len(raw) not in (2, 3):
             raise ConfigError("the loader must yield (images, targets) or (images, targets, indices) batches")
         images, targets = raw[0], torch.as_tensor(raw[1])
@@ -62,7 +64,7 @@ class EvalBatch:
             indices = indices[keep] if indices is not None else None
         self.raw, self.targets_cpu, self.indices = images, targets, indices
         self.n = int(targets.numel())
-        self.step, self.pass_index, self.device = step, pass_index, device
+        self.step, self.pass_index, self.device, self.memory_format = step, pass_index, device, memory_format
         self._images: torch.Tensor | None = None
         self._targets: torch.Tensor | None = None
 
@@ -70,7 +72,9 @@ class EvalBatch:
     def images(self) -> torch.Tensor:
         if self._images is None:
             images = self.raw.to(self.device, non_blocking=True)
-            self._images = to_float_normalized(images) if images.dtype == torch.uint8 else images
+            if images.dtype == torch.uint8:
+                images = to_float_normalized(images, memory_format=self.memory_format)
+            self._images = images
         return self._images
 
     @property
@@ -222,14 +226,14 @@ def _total(loader: Any) -> int | None:
     return None
 
 
-def _batches(loader: Iterable, cache: _DecodeCache | None, pass_index: int,
-             device: torch.device) -> Iterator[EvalBatch]:
+def _batches(loader: Iterable, cache: _DecodeCache | None, pass_index: int, device: torch.device,
+             memory_format: torch.memory_format) -> Iterator[EvalBatch]:
     if pass_index > 0 and cache is not None and cache.batches is not None:
         for step, batch in enumerate(cache.batches):
             yield batch.replay(step, pass_index)
         return
     for step, raw in enumerate(loader):
-        batch = EvalBatch(raw, device, step, pass_index)
+        batch = EvalBatch(raw, device, step, pass_index, memory_format)
         if pass_index == 0 and cache is not None:
             cache.keep(batch)
         yield batch
@@ -260,7 +264,8 @@ class _Counts:
 def _one_pass(loader, scorers: Sequence[Scorer], forward: Forward, cache: _DecodeCache | None, pass_index: int,
               bar, opts: LoopOptions, device: torch.device, counts: _Counts) -> None:
     active = [s for s in scorers if s.passes > pass_index]
-    for batch in _batches(loader, cache, pass_index, device):
+    memory_format = torch.channels_last if opts.channels_last else torch.contiguous_format
+    for batch in _batches(loader, cache, pass_index, device, memory_format):
         if pass_index == 0:
             counts.add(batch)
         for scorer in active:

@@ -23,7 +23,7 @@ from antialiased.evaluation.results import make_result, write_result
 from antialiased.support.devices import resolve_amp, seed_everything, select_device
 from antialiased.support.distributed import DistInfo, ShardSampler, detect_launch, init_distributed, is_main_process
 
-__all__ = ["evaluate", "EvalReport", "ProtocolRun", "read_class_list", "skipped_files"]
+__all__ = ["evaluate", "EvalReport", "ProtocolRun", "read_class_list"]
 
 log = logging.getLogger("antialiased.eval")
 
@@ -64,22 +64,6 @@ def read_class_list(path: str | os.PathLike | None) -> list[str] | None:
     if len(set(names)) != len(names):
         raise ConfigError(f"--class-list {str(path)!r} repeats class names")
     return names
-
-
-def skipped_files(dataset: ImageFolderDataset, indices: list[int]) -> list[str]:
-    """Every file left out: non-image files found at start-up and images that failed to decode."""
-    found = set(dataset.skipped) | {dataset.samples[i][0] for i in indices}
-    return sorted(found)
-
-
-def _skip_reasons(dataset: ImageFolderDataset, files: list[str], indices: list[int]) -> dict[str, str]:
-    """Why each file was skipped, where the dataset can tell."""
-    reasons = dict(getattr(dataset, "skip_reasons", None) or {})
-    reason_of = getattr(dataset, "skip_reason", None)
-    if reason_of is not None:
-        for i in indices:
-            reasons.setdefault(dataset.samples[i][0], reason_of(i))
-    return {f: reasons[f] for f in files if f in reasons}
 
 
 def _decode_size(config: EvalConfig, scorers) -> int:
@@ -161,8 +145,8 @@ def evaluate(config: EvalConfig) -> EvalReport:
 
 def _report(config: EvalConfig, ctx: ProtocolContext, loop: LoopResult, dataset: ImageFolderDataset,
             val_dir: Path, identity: dict[str, Any], settings: dict[str, Any]) -> EvalReport:
-    skipped = skipped_files(dataset, loop.skipped_indices)
-    reasons = _skip_reasons(dataset, skipped, loop.skipped_indices)
+    reasons = dataset.skip_report(loop.skipped_indices)  # {path: why}: scan-time skips and unreadable images
+    skipped = sorted(reasons)
     runs = []
     for name in config.protocols:
         out = loop.results[name]

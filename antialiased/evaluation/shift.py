@@ -31,15 +31,20 @@ def crop_pairs(images: torch.Tensor, offsets: torch.Tensor, crop_size: int) -> t
                 [[ 6.,  7.],
                  [10., 11.]]])
     """
-    c = crop_size
+    c, b = crop_size, images.shape[0]
+    # One output in the images' layout (channels_last stays so): no second copy before the model.
+    layout = torch.channels_last if images.dim() == 4 and images.is_contiguous(
+        memory_format=torch.channels_last) and not images.is_contiguous() else torch.contiguous_format
+    out = torch.empty((2 * b, *images.shape[1:-2], c, c), dtype=images.dtype, device=images.device,
+                      memory_format=layout)
     if offsets.dim() == 2:
-        return torch.cat([images[..., h:h + c, w:w + c] for h, w in offsets.tolist()])
-    firsts, seconds = [], []
-    for image, pair in zip(images, offsets.tolist()):
-        (h0, w0), (h1, w1) = pair
-        firsts.append(image[:, h0:h0 + c, w0:w0 + c])
-        seconds.append(image[:, h1:h1 + c, w1:w1 + c])
-    return torch.stack(firsts + seconds)
+        for i, (h, w) in enumerate(offsets.tolist()):
+            out[i * b:(i + 1) * b].copy_(images[..., h:h + c, w:w + c])
+        return out
+    for i, ((h0, w0), (h1, w1)) in enumerate(offsets.tolist()):
+        out[i].copy_(images[i, :, h0:h0 + c, w0:w0 + c])
+        out[b + i].copy_(images[i, :, h1:h1 + c, w1:w1 + c])
+    return out
 
 
 class ShiftConsistencyScorer(Scorer):
