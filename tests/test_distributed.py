@@ -124,3 +124,27 @@ def test_multiprocessing_distributed_splits_the_node_batch_over_its_gpus(clean_e
     info = detect_launch(world_size=spawned.launch.world_size, rank=spawned.launch.rank,
                          spawned_index=3)  # the 4th GPU of node 1
     assert (info.rank, info.world_size, info.local_rank) == (7, 8, 3)
+
+
+def test_a_package_error_in_a_spawned_process_reaches_the_parent_as_itself(clean_env):
+    from torch.multiprocessing import ProcessRaisedException
+
+    from antialiased.data import DatasetLayoutError
+    from antialiased.training import launch
+    from antialiased.training.config import DataConfig, LaunchConfig, TrainConfig
+
+    def failing_spawn(trace):
+        def spawn(fn, nprocs, args):
+            raise ProcessRaisedException(f"\n\n-- Process 1 terminated with the following error:\n{trace}", 1, 4242)
+        return spawn
+
+    clean_env.setattr(launch.torch.cuda, "device_count", lambda: 2)
+    cfg = TrainConfig(data=DataConfig("d"), out_dir="o", launch=LaunchConfig(spawn_per_gpu=True))
+    trace = ("Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
+             "antialiased.data.folder.DatasetLayoutError: no images found under 'd/train'\nexpected layout: ...\n")
+    clean_env.setattr(launch.torch.multiprocessing, "spawn", failing_spawn(trace))
+    with pytest.raises(DatasetLayoutError, match=r"(?s)^no images found under 'd/train'\nexpected layout"):
+        launch.spawn_per_gpu(cfg, print)
+    clean_env.setattr(launch.torch.multiprocessing, "spawn", failing_spawn("Traceback ...\nKeyError: 'bug'\n"))
+    with pytest.raises(ProcessRaisedException, match="KeyError"):  # a bug keeps its traceback
+        launch.spawn_per_gpu(cfg, print)

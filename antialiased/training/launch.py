@@ -11,11 +11,23 @@ import os
 from typing import Callable
 
 import torch
+from torch.multiprocessing import ProcessRaisedException
 
+from antialiased import errors
 from antialiased.errors import ConfigError
 from antialiased.training.config import LaunchConfig, TrainConfig
 
-__all__ = ["per_gpu_config", "spawn_per_gpu", "is_rank_zero_launch"]
+__all__ = ["per_gpu_config", "spawn_per_gpu", "is_rank_zero_launch", "package_error_from_trace"]
+
+
+def _package_errors() -> dict[str, type[errors.AntialiasedError]]:
+    """Every error class of the package, by the ``module.Class`` name a traceback prints."""
+    found, todo = {}, [errors.AntialiasedError]
+    while todo:
+        cls = todo.pop()
+        found[f"{cls.__module__}.{cls.__qualname__}"] = cls
+        todo += cls.__subclasses__()
+    return found
 
 
 def per_gpu_config(cfg: TrainConfig, gpus: int) -> tuple[TrainConfig, list[str]]:
@@ -55,7 +67,38 @@ def spawn_per_gpu(cfg: TrainConfig, worker: Callable[[int, TrainConfig], object]
     if one.launch.dist_url == "env://":
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ.setdefault("MASTER_PORT", "29500")
-    torch.multiprocessing.spawn(worker, nprocs=gpus, args=(one,))
+    try:
+        torch.multiprocessing.spawn(worker, nprocs=gpus, args=(one,))
+    except ProcessRaisedException as exc:
+        known = package_error_from_trace(str(exc))
+        if known is None:
+            raise
+        raise known from exc
+
+
+def package_error_from_trace(trace: str) -> errors.AntialiasedError | None:
+    """The package's exception that a spawned process raised, rebuilt from its traceback text.
+
+    ``torch.multiprocessing.spawn`` hands the parent only the text; rebuilding the exception lets
+    the command line show its one-line message instead of two tracebacks.
+
+    Example:
+        >>> package_error_from_trace("Traceback ...\\nantialiased.errors.DataError: no images in d\\n")
+        DataError('no images in d')
+        >>> package_error_from_trace("...\\nantialiased.training.engine.NonFiniteLossError: the loss is nan")
+        NonFiniteLossError('the loss is nan')
+        >>> package_error_from_trace("Traceback ...\\nRuntimeError: CUDA error") is None
+        True
+    """
+    best = None
+    for name, cls in _package_errors().items():
+        at = trace.rfind(f"\n{name}: ")
+        if at >= 0 and (best is None or at > best[0]):
+            best = (at, name, cls)
+    if best is None:
+        return None
+    at, name, cls = best
+    return cls(trace[at + len(name) + 3:].strip())
 
 
 def is_rank_zero_launch(launch: LaunchConfig) -> bool:
