@@ -19,7 +19,8 @@ from torch import nn
 
 from antialiased.errors import ConfigError, ModelError, OutputError
 from antialiased.export._optional import require
-from antialiased.export.metadata import EXTRA_FILE, ExportMetadata, blur_filter_sizes, input_hw
+from antialiased.export.metadata import (EXTRA_FILE, ExportMetadata, blur_filter_sizes, eval_resize, input_hw,
+                                         preprocessing_of)
 from antialiased.export.opsets import resolve_opset
 from antialiased.export.verify import (VerificationError, VerificationReport, VerifySettings, verify_exported_program,
                                        verify_onnx)
@@ -196,6 +197,15 @@ def _op_summary(proto) -> tuple[dict[str, int], tuple[str, ...]]:
     return dict(counts), tuple(odd)
 
 
+def _metadata(model: nn.Module, name: str, weights_source: str | None, hw: tuple[int, int],
+              num_classes: int) -> ExportMetadata:
+    mean, std, ratio = preprocessing_of(model)
+    if weights_source is None:  # the record the registry attaches to the models it builds, if any
+        weights_source = getattr(getattr(model, "weights_info", None), "label", None) or "not recorded"
+    sizes = ",".join(map(str, blur_filter_sizes(model))) or "none"
+    return ExportMetadata(name, sizes, weights_source, hw, num_classes, mean, std, eval_resize(hw, ratio))
+
+
 def _readable_by_others(path: Path) -> None:
     # atomic_write_bytes's temporary file is created 0600; a deployed model should get the usual
     # permissions (0666 minus the umask), as a plain open() would have given it.
@@ -219,7 +229,7 @@ def _verify(data: bytes, format: str, model: nn.Module, settings: VerifySettings
 
 def export_model(model: nn.Module, path: str | os.PathLike, *, format: str = "onnx", opset: int | None = None,
                  input_size: int | tuple[int, int] = 224, static_batch: int | None = None, force: bool = False,
-                 name: str | None = None, weights_source: str = "not recorded",
+                 name: str | None = None, weights_source: str | None = None,
                  verify: VerifySettings | None = None) -> ExportResult:
     """Export ``model`` (in eval mode) to ``path``, optionally verify it, and write it atomically.
 
@@ -232,7 +242,8 @@ def export_model(model: nn.Module, path: str | os.PathLike, *, format: str = "on
         input_size: height and width of the input, an int or ``(H, W)``.
         static_batch: fix the batch dimension to this size (default: dynamic).
         force: replace an existing file.
-        name, weights_source: recorded in the file's metadata.
+        name, weights_source: recorded in the file's metadata (default: the class name, and the
+            label of ``model.weights_info`` where the registry attached one).
         verify: compare the file with the model before writing it (see :class:`VerifySettings`);
             a file that disagrees is not written (:class:`VerificationError`).
 
@@ -252,9 +263,7 @@ def export_model(model: nn.Module, path: str | os.PathLike, *, format: str = "on
     was_training = model.training
     model.eval()
     try:
-        sizes = blur_filter_sizes(model)
-        meta = ExportMetadata(name, ",".join(map(str, sizes)) or "none", weights_source, hw,
-                              _output_classes(model, example, name))
+        meta = _metadata(model, name, weights_source, hw, _output_classes(model, example, name))
         program = trace_model(model, example, dynamic_batch=static_batch is None, name=name)
         ops, odd = {}, ()
         if format == "onnx":

@@ -9,7 +9,7 @@ from torch import nn
 
 from antialiased.errors import AntialiasedError, ConfigError, ModelError
 from antialiased.models import create_model
-from antialiased.support.checkpoints import check_arch, extract_state_dict, load_checkpoint, load_into
+from antialiased.support.checkpoints import check_arch, load_checkpoint
 
 __all__ = ["LoadedModel", "load_model"]
 
@@ -24,13 +24,10 @@ class LoadedModel:
 
 
 def _pretrained_source(model: nn.Module, name: str) -> str:
-    # The weights record a model carries, where the registry attaches one (torchvision/timm style).
-    for attr in ("weights", "pretrained_weights", "pretrained_cfg"):
-        record = getattr(model, attr, None)
-        label = getattr(record, "name", None) or (record.get("tag") if isinstance(record, dict) else None)
-        if isinstance(label, str) and label:
-            return f"pretrained: {label}"
-    return f"pretrained (create_model({name!r}, pretrained=True))"
+    # The record the registry attaches to the model names the weights it resolved, e.g.
+    # 'published:resnet50_lpf4_finetune' or 'torchvision:IMAGENET1K_V1'.
+    label = getattr(getattr(model, "weights_info", None), "label", None)
+    return f"pretrained {label}" if isinstance(label, str) and label else f"pretrained weights of {name}"
 
 
 def load_model(name: str, *, pretrained: bool = False, weights: str | os.PathLike | None = None,
@@ -42,7 +39,8 @@ def load_model(name: str, *, pretrained: bool = False, weights: str | os.PathLik
         pretrained: the name's pretrained weights (downloaded once, then cached).
         weights: a local weights file or training checkpoint (strict loading).
         checkpoint: a training checkpoint (``--resume``); its recorded architecture must be ``name``.
-        num_classes: build the classifier with this many outputs (default: the model's own).
+        num_classes: build the classifier with this many outputs (default: the model's own, or
+            the weights file's where the registry reads it from the file).
 
     Raises:
         ConfigError: more than one source of weights.
@@ -59,17 +57,18 @@ def load_model(name: str, *, pretrained: bool = False, weights: str | os.PathLik
     if len(given) > 1:
         raise ConfigError(f"give one source of weights, not {' and '.join(given)}")
     kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    epoch = None
+    if checkpoint is not None:  # its recorded architecture first: a clearer error than unfit keys
+        state = load_checkpoint(checkpoint)
+        check_arch(state, name, str(checkpoint))
+        epoch = state.get("epoch")
     try:
-        model = create_model(name, pretrained=pretrained, weights=weights, **kwargs)
+        model = create_model(name, pretrained=pretrained, weights=weights or checkpoint, **kwargs)
     except AntialiasedError:
         raise
     except ValueError as exc:  # the registry's unknown names and argument errors, as ModelError
         raise ModelError(str(exc)) from exc
     if checkpoint is not None:
-        state = load_checkpoint(checkpoint)
-        check_arch(state, name, str(checkpoint))
-        load_into(model, extract_state_dict(state, source=str(checkpoint)), source=str(checkpoint))
-        epoch = state.get("epoch")
         source = f"checkpoint {Path(checkpoint)}" + (f" (epoch {epoch})" if isinstance(epoch, int) else "")
     elif weights is not None:
         source = f"file {Path(weights)}"

@@ -15,7 +15,9 @@ from antialiased import __version__
 from antialiased.data import IMAGENET_MEAN, IMAGENET_STD
 from antialiased.errors import ConfigError
 
-__all__ = ["ExportMetadata", "EXTRA_FILE", "blur_filter_sizes", "eval_resize", "input_hw"]
+__all__ = ["ExportMetadata", "EXTRA_FILE", "blur_filter_sizes", "eval_resize", "input_hw", "preprocessing_of"]
+
+PAPER_RESIZE_RATIO = 256 / 224  # resize the shorter side to 256, center crop 224
 
 EXTRA_FILE = "antialiased.json"
 
@@ -33,14 +35,34 @@ def input_hw(input_size: int | tuple[int, int]) -> tuple[int, int]:
     return size  # type: ignore[return-value]
 
 
-def eval_resize(hw: tuple[int, int]) -> int:
-    """The shorter side to resize to before the center crop: the paper's 256/224 ratio, scaled.
+def eval_resize(hw: tuple[int, int], ratio: float = PAPER_RESIZE_RATIO) -> int:
+    """The shorter side to resize to before the center crop: ``ratio`` (the paper's 256/224) times the crop.
 
     Example:
-        >>> eval_resize((224, 224)), eval_resize((128, 128)), eval_resize((97, 131))
-        (256, 146, 150)
+        >>> eval_resize((224, 224)), eval_resize((128, 128)), eval_resize((97, 131)), eval_resize((224, 224), 232 / 224)
+        (256, 146, 150, 232)
     """
-    return round(max(hw) * 256 / 224)
+    return round(max(hw) * ratio)
+
+
+def preprocessing_of(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...], float]:
+    """``(mean, std, resize / crop ratio)`` of the evaluation transforms the model's weights expect.
+
+    Read from the record the registry attaches (``model.weights_info.transforms()``, torchvision's
+    ``ImageClassification`` style) where there is one; the paper's ImageNet preprocessing otherwise.
+
+    Example:
+        >>> preprocessing_of(nn.Linear(2, 2))
+        ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 1.1428571428571428)
+    """
+    make = getattr(getattr(model, "weights_info", None), "transforms", None)
+    transform = make() if callable(make) else None
+    mean = tuple(float(v) for v in getattr(transform, "mean", IMAGENET_MEAN))
+    std = tuple(float(v) for v in getattr(transform, "std", IMAGENET_STD))
+    resize, crop = getattr(transform, "resize_size", None), getattr(transform, "crop_size", None)
+    sizes = [s[0] if isinstance(s, (list, tuple)) and s else s for s in (resize, crop)]
+    ratio = sizes[0] / sizes[1] if all(isinstance(s, int) and s > 0 for s in sizes) else PAPER_RESIZE_RATIO
+    return mean, std, ratio
 
 
 def blur_filter_sizes(model: nn.Module) -> list[int]:
@@ -66,13 +88,14 @@ class ExportMetadata:
         input_size: ``(height, width)`` of the input the file takes.
         num_classes: length of the logits vector.
         mean, std: the per-channel normalization the input must already have (RGB, [0, 1] scale).
-        resize: the shorter side to resize photos to before center-cropping ``input_size``.
+        resize: the shorter side to resize photos to before center-cropping ``input_size``
+            (default: the paper's 256/224 ratio, scaled to the input size).
 
     Example:
         >>> m = ExportMetadata("resnet18_lpf4", "4", "random initialization", (224, 224), 1000)
         >>> props = m.to_props()
-        >>> props["input"], props["mean"]
-        ('float32 NCHW [batch, 3, 224, 224], RGB scaled to [0, 1] then (x - mean) / std', '0.485,0.456,0.406')
+        >>> props["input"], props["mean"], props["resize"]
+        ('float32 NCHW [batch, 3, 224, 224], RGB scaled to [0, 1] then (x - mean) / std', '0.485,0.456,0.406', '256')
         >>> ExportMetadata.from_props(props) == m
         True
     """
@@ -84,11 +107,12 @@ class ExportMetadata:
     num_classes: int
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
+    resize: int = 0
     antialiased_version: str = __version__
 
-    @property
-    def resize(self) -> int:
-        return eval_resize(self.input_size)
+    def __post_init__(self) -> None:
+        if not self.resize:  # frozen: set the default that depends on input_size once
+            object.__setattr__(self, "resize", eval_resize(self.input_size))
 
     def to_props(self) -> dict[str, str]:
         """String key/value pairs, the form ONNX ``metadata_props`` hold."""
@@ -101,6 +125,7 @@ class ExportMetadata:
             "num_classes": str(self.num_classes),
             "mean": ",".join(f"{v:g}" for v in self.mean),
             "std": ",".join(f"{v:g}" for v in self.std),
+            "resize": str(self.resize),
             "antialiased_version": self.antialiased_version,
             "input": f"float32 NCHW [batch, 3, {h}, {w}], RGB scaled to [0, 1] then (x - mean) / std",
             "output": f"logits [batch, {self.num_classes}] (no softmax)",
@@ -119,4 +144,5 @@ class ExportMetadata:
                    input_size=(h, w), num_classes=int(props["num_classes"]),
                    mean=tuple(float(v) for v in props["mean"].split(",")),
                    std=tuple(float(v) for v in props["std"].split(",")),
+                   resize=int(props.get("resize") or 0),
                    antialiased_version=props["antialiased_version"])

@@ -14,11 +14,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
+from torchvision import transforms as T
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from antialiased.data import eval_transform, load_rgb
+from antialiased.data import IMAGENET_MEAN, IMAGENET_STD, load_rgb
 from antialiased.errors import DataError, MissingFileError
-from antialiased.export.metadata import eval_resize
+from antialiased.export.metadata import ExportMetadata
 
 __all__ = ["SampleSet", "photo_transform", "find_images", "photo_samples", "generated_samples", "random_samples"]
 
@@ -35,14 +36,23 @@ class SampleSet:
     inputs: torch.Tensor
 
 
-def photo_transform(hw: tuple[int, int]):
-    """The evaluation preprocessing for an input of ``hw`` = (height, width).
+def photo_transform(meta: ExportMetadata) -> T.Compose:
+    """The evaluation preprocessing that ``meta`` records: resize, center crop, scale, normalize.
+
+    For the paper's models at 224 it is :func:`antialiased.data.eval_transform` (256 / 224, ImageNet).
 
     Example:
-        >>> photo_transform((128, 128))(Image.new("RGB", (300, 200))).shape
-        torch.Size([3, 128, 128])
+        >>> meta = ExportMetadata("m", "4", "random", (128, 96), 10)
+        >>> photo_transform(meta)(Image.new("RGB", (300, 200))).shape
+        torch.Size([3, 128, 96])
     """
-    return eval_transform(resize=eval_resize(hw), crop=hw[0] if hw[0] == hw[1] else hw)
+    h, w = meta.input_size
+    return T.Compose([T.Resize(meta.resize), T.CenterCrop(h if h == w else (h, w)), T.ToTensor(),
+                      T.Normalize(meta.mean, meta.std)])
+
+
+def _meta(hw: tuple[int, int]) -> ExportMetadata:
+    return ExportMetadata("", "", "", hw, 0, IMAGENET_MEAN, IMAGENET_STD)
 
 
 def find_images(folder: str | os.PathLike) -> list[Path]:
@@ -74,8 +84,9 @@ def _spread(files: list[Path], n: int) -> list[Path]:
     return picked + [f for f in files if f not in chosen]
 
 
-def photo_samples(folder: str | os.PathLike, n: int, hw: tuple[int, int]) -> SampleSet:
-    """Up to ``n`` readable photos from ``folder``, preprocessed for an ``hw`` input.
+def photo_samples(folder: str | os.PathLike, n: int, hw: tuple[int, int] | ExportMetadata) -> SampleSet:
+    """Up to ``n`` readable photos from ``folder``, preprocessed as ``hw`` (ImageNet's preprocessing
+    for that size) or an :class:`ExportMetadata` says.
 
     Example:
         >>> import tempfile
@@ -85,7 +96,7 @@ def photo_samples(folder: str | os.PathLike, n: int, hw: tuple[int, int]) -> Sam
         >>> s.inputs.shape, s.description.startswith("2 photos from")
         (torch.Size([2, 3, 32, 32]), True)
     """
-    transform = photo_transform(hw)
+    transform = photo_transform(hw if isinstance(hw, ExportMetadata) else _meta(hw))
     tensors, unreadable = [], 0
     for path in _spread(find_images(folder), n):
         if len(tensors) == n:
@@ -116,7 +127,7 @@ def _generated_image(index: int, seed: int) -> Image.Image:
     return image
 
 
-def generated_samples(n: int, hw: tuple[int, int], seed: int = 0) -> SampleSet:
+def generated_samples(n: int, hw: tuple[int, int] | ExportMetadata, seed: int = 0) -> SampleSet:
     """``n`` generated photo-like images (smooth color fields, texture, sharp shapes), preprocessed.
 
     Example:
@@ -124,7 +135,7 @@ def generated_samples(n: int, hw: tuple[int, int], seed: int = 0) -> SampleSet:
         >>> s.inputs.shape, torch.equal(s.inputs, generated_samples(2, (64, 48)).inputs)
         (torch.Size([2, 3, 64, 48]), True)
     """
-    transform = photo_transform(hw)
+    transform = photo_transform(hw if isinstance(hw, ExportMetadata) else _meta(hw))
     images = torch.stack([transform(_generated_image(i, seed)) for i in range(n)])
     return SampleSet("generated", f"{n} generated images (no --data)", images)
 

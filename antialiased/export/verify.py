@@ -8,17 +8,19 @@ within ``atol + rtol * |reference|`` of PyTorch's eval-mode output.
 from __future__ import annotations
 
 import io
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
 
 from antialiased.errors import AntialiasedError, ConfigError, MissingFileError, ModelError
 from antialiased.export._optional import require
-from antialiased.export.samples import SampleSet, generated_samples, photo_samples, random_samples
+from antialiased.export.metadata import EXTRA_FILE, ExportMetadata, eval_resize, preprocessing_of
+from antialiased.export.samples import SampleSet, find_images, generated_samples, photo_samples, random_samples
 
 __all__ = ["VerifySettings", "Comparison", "VerificationReport", "VerificationError", "verify_onnx",
            "verify_exported_program"]
@@ -43,6 +45,8 @@ class VerifySettings:
             raise ConfigError("verification needs at least one image and positive random batch sizes")
         if not (self.atol >= 0 and self.rtol >= 0):
             raise ConfigError(f"tolerances must be >= 0, got atol={self.atol}, rtol={self.rtol}")
+        if self.data is not None:
+            find_images(self.data)  # a missing or empty folder fails now, not after a long export
 
 
 @dataclass(frozen=True)
@@ -134,17 +138,31 @@ def _fixed_batch(run: Runner, batch: int) -> Runner:
     return run_chunks
 
 
-def _sample_sets(hw: tuple[int, int], settings: VerifySettings) -> list[SampleSet]:
+def _sample_sets(meta: ExportMetadata, settings: VerifySettings) -> list[SampleSet]:
     if settings.data is not None:
-        images = photo_samples(settings.data, settings.num_images, hw)
+        images = photo_samples(settings.data, settings.num_images, meta)
     else:
-        images = generated_samples(settings.num_images, hw, settings.seed)
-    return [images, *random_samples(settings.random_batches, hw, settings.seed)]
+        images = generated_samples(settings.num_images, meta, settings.seed)
+    return [images, *random_samples(settings.random_batches, meta.input_size, settings.seed)]
 
 
-def compare_with_model(run: Runner, model: nn.Module, hw: tuple[int, int], static_batch: int | None,
+def file_preprocessing(props: Mapping[str, str] | None, hw: tuple[int, int], model: nn.Module) -> ExportMetadata:
+    """The preprocessing a file records in its metadata; where it records none (a file exported by
+    other means), the one the model's weights expect, at the file's input size."""
+    try:
+        meta = ExportMetadata.from_props(props or {})
+        if meta.input_size == hw:
+            return meta
+    except (KeyError, ValueError):
+        pass
+    mean, std, ratio = preprocessing_of(model)
+    return ExportMetadata("", "", "", hw, 0, mean, std, eval_resize(hw, ratio))
+
+
+def compare_with_model(run: Runner, model: nn.Module, meta: ExportMetadata, static_batch: int | None,
                        runtime: str, settings: VerifySettings) -> VerificationReport:
-    """Compare ``run`` (the exported file) with ``model`` in eval mode on the verification inputs."""
+    """Compare ``run`` (the exported file) with ``model`` in eval mode on the verification inputs,
+    photos preprocessed as ``meta`` says."""
     if static_batch is not None:
         run = _fixed_batch(run, static_batch)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -152,7 +170,7 @@ def compare_with_model(run: Runner, model: nn.Module, hw: tuple[int, int], stati
     model.eval()
     comparisons = []
     try:
-        for samples in _sample_sets(hw, settings):
+        for samples in _sample_sets(meta, settings):
             with torch.no_grad():
                 ref = model(samples.inputs.to(device)).float().cpu()
             comparisons.append(_compare(samples.description, run(samples.inputs), ref, settings.atol, settings.rtol))
@@ -202,15 +220,18 @@ def verify_onnx(source: str | os.PathLike | bytes, model: nn.Module,
                 settings: VerifySettings | None = None) -> VerificationReport:
     """Run an ONNX file (path or bytes) in onnxruntime (CPU) and compare it with ``model``.
 
-    The input size and whether the batch is static come from the file itself.
+    The input size, whether the batch is static, and the photos' preprocessing (the metadata
+    :func:`export_model` records) come from the file itself.
 
     Raises:
         MissingDependencyError: onnxruntime is not installed.
         ConfigError: the file does not take one float NCHW input and return one output.
     """
     ort = require("onnxruntime")
-    run, static_batch, hw = _onnx_runner(onnx_session(source))
-    return compare_with_model(run, model, hw, static_batch, f"onnxruntime {ort.__version__} (CPU)",
+    session = onnx_session(source)
+    run, static_batch, hw = _onnx_runner(session)
+    meta = file_preprocessing(session.get_modelmeta().custom_metadata_map, hw, model)
+    return compare_with_model(run, model, meta, static_batch, f"onnxruntime {ort.__version__} (CPU)",
                               settings or VerifySettings())
 
 
@@ -237,10 +258,16 @@ def _program_runner(program: torch.export.ExportedProgram) -> tuple[Runner, int 
 def verify_exported_program(source: str | os.PathLike | bytes | torch.export.ExportedProgram, model: nn.Module,
                             settings: VerifySettings | None = None) -> VerificationReport:
     """Load a ``.pt2`` file (path or bytes) with ``torch.export.load``, run it, and compare it with ``model``."""
+    extra = {EXTRA_FILE: ""}
     if isinstance(source, torch.export.ExportedProgram):
         program = source
+    elif isinstance(source, bytes):
+        program = torch.export.load(io.BytesIO(source), extra_files=extra)
+    elif not Path(source).is_file():
+        raise MissingFileError(f"exported program not found: {os.fspath(source)}")
     else:
-        program = torch.export.load(io.BytesIO(source) if isinstance(source, bytes) else Path(source))
+        program = torch.export.load(Path(source), extra_files=extra)
     run, static_batch, hw = _program_runner(program)
-    return compare_with_model(run, model, hw, static_batch, f"torch.export.load (torch {torch.__version__})",
+    meta = file_preprocessing(json.loads(extra[EXTRA_FILE]) if extra[EXTRA_FILE] else None, hw, model)
+    return compare_with_model(run, model, meta, static_batch, f"torch.export.load (torch {torch.__version__})",
                               settings or VerifySettings())
