@@ -12,6 +12,7 @@ import os
 import pickle
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ __all__ = [
     "strip_prefixes",
     "extract_state_dict",
     "load_weights_file",
+    "WeightsFile",
+    "read_weights_file",
     "load_into",
     "check_arch",
     "export_weights",
@@ -177,22 +180,39 @@ def extract_state_dict(obj: Any, source: str = "the weights") -> dict[str, torch
     return strip_prefixes(dict(obj))
 
 
-def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a local weights file or training checkpoint (``torch.load(weights_only=True)``) into a state dict.
+# Entries of a training checkpoint that restore a run rather than describe the weights.
+_RESUME_STATE = frozenset({"optimizer", "lr_scheduler", "scaler", "rng_state"})
 
-    See :func:`extract_state_dict` for the accepted layouts.
 
-    Raises:
-        MissingFileError: no such file.
-        WeightsError: a folder, not a PyTorch file, pickled Python objects, or no state dict inside.
+@dataclass(frozen=True)
+class WeightsFile:
+    """A weights file or training checkpoint as read from disk.
+
+    Attributes:
+        path: the file, absolute.
+        state_dict: the model's weights (wrapper prefixes removed), see :func:`extract_state_dict`.
+        metadata: the file's other top-level entries that describe the weights (a training checkpoint's
+            ``arch``, ``epoch``, ``best_acc1``, ``num_classes``, ``classes``, ``args``, ...), without the
+            state dict and the optimizer/scheduler/scaler/RNG state; empty for a bare state dict.
     """
-    p = Path(path).expanduser()
+
+    path: Path
+    state_dict: dict[str, torch.Tensor] = field(repr=False)
+    metadata: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_checkpoint(self) -> bool:
+        """True for a training checkpoint (it records the epochs completed), False for a weights file."""
+        return "epoch" in self.metadata
+
+
+def _torch_load_weights(p: Path) -> Any:
     if not p.exists():
         raise MissingFileError(f"Weights file not found: {p}")
     if p.is_dir():
         raise WeightsError(f"{p} is a folder; pass the path of a weights file (.pth / .pth.tar).")
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "Weights only load failed" not in str(exc):
             raise WeightsError(f"{p} is not a PyTorch weights file ({exc}).") from exc
@@ -203,7 +223,50 @@ def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     except Exception as exc:  # torch.load raises assorted types (KeyError, EOFError, RuntimeError) on junk
         raise WeightsError(f"{p} is not a PyTorch weights file (torch.load failed: "
                          f"{type(exc).__name__}: {str(exc)[:200]}).") from exc
-    return extract_state_dict(obj, source=str(p))
+
+
+def _metadata(obj: Any) -> dict[str, Any]:
+    if not isinstance(obj, Mapping):
+        return {}
+    wrapper = next((k for k in _WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
+    if wrapper is None:
+        return {}  # a bare state dict: every entry is a weight
+    return {k: v for k, v in obj.items() if k != wrapper and k not in _RESUME_STATE}
+
+
+def read_weights_file(path: str | os.PathLike) -> WeightsFile:
+    """Read a local weights file or training checkpoint: its state dict and what it records about it.
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "ckpt.pth.tar"
+        >>> torch.save({"epoch": 2, "arch": "net", "classes": ["cat", "dog"], "optimizer": {},
+        ...             "state_dict": {"module.fc.weight": torch.ones(2, 3)}}, p)
+        >>> f = read_weights_file(p)
+        >>> list(f.state_dict), f.metadata, f.is_checkpoint
+        (['fc.weight'], {'epoch': 2, 'arch': 'net', 'classes': ['cat', 'dog']}, True)
+
+    Raises:
+        MissingFileError: no such file.
+        WeightsError: a folder, not a PyTorch file, pickled Python objects, or no state dict inside.
+    """
+    p = Path(path).expanduser().absolute()
+    obj = _torch_load_weights(p)
+    return WeightsFile(p, extract_state_dict(obj, source=str(p)), _metadata(obj))
+
+
+def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a local weights file or training checkpoint (``torch.load(weights_only=True)``) into a state dict.
+
+    See :func:`extract_state_dict` for the accepted layouts, :func:`read_weights_file` for the
+    file's metadata too.
+
+    Raises:
+        MissingFileError: no such file.
+        WeightsError: a folder, not a PyTorch file, pickled Python objects, or no state dict inside.
+    """
+    p = Path(path).expanduser()
+    return extract_state_dict(_torch_load_weights(p), source=str(p))
 
 
 def _sample(keys: list[str], n: int = 5) -> str:
