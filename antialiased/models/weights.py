@@ -1,11 +1,11 @@
-"""The paper's 59 published ImageNet weight files, and loading of weights into models.
+"""The paper's 59 published ImageNet weight files: one typed record each, and their download.
 
-One typed record per published file (:class:`PublishedWeights`, in the spirit of torchvision's
+One record per published file (:class:`PublishedWeights`, in the spirit of torchvision's
 ``Weights``) in :data:`PUBLISHED_WEIGHTS`; :func:`resolve_published` picks the file the paper's code
 picks for an architecture and filter size; :func:`load_published` downloads it through torch hub
-(progress bar, checkpoint cache, SHA-256 check) and :func:`load_weights_file` reads a local
-weights file or training checkpoint. :func:`load_into` loads strictly, with an error that names
-the keys that do not fit.
+(progress bar, checkpoint cache, SHA-256 check). Local files are read by
+:mod:`antialiased.support.checkpoints`; what a model was loaded with is recorded on the model as
+``model.weights_info`` (:mod:`antialiased.models.weights_info`).
 
 The files are fetched from :data:`DEFAULT_BASE_URL` unless the environment variable
 ``ANTIALIASED_WEIGHTS_URL`` names a mirror (any URL urllib opens, ``file:///dir/`` included)
@@ -29,23 +29,26 @@ from torch import nn
 from torchvision.models._meta import _IMAGENET_CATEGORIES
 from torchvision.transforms._presets import ImageClassification
 
-from antialiased.errors import DownloadError
-from antialiased.support.checkpoints import extract_state_dict, load_into, load_weights_file
+from antialiased.errors import DownloadError, WeightsError
+from antialiased.support.checkpoints import extract_state_dict
+
+# Kept for modules outside models/ that still import these from here; new code imports them from
+# antialiased.support.checkpoints.
+from antialiased.support.checkpoints import load_into, load_weights_file  # noqa: F401
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "IMAGENET_CATEGORIES",
+    "IMAGENET_EVAL_TRANSFORMS",
     "WEIGHTS_URL_ENV",
     "PAPER_BASELINE_METRICS",
     "PUBLISHED_WEIGHTS",
     "PublishedWeights",
     "WeightsDownloadError",
     "available_weights",
-    "extract_state_dict",
     "format_weights_table",
     "get_published",
-    "load_into",
     "load_published",
-    "load_weights_file",
     "resolve_published",
     "weights_base_url",
 ]
@@ -54,6 +57,12 @@ DEFAULT_BASE_URL = "https://antialiased-cnns.s3.us-east-2.amazonaws.com/weights_
 WEIGHTS_URL_ENV = "ANTIALIASED_WEIGHTS_URL"
 RECIPE_URL = "https://github.com/adobe/antialiased-cnns/blob/master/README_IMAGENET.md"
 _DATA = "/PTH/TO/ILSVRC2012"
+
+IMAGENET_CATEGORIES: tuple[str, ...] = tuple(_IMAGENET_CATEGORIES)
+"""The 1000 ImageNet class names in the output order of every ImageNet model here."""
+
+IMAGENET_EVAL_TRANSFORMS: Callable[..., nn.Module] = partial(ImageClassification, crop_size=224, resize_size=256)
+"""Builds the paper's evaluation preprocessing: resize 256, center crop 224, ImageNet mean/std."""
 
 # name -> first 8 hex digits of the file's SHA-256 (the suffix of the published file name).
 _SHA256: dict[str, str] = {
@@ -223,9 +232,8 @@ class PublishedWeights:
     metrics: Mapping[str, float] = field(compare=False)
     recipe: str = field(compare=False, repr=False)
     recipe_url: str = field(default=RECIPE_URL, compare=False, repr=False)
-    categories: tuple[str, ...] = field(default=tuple(_IMAGENET_CATEGORIES), compare=False, repr=False)
-    transforms: Callable[..., nn.Module] = field(
-        default=partial(ImageClassification, crop_size=224, resize_size=256), compare=False, repr=False)
+    categories: tuple[str, ...] = field(default=IMAGENET_CATEGORIES, compare=False, repr=False)
+    transforms: Callable[..., nn.Module] = field(default=IMAGENET_EVAL_TRANSFORMS, compare=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -306,7 +314,7 @@ def _check_arch(arch: str) -> None:
     if arch not in archs:
         close = difflib.get_close_matches(arch, archs, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"No published weights for architecture {arch!r}.{hint} "
+        raise WeightsError(f"No published weights for architecture {arch!r}.{hint} "
                          f"Architectures with published weights: {', '.join(archs)}.")
 
 
@@ -366,7 +374,7 @@ def get_published(name: str) -> PublishedWeights:
     except KeyError:
         close = difflib.get_close_matches(name, list(PUBLISHED_WEIGHTS), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"Unknown published weights {name!r}.{hint} "
+        raise WeightsError(f"Unknown published weights {name!r}.{hint} "
                          "See antialiased.models.weights.available_weights() for the 59 names.") from None
 
 
@@ -377,7 +385,7 @@ def resolve_published(arch: str, filter_size: int, force_nonfinetuned: bool = Fa
     ``force_nonfinetuned=True``) the weights trained from scratch.
 
     Raises:
-        ValueError: no such file; the message lists what ``arch`` does have.
+        WeightsError: no such file; the message lists what ``arch`` does have.
 
     Example:
         >>> resolve_published("resnet50", 4).name
@@ -389,7 +397,7 @@ def resolve_published(arch: str, filter_size: int, force_nonfinetuned: bool = Fa
     """
     _check_arch(arch)
     if filter_size is None or isinstance(filter_size, bool) or not isinstance(filter_size, int):
-        raise ValueError(f"filter_size must be an integer (the N of {arch}_lpfN), got {filter_size!r}; baseline "
+        raise WeightsError(f"filter_size must be an integer (the N of {arch}_lpfN), got {filter_size!r}; baseline "
                          f"models without blur use torchvision's weights.")
     if filter_size == 4 and not force_nonfinetuned and f"{arch}_lpf4_finetune" in PUBLISHED_WEIGHTS:
         return PUBLISHED_WEIGHTS[f"{arch}_lpf4_finetune"]
@@ -397,10 +405,10 @@ def resolve_published(arch: str, filter_size: int, force_nonfinetuned: bool = Fa
     if name in PUBLISHED_WEIGHTS:
         return PUBLISHED_WEIGHTS[name]
     if filter_size == 4 and force_nonfinetuned:
-        raise ValueError(f"{arch} has no weights trained from scratch, only the fine-tuned {arch}_lpf4_finetune: "
+        raise WeightsError(f"{arch} has no weights trained from scratch, only the fine-tuned {arch}_lpf4_finetune: "
                          f"drop force_nonfinetuned (--force_nonfinetuned). Published for {arch}: "
                          f"{_describe_available(arch)}.")
-    raise ValueError(f"No published weights for {name} (filter size {filter_size}). Published for {arch}: "
+    raise WeightsError(f"No published weights for {name} (filter size {filter_size}). Published for {arch}: "
                      f"{_describe_available(arch)}. Train your own or pass a local file with weights=PATH "
                      f"(--weights PATH).")
 
