@@ -1,6 +1,7 @@
 """Models: registry and names, the 23 architectures against the published golden outputs, API errors."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import urllib.error
 from collections import defaultdict
@@ -11,6 +12,7 @@ import torchvision
 from torch import nn
 
 import antialiased
+from antialiased.errors import ModelError
 from antialiased.layers import BlurPool, binomial_filter
 from antialiased.models import create_model, list_archs, list_models, parse_model_name, register_model
 from antialiased.models import registry
@@ -229,30 +231,22 @@ def test_weights_path_roundtrip(tmp_path):
 
 
 def test_pretrained_uses_published_weights(monkeypatch):
+    """The paper-style constructor resolves the paper's file once, loads it, and records it on the model."""
     from antialiased.models import weights
 
-    calls = {}
+    calls = []
     fake_state = create_model("resnet18_lpf5").state_dict()
 
-    def resolve(arch, filter_size, force_nonfinetuned=False):
-        calls["resolve"] = (arch, filter_size, force_nonfinetuned)
-        return "ENTRY"
-
-    def load(entry, *, progress=True, model_dir=None):
-        calls["load"] = (entry, progress)
+    def load(entry, *, progress=True, model_dir=None):  # stands in for the download only
+        calls.append((entry, progress))
         return fake_state
 
-    def load_into(model, state_dict, source):
-        calls["into"] = source
-        model.load_state_dict(state_dict)
-
-    monkeypatch.setattr(weights, "resolve_published", resolve)
     monkeypatch.setattr(weights, "load_published", load)
-    monkeypatch.setattr(weights, "load_into", load_into)
     model = antialiased.resnet18(pretrained=True, filter_size=5, _force_nonfinetuned=True, progress=False)
-    assert calls["resolve"] == ("resnet18", 5, True) and calls["load"] == ("ENTRY", False)
-    assert "resnet18_lpf5" in calls["into"]
+    assert calls == [(weights.PUBLISHED_WEIGHTS["resnet18_lpf5"], False)]
     assert torch.equal(model.fc.weight, fake_state["fc.weight"])
+    assert model.weights_info.published is weights.PUBLISHED_WEIGHTS["resnet18_lpf5"]
+    assert model.weights_info.label == "published:resnet18_lpf5" and model.weights_info.kind == "published"
 
 
 def test_pretrained_without_published_file_is_a_clear_error():
@@ -306,3 +300,160 @@ def test_densenet_weights_with_legacy_keys_load(tmp_path):
     loaded = create_model("densenet121_lpf2", num_classes=3, weights=path)
     assert torch.equal(loaded.features.denseblock4.denselayer16.conv2.weight,
                        source.features.denseblock4.denselayer16.conv2.weight)
+
+
+# --- one spec per name, one table of sources, one way to register ---------------------------------
+
+
+def test_model_spec_is_resolved_once_from_the_name():
+    from antialiased.models import ModelSpec, get_model_spec
+
+    spec = get_model_spec("wide_resnet50_2_lpf3")
+    assert spec == ModelSpec("wide_resnet50_2_lpf3", "wide_resnet50_2", 3, "paper", "blurpool")
+    assert spec.antialiased and spec.to_dict() == {"name": "wide_resnet50_2_lpf3", "arch": "wide_resnet50_2",
+                                                   "filter_size": 3, "source": "paper", "method": "blurpool"}
+    base = get_model_spec("vgg16_bn")
+    assert (base.arch, base.filter_size, base.method, base.antialiased) == ("vgg16_bn", None, None, False)
+    assert get_model_spec(spec) is spec
+    model = create_model(spec, num_classes=3)  # a spec is accepted wherever a name is
+    assert model.model_spec is spec and model.fc.out_features == 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.filter_size = 5
+
+
+@pytest.mark.parametrize("name,message", [
+    ("resnet51_lpf4", "unknown model 'resnet51_lpf4'.*resnet50_lpf4"), ("", "unknown model ''"),
+    ("_lpf4", "unknown model"), ("resnet18_lpf", "unknown model 'resnet18_lpf'"),
+    ("resnet18_lpf9", r"filter size 9 .* out of range: use _lpf1 to _lpf7 \(e.g. resnet18_lpf4\)"),
+    ("RESNET18", "unknown model"), ("resnet18_lpf4 ", "unknown model")])
+def test_bad_names_are_model_errors(name, message):
+    from antialiased.models import get_model_spec
+
+    with pytest.raises(ModelError, match=message) as info:
+        get_model_spec(name)
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(TypeError, match="must be a string, got int"):
+        get_model_spec(50)
+
+
+def test_a_new_source_slots_into_the_name_table(monkeypatch):
+    """Issue 10's names (timm/<name>_lpf<N>, other methods) are one more row of the table."""
+    from antialiased.models import ModelSpec, get_model_spec
+    from antialiased.models.registry import Source, register_source
+    from antialiased.models.weights_info import random_info
+
+    def build(spec, num_classes=2):
+        return nn.Sequential(nn.Flatten(), nn.Linear(12, num_classes))
+
+    toy = Source(name="toy", prefix="toy/", archs=lambda: ["tiny"], has_baseline=lambda arch: arch == "tiny",
+                 build=build, pretrained=lambda spec, force: random_info(),
+                 load_pretrained=lambda spec, info, progress=True, **kw: build(spec, **kw),
+                 method="aps", filter_sizes=range(2, 4))
+    monkeypatch.setitem(registry._SOURCES, "toy", toy)
+    assert get_model_spec("toy/tiny_lpf3") == ModelSpec("toy/tiny_lpf3", "tiny", 3, "toy", "aps")
+    assert get_model_spec("toy/tiny").method is None
+    assert list_models("toy/*") == ["toy/tiny", "toy/tiny_lpf2", "toy/tiny_lpf3"]
+    with pytest.raises(ModelError, match="_lpf2 to _lpf3"):
+        get_model_spec("toy/tiny_lpf4")
+    model = create_model("toy/tiny_lpf2", num_classes=5)
+    assert model.model_spec.source == "toy" and model.weights_info.num_classes == 5
+    with pytest.raises(ModelError, match="'paper' is already registered"):
+        register_source(dataclasses.replace(toy, name="paper"))
+
+
+def test_one_registration_helper_refuses_duplicates(monkeypatch):
+    from antialiased.models import register_torchvision_family
+
+    monkeypatch.setattr(registry, "_ARCHS", dict(registry._ARCHS))  # registrations below stay in this test
+    before = dict(registry._ARCHS)
+    with pytest.raises(ModelError, match="'resnet50' is already registered"):
+        register_torchvision_family(["resnet50"], lambda model, filter_size: model)
+    with pytest.raises(ModelError, match="'vgg11' is already registered"):
+        register_model("vgg11")(lambda **kw: nn.Identity())
+    assert registry._ARCHS == before
+
+    @register_model("tinynet")
+    def tinynet(*, filter_size, num_classes=4):
+        return nn.Sequential(BlurPool(3, filt_size=filter_size), nn.Flatten(), nn.LazyLinear(num_classes))
+
+    assert list_models("tinynet*") == [f"tinynet_lpf{n}" for n in range(1, 8)]  # no baseline was given
+    assert create_model("tinynet_lpf3").model_spec.filter_size == 3
+    with pytest.raises(ModelError, match="'tinynet' has no baseline model.*tinynet_lpf4"):
+        create_model("tinynet")
+    with pytest.raises(ModelError, match="'tinynet' is already registered"):
+        register_model("tinynet")(tinynet)
+
+
+def test_architecture_names_are_listed_once():
+    """The family modules register the names; the constructors and __all__ follow from the registry."""
+    assert antialiased.PAPER_ARCHS == tuple(sorted(PAPER_ARCHS))
+    for arch in PAPER_ARCHS:
+        assert getattr(antialiased, arch).__name__ == arch
+    assert set(PAPER_ARCHS) <= set(antialiased.models.__all__)
+
+
+# --- weights_info: what a model holds, recorded on it ---------------------------------------------
+
+
+def test_random_model_records_random_weights():
+    model = create_model("mobilenet_v2_lpf3", num_classes=6)
+    info = model.weights_info
+    assert (info.kind, info.label, info.num_classes, info.classes, info.categories) == ("random", "random", 6, None,
+                                                                                      None)
+    assert info.transforms().crop_size == [224]
+    assert json.loads(json.dumps(info.to_dict()))["label"] == "random"
+
+
+@pytest.mark.parametrize("name,num_classes", [("resnet18_lpf2", 7), ("mobilenet_v2_lpf3", 3), ("resnet18", 5)])
+def test_num_classes_comes_from_the_file(tmp_path, monkeypatch, name, num_classes):
+    torch.manual_seed(0)
+    source = create_model(name, num_classes=num_classes)
+    torch.save({"state_dict": source.state_dict()}, tmp_path / "w.pth")
+    monkeypatch.chdir(tmp_path)
+    model = create_model(name, weights="w.pth")  # no num_classes: the file's
+    assert model.weights_info.num_classes == num_classes
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    info = model.weights_info
+    assert (info.kind, info.label, info.path) == ("file", f"file:{tmp_path / 'w.pth'}", tmp_path / "w.pth")
+    assert info.path.is_absolute() and info.classes is None and dict(info.recorded) == {}
+    # an explicit num_classes that disagrees with the file is an error that names the fix
+    with pytest.raises(antialiased.errors.WeightsError, match=f"num_classes={num_classes}"):
+        create_model(name, weights="w.pth", num_classes=num_classes + 1)
+
+
+def test_checkpoint_records_its_classes(tmp_path):
+    source = create_model("resnet18_lpf2", num_classes=2)
+    checkpoint = {"epoch": 4, "arch": "resnet18_lpf2", "best_acc1": torch.tensor(62.5), "classes": ["cat", "dog"],
+                  "num_classes": 2, "state_dict": {f"module.{k}": v for k, v in source.state_dict().items()},
+                  "optimizer": torch.optim.SGD(source.parameters(), lr=0.1).state_dict(), "rng_state": [None]}
+    torch.save(checkpoint, tmp_path / "checkpoint.pth.tar")
+    info = create_model("resnet18_lpf2", weights=tmp_path / "checkpoint.pth.tar").weights_info
+    assert (info.kind, info.label) == ("checkpoint", f"checkpoint:{tmp_path / 'checkpoint.pth.tar'}")
+    assert info.classes == info.categories == ("cat", "dog") and info.num_classes == 2
+    assert dict(info.recorded) == {"epoch": 4, "arch": "resnet18_lpf2", "best_acc1": 62.5,
+                                   "classes": ["cat", "dog"], "num_classes": 2}
+    assert info.to_dict()["classes"] == ["cat", "dog"]
+    json.dumps(info.to_dict())
+
+    # a checkpoint whose layout fits but that records another model is refused
+    torch.save({**checkpoint, "arch": "resnet18_lpf2_other"}, tmp_path / "other.pth.tar")
+    with pytest.raises(antialiased.errors.CheckpointError, match="trained as 'resnet18_lpf2_other'"):
+        create_model("resnet18_lpf2", weights=tmp_path / "other.pth.tar")
+    torch.save({**checkpoint, "classes": "cat,dog"}, tmp_path / "bad.pth.tar")
+    with pytest.raises(antialiased.errors.WeightsError, match="records 'classes' as str"):
+        create_model("resnet18_lpf2", weights=tmp_path / "bad.pth.tar")
+
+
+def test_library_errors_are_the_packages_own(tmp_path):
+    errors = antialiased.errors
+    with pytest.raises(errors.ConfigError):
+        create_model("resnet18_lpf4", pretrained=True, weights=tmp_path / "w.pth")
+    with pytest.raises(errors.MissingFileError, match="not found"):
+        create_model("resnet18_lpf4", weights=tmp_path / "missing.pth")
+    with pytest.raises(errors.WeightsError, match="No published weights for vgg11_lpf3"):
+        create_model("vgg11_lpf3", pretrained=True)
+    with pytest.raises(errors.ModelError, match="no dropout"):
+        create_model("mobilenet_v2_lpf4", dropout=0.2)
+    with pytest.raises(errors.ModelError, match="filter_size must be an integer"):
+        antialiased.resnet18(filter_size=9)

@@ -8,6 +8,7 @@ import torch
 import torchvision
 from torch import nn
 
+from antialiased.errors import ModelError, WeightsError
 from antialiased.layers import binomial_filter
 from antialiased.models import create_model
 from antialiased.models.transfer import blur_keys, copy_params_buffers, init_from_baseline
@@ -97,7 +98,7 @@ def test_filter_size_one_differs_for_resnet():
 
 
 def test_mismatched_architectures_raise():
-    with pytest.raises(ValueError, match="not the same architecture"):
+    with pytest.raises(WeightsError, match="not the same architecture"):
         copy_params_buffers(torchvision.models.resnet18(), create_model("resnet34_lpf4"))
     with pytest.raises(ValueError, match=r"'fc.weight' \(10, 512\) does not match .*'fc.weight' \(1000, 512\)"):
         copy_params_buffers(torchvision.models.resnet18(num_classes=10), create_model("resnet18_lpf4"))
@@ -110,14 +111,22 @@ def test_init_from_baseline_sources(tmp_path):
     torch.save(baseline.state_dict(), path)
     from_file = init_from_baseline("resnet18_lpf3", baseline_weights=path, num_classes=3)
     from_dict = init_from_baseline("resnet18_lpf3", baseline_weights=baseline.state_dict(), num_classes=3)
-    for model in (from_module, from_file, from_dict):
-        assert model.maxpool[1].filt.shape == (64, 1, 3, 3)
+    from_file_classes = init_from_baseline("resnet18_lpf3", baseline_weights=path)  # num_classes: the baseline's
+    for model in (from_module, from_file, from_dict, from_file_classes):
+        assert model.maxpool[1].filt.shape == (64, 1, 3, 3) and model.fc.out_features == 3
         assert torch.equal(model.layer4[0].conv2[1].weight, baseline.layer4[0].conv2.weight)
         assert torch.equal(model.layer4[0].downsample[2].running_var, baseline.layer4[0].downsample[1].running_var)
+        assert model.weights_info.kind == "baseline" and model.model_spec.name == "resnet18_lpf3"
+    assert from_file.weights_info.label == f"baseline:file:{path}"
+    assert from_file.weights_info.baseline.label == f"file:{path}" and from_file.weights_info.num_classes == 3
+    assert from_dict.weights_info.label == "baseline:memory:state_dict"
+    assert from_module.weights_info.label == "baseline:memory:module"
+    made_here = create_model("resnet18", weights=path)  # a model made by create_model carries its record
+    assert init_from_baseline("resnet18_lpf2", baseline_weights=made_here).weights_info.label == f"baseline:file:{path}"
 
 
 def test_init_from_baseline_errors(tmp_path, monkeypatch):
-    with pytest.raises(ValueError, match="is the baseline itself"):
+    with pytest.raises(ModelError, match="is the baseline itself"):
         init_from_baseline("resnet18", baseline_weights=torchvision.models.resnet18())
     with pytest.raises(FileNotFoundError):
         init_from_baseline("resnet18_lpf4", baseline_weights=tmp_path / "missing.pth")

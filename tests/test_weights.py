@@ -20,6 +20,7 @@ from torch import nn
 
 from antialiased.layers import BlurPool
 from antialiased.models import weights as W
+from antialiased.support.checkpoints import load_into, load_weights_file
 
 # --------------------------------------------------------------------------- registry facts
 
@@ -334,6 +335,50 @@ def test_create_model_pretrained_downloads_and_loads(server, create_model, monke
     model = create_model("resnet18_lpf2", pretrained=True, progress=False)
     _assert_same(model.state_dict(), state_dict)
     assert server.requests == [f"/mirror/{record.file_name}"]
+    # The record resolved once travels with the model: label, record, categories, transforms.
+    info = model.weights_info
+    assert (info.kind, info.label, info.published) == ("published", "published:resnet18_lpf2", record)
+    assert info.categories == record.categories and len(info.categories) == info.num_classes == 1000
+    assert info.classes is None and info.path is None  # the published files record no class folders
+    assert info.transforms is record.transforms
+    assert info.to_dict() == {"label": "published:resnet18_lpf2", "kind": "published", "path": None,
+                              "published": "resnet18_lpf2", "torchvision": None, "num_classes": 1000,
+                              "classes": None, "baseline": None}
+    assert model.model_spec.name == "resnet18_lpf2" and model.model_spec.filter_size == 2
+
+
+def test_create_model_pretrained_finetuned_record(server, create_model, monkeypatch):
+    """filter size 4 resolves to the fine-tuned file, and the model says so."""
+    state_dict = create_model("resnet18_lpf4").state_dict()
+    record = _publish(server.root, "resnet18_lpf4_finetune", state_dict)
+    monkeypatch.setitem(W.PUBLISHED_WEIGHTS, "resnet18_lpf4_finetune", record)
+    model = create_model("resnet18_lpf4", pretrained=True, progress=False)
+    assert model.weights_info.label == "published:resnet18_lpf4_finetune"
+    assert model.weights_info.published is record
+
+
+def test_create_model_pretrained_baseline_is_torchvisions_v1(tmp_path, create_model, monkeypatch):
+    """A baseline's pretrained weights are torchvision's IMAGENET1K_V1 (the paper's baselines), read here from
+    torch hub's cache, where torchvision's download puts them (no network in tests)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    torch.manual_seed(3)
+    state_dict = torchvision.models.resnet18().state_dict()
+    _cache_dir().mkdir(parents=True)
+    torch.save(state_dict, _cache_dir() / weights.url.rsplit("/", 1)[-1])
+    model = create_model("resnet18", pretrained=True, progress=False)
+    _assert_same(model.state_dict(), state_dict)
+    info = model.weights_info
+    assert (info.kind, info.label, info.torchvision) == ("torchvision", "torchvision:IMAGENET1K_V1", weights)
+    assert info.categories == tuple(weights.meta["categories"]) and info.num_classes == 1000
+    assert info.to_dict()["torchvision"] == "ResNet18_Weights.IMAGENET1K_V1"
+    assert info.transforms().resize_size == [256]
+
+
+def test_every_published_architecture_is_registered():
+    from antialiased.models import list_archs
+
+    assert {w.arch for w in W.PUBLISHED_WEIGHTS.values()} == set(W.PAPER_BASELINE_METRICS) <= set(list_archs())
 
 
 def test_create_model_pretrained_rejects_a_corrupted_published_file(server, create_model):
@@ -389,10 +434,10 @@ def test_load_weights_file_accepts_common_layouts(tmp_path, wrap):
                                     "optimizer": torch.optim.SGD(model.parameters(), lr=0.1).state_dict()},
         "both_prefixes": {f"module._orig_mod.{k}": v for k, v in sd.items()},
     }[wrap]
-    loaded = W.load_weights_file(_saved(tmp_path, obj))
+    loaded = load_weights_file(_saved(tmp_path, obj))
     _assert_same(loaded, sd)
     target = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
-    W.load_into(target, loaded, "test")
+    load_into(target, loaded, "test")
     _assert_same(target.state_dict(), sd)
 
 
@@ -400,28 +445,28 @@ def test_load_weights_file_strips_torch_compile_prefix(tmp_path):
     model = nn.Linear(3, 2)
     compiled = torch.compile(model)  # wrapping only: nothing is compiled until it runs
     assert next(iter(compiled.state_dict())).startswith("_orig_mod.")
-    _assert_same(W.load_weights_file(_saved(tmp_path, compiled.state_dict())), model.state_dict())
+    _assert_same(load_weights_file(_saved(tmp_path, compiled.state_dict())), model.state_dict())
 
 
 def test_load_weights_file_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="Weights file not found: .*nope.pth"):
-        W.load_weights_file(tmp_path / "nope.pth")
+        load_weights_file(tmp_path / "nope.pth")
     with pytest.raises(ValueError, match="is a folder"):
-        W.load_weights_file(tmp_path)
+        load_weights_file(tmp_path)
     (tmp_path / "notes.txt").write_text("these are not weights")
     with pytest.raises(ValueError, match="notes.txt is not a PyTorch weights file"):
-        W.load_weights_file(tmp_path / "notes.txt")
+        load_weights_file(tmp_path / "notes.txt")
     (tmp_path / "empty.pth").write_bytes(b"")
     with pytest.raises(ValueError, match="empty.pth is not a PyTorch weights file"):
-        W.load_weights_file(tmp_path / "empty.pth")
+        load_weights_file(tmp_path / "empty.pth")
     with pytest.raises(ValueError, match="does not hold a state dict but a Tensor"):
-        W.load_weights_file(_saved(tmp_path, torch.zeros(3)))
+        load_weights_file(_saved(tmp_path, torch.zeros(3)))
     with pytest.raises(ValueError, match=r"pickled Python objects.*state_dict\(\)"):
-        W.load_weights_file(_saved(tmp_path, nn.Linear(2, 2)))
+        load_weights_file(_saved(tmp_path, nn.Linear(2, 2)))
     with pytest.raises(ValueError, match="is not a state dict.*'epoch'"):
-        W.load_weights_file(_saved(tmp_path, {"epoch": 3, "best_acc1": 70.0}))
+        load_weights_file(_saved(tmp_path, {"epoch": 3, "best_acc1": 70.0}))
     with pytest.raises(ValueError, match="empty state dict"):
-        W.load_weights_file(_saved(tmp_path, {"state_dict": {}}))
+        load_weights_file(_saved(tmp_path, {"state_dict": {}}))
 
 
 # --------------------------------------------------------------------------- strict loading
@@ -431,7 +476,7 @@ def test_load_into_names_the_keys_for_another_architecture(tmp_path):
     path = _saved(tmp_path, {"state_dict": torchvision.models.resnet18().state_dict()}, "resnet18.pth")
     model = torchvision.models.resnet34()
     with pytest.raises(ValueError) as info:
-        W.load_into(model, W.load_weights_file(path), source=str(path))
+        load_into(model, load_weights_file(path), source=str(path))
     message = str(info.value)
     assert message.startswith(f"Weights from {path} do not fit ResNet (strict loading)")
     n_missing = len(set(model.state_dict()) - set(torchvision.models.resnet18().state_dict()))
@@ -447,7 +492,7 @@ def test_load_into_reports_unexpected_and_shape_mismatches():
                   "2.bias": torch.zeros(2), "3.weight": torch.zeros(1)}
     with pytest.raises(ValueError, match=r"1 unexpected key \(in the file, not in the model\): 3.weight\n"
                                          r"  1 shape mismatch: 0.weight: file \[8, 3, 5, 5\] vs model \[8, 3, 3, 3\]"):
-        W.load_into(model, state_dict, "mixed.pth")
+        load_into(model, state_dict, "mixed.pth")
     before = model[0].weight.clone()
     torch.testing.assert_close(model[0].weight, before)  # nothing was loaded
 
@@ -455,19 +500,19 @@ def test_load_into_reports_unexpected_and_shape_mismatches():
 def test_load_into_hints_at_num_classes_and_filter_size():
     file_sd = torchvision.models.resnet18().state_dict()
     with pytest.raises(ValueError, match="(?s)2 shape mismatches.*num_classes=1000"):
-        W.load_into(torchvision.models.resnet18(num_classes=10), file_sd, "imagenet.pth")
+        load_into(torchvision.models.resnet18(num_classes=10), file_sd, "imagenet.pth")
     with pytest.raises(ValueError, match=r"(?s)filt: file \[4, 1, 3, 3\] vs model \[4, 1, 5, 5\].*_lpf3 instead of _lpf5"):
-        W.load_into(BlurPool(4, filt_size=5), BlurPool(4, filt_size=3).state_dict(), "blur3.pth")
+        load_into(BlurPool(4, filt_size=5), BlurPool(4, filt_size=3).state_dict(), "blur3.pth")
 
 
 def test_load_into_accepts_wrapped_keys_unless_the_model_is_wrapped():
     source = nn.Linear(3, 2)
     target = nn.Linear(3, 2)
-    W.load_into(target, {f"module.{k}": v for k, v in source.state_dict().items()}, "ddp")
+    load_into(target, {f"module.{k}": v for k, v in source.state_dict().items()}, "ddp")
     _assert_same(target.state_dict(), source.state_dict())
     wrapped = nn.DataParallel(nn.Linear(3, 2))
-    W.load_into(wrapped, nn.DataParallel(source).state_dict(), "ddp")
+    load_into(wrapped, nn.DataParallel(source).state_dict(), "ddp")
     _assert_same(wrapped.module.state_dict(), source.state_dict())
     wrapped = nn.DataParallel(nn.Linear(3, 2))
-    W.load_into(wrapped, source.state_dict(), "plain")
+    load_into(wrapped, source.state_dict(), "plain")
     _assert_same(wrapped.module.state_dict(), source.state_dict())

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from antialiased.models import list_models, parse_model_name
+from antialiased.models import get_model_spec, list_models
+from antialiased.models.weights import PUBLISHED_WEIGHTS
 
 __all__ = ["get_args_parser", "model_rows", "main"]
 
@@ -24,11 +25,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _published_by_model() -> dict[str, list[str]] | None:
-    try:
-        from antialiased.models.weights import PUBLISHED_WEIGHTS
-    except ImportError:  # the weights module is optional for listing names
-        return None
+def _published_by_model() -> dict[str, list[str]]:
     by_model: dict[str, list[str]] = {}
     for w in sorted(PUBLISHED_WEIGHTS.values(), key=lambda w: w.name):
         by_model.setdefault(w.model_name, []).append(w.name)
@@ -38,11 +35,11 @@ def _published_by_model() -> dict[str, list[str]] | None:
 def model_rows(patterns: Sequence[str] = (), exclude: Sequence[str] = (), pretrained: bool = False) -> list[tuple[str, str]]:
     """``(name, weights)`` rows: weights are 'torchvision' for baselines, the published file names
     for anti-aliased models that have them ('' where none exist)."""
-    published = _published_by_model() or {}
+    published = _published_by_model()
     rows = []
     for name in list_models(include=list(patterns) or None, exclude=list(exclude)):
-        _, filter_size = parse_model_name(name)
-        weights = "torchvision" if filter_size is None else ", ".join(published.get(name, []))
+        spec = get_model_spec(name)
+        weights = "torchvision" if not spec.antialiased else ", ".join(published.get(name, []))
         if pretrained and not weights:
             continue
         rows.append((name, weights))
@@ -59,6 +56,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{'model':<{width}}  pretrained weights")
     for name, weights in rows:
         print(f"{name:<{width}}  {weights or '-'}".rstrip())
-    if _published_by_model() is None:
-        print("\n(published weights unknown: antialiased.models.weights is not available)")
     return 0

@@ -2,80 +2,48 @@
 
 ``create_model('resnet50_lpf4')`` builds the anti-aliased ResNet-50 (filter size 4);
 ``create_model('resnet50')`` the torchvision baseline. ``antialiased.resnet50(filter_size=4)``
-is the published package's spelling of the same thing.
+is the published package's spelling of the same thing. Every model made here carries
+``model.model_spec`` (:class:`ModelSpec`: what the name means) and ``model.weights_info``
+(:class:`WeightsInfo`: which weights it holds).
 """
-# Importing the family modules registers their architectures.
+# Importing the family modules registers their architectures; the names are listed there only.
 from antialiased.models import alexnet as _alexnet  # noqa: F401
 from antialiased.models import densenet as _densenet  # noqa: F401
 from antialiased.models import mobilenet as _mobilenet  # noqa: F401
 from antialiased.models import resnet as _resnet  # noqa: F401
 from antialiased.models import vgg as _vgg  # noqa: F401
+from antialiased.models.factory import create_model, get_model, paper_constructor
 from antialiased.models.registry import (
-    create_model,
-    get_model,
+    ModelSpec,
+    get_model_spec,
     list_archs,
     list_models,
-    paper_constructor,
     parse_model_name,
     register_model,
+    register_torchvision_family,
 )
 from antialiased.models.transfer import copy_params_buffers, init_from_baseline
+from antialiased.models.weights_info import WeightsInfo
+
+PAPER_ARCHS: tuple[str, ...] = tuple(list_archs())
+"""The paper's architectures, as the family modules above registered them."""
+
+# The paper's constructors: arch(pretrained=False, filter_size=4, **kwargs), e.g. antialiased.resnet50.
+globals().update({arch: paper_constructor(arch) for arch in PAPER_ARCHS})
 
 __all__ = [
     "create_model",
     "get_model",
+    "get_model_spec",
     "list_models",
     "list_archs",
     "register_model",
+    "register_torchvision_family",
     "parse_model_name",
+    "ModelSpec",
+    "WeightsInfo",
+    "PAPER_ARCHS",
     "copy_params_buffers",
     "init_from_baseline",
-    # the paper's constructors: arch(pretrained=False, filter_size=4, **kwargs)
-    "alexnet",
-    "vgg11",
-    "vgg13",
-    "vgg16",
-    "vgg19",
-    "vgg11_bn",
-    "vgg13_bn",
-    "vgg16_bn",
-    "vgg19_bn",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "resnext50_32x4d",
-    "resnext101_32x8d",
-    "wide_resnet50_2",
-    "wide_resnet101_2",
-    "densenet121",
-    "densenet161",
-    "densenet169",
-    "densenet201",
-    "mobilenet_v2",
+    *PAPER_ARCHS,
 ]
-
-alexnet = paper_constructor("alexnet")
-vgg11 = paper_constructor("vgg11")
-vgg13 = paper_constructor("vgg13")
-vgg16 = paper_constructor("vgg16")
-vgg19 = paper_constructor("vgg19")
-vgg11_bn = paper_constructor("vgg11_bn")
-vgg13_bn = paper_constructor("vgg13_bn")
-vgg16_bn = paper_constructor("vgg16_bn")
-vgg19_bn = paper_constructor("vgg19_bn")
-resnet18 = paper_constructor("resnet18")
-resnet34 = paper_constructor("resnet34")
-resnet50 = paper_constructor("resnet50")
-resnet101 = paper_constructor("resnet101")
-resnet152 = paper_constructor("resnet152")
-resnext50_32x4d = paper_constructor("resnext50_32x4d")
-resnext101_32x8d = paper_constructor("resnext101_32x8d")
-wide_resnet50_2 = paper_constructor("wide_resnet50_2")
-wide_resnet101_2 = paper_constructor("wide_resnet101_2")
-densenet121 = paper_constructor("densenet121")
-densenet161 = paper_constructor("densenet161")
-densenet169 = paper_constructor("densenet169")
-densenet201 = paper_constructor("densenet201")
-mobilenet_v2 = paper_constructor("mobilenet_v2")

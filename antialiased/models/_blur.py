@@ -5,6 +5,7 @@ from typing import Iterable
 
 from torch import nn
 
+from antialiased.errors import ModelError
 from antialiased.layers import BlurPool
 
 __all__ = ["unstride", "blurred_maxpool", "blur_maxpools"]
@@ -14,9 +15,9 @@ def unstride(conv: nn.Conv2d, *, keep: int = 1) -> int:
     """Set a conv's (square) stride to ``keep`` and return the factor left for a blur layer."""
     stride = conv.stride[0]
     if conv.stride != (stride, stride):
-        raise ValueError(f"expected a square stride, got {conv.stride} in {conv}")
+        raise ModelError(f"expected a square stride, got {conv.stride} in {conv}")
     if stride % keep:
-        raise ValueError(f"cannot keep stride {keep} of {conv}: it does not divide {stride}")
+        raise ModelError(f"cannot keep stride {keep} of {conv}: it does not divide {stride}")
     conv.stride = (keep, keep)
     return stride // keep
 

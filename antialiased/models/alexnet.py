@@ -3,13 +3,13 @@
 becomes ``MaxPool(3, s1)`` + ``BlurPool(s2)``. The rest is torchvision's AlexNet."""
 from __future__ import annotations
 
-import torchvision
 from torch import nn
 from torchvision.models.alexnet import AlexNet
 
+from antialiased.errors import ModelError
 from antialiased.layers import BlurPool
 from antialiased.models._blur import blur_maxpools, unstride
-from antialiased.models.registry import register_model
+from antialiased.models.registry import register_torchvision_family
 
 __all__ = ["antialias_alexnet"]
 
@@ -18,7 +18,7 @@ def antialias_alexnet(model: AlexNet, *, filter_size: int = 4) -> AlexNet:
     """Turn a torchvision AlexNet (untrained) into the paper's anti-aliased one, in place."""
     conv, relu, *rest = model.features
     if not (isinstance(conv, nn.Conv2d) and isinstance(relu, nn.ReLU)):
-        raise TypeError("expected torchvision's AlexNet: features starting with Conv2d, ReLU")
+        raise ModelError("expected torchvision's AlexNet: features starting with Conv2d, ReLU")
     # Half of the stride stays in the conv (the dense stride-1 conv would cost 16x); the blur does the rest.
     blur_stride = unstride(conv, keep=conv.stride[0] // 2)
     first = [conv, relu, BlurPool(conv.out_channels, filt_size=filter_size, stride=blur_stride)]
@@ -26,7 +26,4 @@ def antialias_alexnet(model: AlexNet, *, filter_size: int = 4) -> AlexNet:
     return model
 
 
-@register_model("alexnet")
-def _alexnet(*, filter_size: int = 4, **kwargs) -> AlexNet:
-    """Anti-aliased AlexNet; ``kwargs`` go to torchvision's builder (e.g. num_classes, dropout)."""
-    return antialias_alexnet(torchvision.models.alexnet(weights=None, **kwargs), filter_size=filter_size)
+register_torchvision_family(["alexnet"], antialias_alexnet)

@@ -7,13 +7,12 @@ import re
 from collections import OrderedDict
 
 import torch
-import torchvision
 from torch import nn
 from torchvision.models.densenet import DenseNet, _Transition
 
 from antialiased.layers import BlurPool
 from antialiased.models._blur import blurred_maxpool
-from antialiased.models.registry import register_model
+from antialiased.models.registry import register_torchvision_family
 
 __all__ = ["ARCHS", "antialias_densenet", "upgrade_state_dict"]
 
@@ -61,14 +60,4 @@ def upgrade_state_dict(state_dict: dict) -> dict:
     return upgraded
 
 
-def _builder(arch: str):
-    def build(*, filter_size: int = 4, **kwargs) -> DenseNet:
-        return antialias_densenet(torchvision.models.get_model(arch, weights=None, **kwargs), filter_size=filter_size)
-
-    build.__name__ = build.__qualname__ = arch
-    build.__doc__ = f"Anti-aliased {arch}; ``kwargs`` go to torchvision's builder (e.g. num_classes, drop_rate)."
-    return build
-
-
-for _arch in ARCHS:
-    register_model(_arch, upgrade_state_dict=upgrade_state_dict)(_builder(_arch))
+register_torchvision_family(ARCHS, antialias_densenet, upgrade_state_dict=upgrade_state_dict)

@@ -4,13 +4,13 @@ paper. The first conv keeps its stride (as the published model does), and the cl
 single ``Linear`` without dropout, as the published model (and its weights' key layout) has it."""
 from __future__ import annotations
 
-import torchvision
 from torch import nn
 from torchvision.models.mobilenetv2 import InvertedResidual, MobileNetV2
 
+from antialiased.errors import ModelError
 from antialiased.layers import BlurPool
 from antialiased.models._blur import unstride
-from antialiased.models.registry import register_model
+from antialiased.models.registry import register_torchvision_family
 
 __all__ = ["antialias_mobilenet_v2"]
 
@@ -36,13 +36,13 @@ def antialias_mobilenet_v2(model: MobileNetV2, *, filter_size: int = 4) -> Mobil
     return model
 
 
-@register_model("mobilenet_v2")
-def _mobilenet_v2(*, filter_size: int = 4, **kwargs) -> MobileNetV2:
-    """Anti-aliased MobileNet-v2; ``kwargs`` go to torchvision's builder (e.g. num_classes, width_mult)."""
+def _without_dropout(kwargs: dict) -> dict:
     if kwargs.get("dropout", 0.0):
-        raise ValueError(
+        raise ModelError(
             "the anti-aliased mobilenet_v2 has no dropout layer (as the published model, whose weights "
             "expect 'classifier.0'); leave out the dropout argument"
         )
-    kwargs["dropout"] = 0.0
-    return antialias_mobilenet_v2(torchvision.models.mobilenet_v2(weights=None, **kwargs), filter_size=filter_size)
+    return {**kwargs, "dropout": 0.0}
+
+
+register_torchvision_family(["mobilenet_v2"], antialias_mobilenet_v2, prepare_kwargs=_without_dropout)

@@ -1,66 +1,266 @@
-"""One flat registry of architectures and the name-based factory over it.
+"""The architectures, the grammar of model names, and :class:`ModelSpec`: a name resolved once.
 
-A name is either ``<arch>`` (the torchvision baseline) or ``<arch>_lpf<N>`` (the anti-aliased
-model with an ``N``-tap blur filter, N = 1..7). Each family module registers a keyword-only
-builder ``builder(*, filter_size, **kwargs) -> nn.Module`` for the anti-aliased variant.
+A model name is ``[<prefix>]<arch>`` (the baseline, without blur) or ``[<prefix>]<arch>_lpf<N>``
+(anti-aliased with an ``N``-tap blur filter, N = 1..7). Which architectures exist and what a name
+builds is decided by a small table of :class:`Source` records; the paper's 23 architectures are the
+``"paper"`` source (defined in :mod:`antialiased.models.factory`), whose families register here
+through :func:`register_torchvision_family` (or :func:`register_model` for a hand-written builder).
+Further sources (torchvision's and timm's models converted by ``antialias()``) are further rows:
+:func:`register_source`.
+
+:func:`get_model_spec` turns a name into a frozen :class:`ModelSpec` (the only place names are
+parsed); everything downstream reads the spec.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 import re
-import warnings
-from pathlib import Path
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
+import torchvision
 from torch import nn
 
+from antialiased.errors import ModelError
 from antialiased.layers import MAX_FILTER_SIZE
 
 __all__ = [
-    "register_model",
-    "create_model",
-    "get_model",
-    "list_models",
+    "ArchEntry",
+    "ModelSpec",
+    "Source",
+    "get_arch",
+    "get_model_spec",
+    "get_source",
     "list_archs",
+    "list_models",
+    "list_sources",
     "parse_model_name",
-    "paper_constructor",
+    "register_model",
+    "register_source",
+    "register_torchvision_family",
+    "upgrade_keys",
 ]
 
 Builder = Callable[..., nn.Module]
 StateDictUpgrade = Callable[[dict], dict]
+Converter = Callable[..., nn.Module]
+FILTER_SIZES = range(1, MAX_FILTER_SIZE + 1)
 
-_MODELS: dict[str, Builder] = {}
-# arch -> function renaming older key spellings in weight files to the current layout
-_UPGRADES: dict[str, StateDictUpgrade] = {}
-_NAME = re.compile(r"^(?P<arch>.+?)(?:_lpf(?P<filter_size>\d+))?$")
+
+# --------------------------------------------------------------------------- architectures
+
+
+@dataclass(frozen=True)
+class ArchEntry:
+    """One registered architecture.
+
+    Attributes:
+        name: the architecture, e.g. ``resnet50``.
+        build: ``build(*, filter_size, **kwargs)`` returns the (untrained) anti-aliased model.
+        baseline: ``baseline(**kwargs)`` returns the (untrained) model without blur; None if the
+            architecture has none (then ``<arch>`` alone is not a model name).
+        upgrade_state_dict: renames older key spellings of weight files to the current layout.
+    """
+
+    name: str
+    build: Builder
+    baseline: Builder | None = None
+    upgrade_state_dict: StateDictUpgrade | None = None
+
+
+_ARCHS: dict[str, ArchEntry] = {}
 
 
 def register_model(
-    name: str | None = None, *, upgrade_state_dict: StateDictUpgrade | None = None
+    name: str | None = None, *, baseline: Builder | None = None, upgrade_state_dict: StateDictUpgrade | None = None
 ) -> Callable[[Builder], Builder]:
-    """Register an anti-aliased builder under ``name`` (default: the function's name).
+    """Register an anti-aliased builder under ``name`` (default: the function's name); the one way in.
 
     The builder is called as ``builder(filter_size=N, **kwargs)``. Names are unique: registering
-    one twice is an error, so two modules cannot silently shadow each other.
+    one twice is a :class:`~antialiased.errors.ModelError`, so two modules cannot silently shadow
+    each other. ``baseline`` (optional) builds the model without blur, named ``<name>``;
     ``upgrade_state_dict`` (optional) rewrites legacy key names of weight files before loading.
+
+    Example:
+        >>> register_model("resnet18")(lambda **kwargs: nn.Identity())
+        Traceback (most recent call last):
+        ...
+        antialiased.errors.ModelError: a model named 'resnet18' is already registered; pick another name
     """
 
     def wrapper(fn: Builder) -> Builder:
         key = name or fn.__name__
-        if key in _MODELS:
-            raise ValueError(f"a model named {key!r} is already registered")
-        _MODELS[key] = fn
-        if upgrade_state_dict is not None:
-            _UPGRADES[key] = upgrade_state_dict
+        if key in _ARCHS:
+            raise ModelError(f"a model named {key!r} is already registered; pick another name")
+        _ARCHS[key] = ArchEntry(key, fn, baseline, upgrade_state_dict)
         return fn
 
     return wrapper
 
 
+def _torchvision_builder(arch: str, convert: Converter, prepare_kwargs: Callable[[dict], dict] | None) -> Builder:
+    def build(*, filter_size: int = 4, **kwargs) -> nn.Module:
+        if prepare_kwargs is not None:
+            kwargs = prepare_kwargs(kwargs)
+        return convert(torchvision.models.get_model(arch, weights=None, **kwargs), filter_size=filter_size)
+
+    build.__name__ = build.__qualname__ = arch
+    build.__doc__ = (f"Anti-aliased {arch}: torchvision's {arch} (``kwargs`` go to its builder), "
+                     f"then {convert.__name__}.")
+    return build
+
+
+def _torchvision_baseline(arch: str) -> Builder:
+    def baseline(**kwargs) -> nn.Module:
+        return torchvision.models.get_model(arch, weights=None, **kwargs)
+
+    baseline.__name__ = baseline.__qualname__ = arch
+    return baseline
+
+
+def register_torchvision_family(
+    archs: Iterable[str],
+    convert: Converter,
+    *,
+    prepare_kwargs: Callable[[dict], dict] | None = None,
+    upgrade_state_dict: StateDictUpgrade | None = None,
+) -> None:
+    """Register anti-aliased versions of torchvision architectures (the paper's families use this).
+
+    For each ``arch``, the anti-aliased builder makes torchvision's untrained model (its
+    initialization and keyword arguments such as ``num_classes`` apply) and rewrites it with
+    ``convert(model, filter_size=N)``; the baseline ``<arch>`` is torchvision's model itself.
+    ``prepare_kwargs`` (optional) checks or adjusts the keyword arguments first.
+    """
+    for arch in archs:
+        register_model(arch, baseline=_torchvision_baseline(arch), upgrade_state_dict=upgrade_state_dict)(
+            _torchvision_builder(arch, convert, prepare_kwargs))
+
+
+def get_arch(arch: str) -> ArchEntry:
+    """The registered entry of ``arch`` (a :class:`ModelError` naming the registered ones if none)."""
+    try:
+        return _ARCHS[arch]
+    except KeyError:
+        raise ModelError(f"no architecture {arch!r} is registered; registered: {', '.join(list_archs())}") from None
+
+
 def list_archs() -> list[str]:
     """The registered architecture names (no ``_lpf`` suffix), sorted."""
-    return sorted(_MODELS)
+    return sorted(_ARCHS)
+
+
+def upgrade_keys(arch: str, state_dict: dict) -> dict:
+    """``state_dict`` with legacy key spellings of ``arch`` renamed (unchanged for most architectures)."""
+    entry = _ARCHS.get(arch)
+    if entry is None or entry.upgrade_state_dict is None:
+        return state_dict
+    return entry.upgrade_state_dict(state_dict)
+
+
+# --------------------------------------------------------------------------- names
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model name means, resolved once by :func:`get_model_spec`.
+
+    Attributes:
+        name: the name as given, e.g. ``resnet50_lpf4``.
+        arch: the architecture, e.g. ``resnet50``.
+        filter_size: taps of the blur filter; None for the baseline without blur.
+        source: the :class:`Source` that defines the model (``"paper"``: the paper's 23 architectures
+            and their torchvision baselines).
+        method: the anti-aliasing method (``"blurpool"``: the paper's); None for a baseline.
+
+    Example:
+        >>> spec = get_model_spec("resnet50_lpf4")
+        >>> spec
+        ModelSpec(name='resnet50_lpf4', arch='resnet50', filter_size=4, source='paper', method='blurpool')
+        >>> spec.antialiased, get_model_spec("resnet50").to_dict()
+        (True, {'name': 'resnet50', 'arch': 'resnet50', 'filter_size': None, 'source': 'paper', 'method': None})
+    """
+
+    name: str
+    arch: str
+    filter_size: int | None = None
+    source: str = "paper"
+    method: str | None = None
+
+    @property
+    def antialiased(self) -> bool:
+        """True for an anti-aliased model, False for a baseline."""
+        return self.filter_size is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as a JSON-ready dict (for result files and checkpoints)."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One row of the name table: which names a source offers and how it makes their models.
+
+    Attributes:
+        name: recorded as :attr:`ModelSpec.source`.
+        prefix: every name of the source starts with it (``""``; ``"timm/"`` for timm's models).
+        archs: returns the architectures it offers now (called at lookup: registries grow).
+        has_baseline: whether ``<prefix><arch>`` without ``_lpf<N>`` is a model name.
+        build: ``build(spec, **kwargs)`` returns the untrained model.
+        pretrained: ``pretrained(spec, force_nonfinetuned)`` returns the :class:`WeightsInfo` record
+            of the weights that ``pretrained=True`` loads (nothing is downloaded yet).
+        load_pretrained: ``load_pretrained(spec, info, progress=..., **kwargs)`` builds the model with
+            those weights.
+        method: the anti-aliasing method of its ``_lpf<N>`` names.
+        filter_sizes: the valid ``N``.
+    """
+
+    name: str
+    prefix: str
+    archs: Callable[[], Iterable[str]]
+    has_baseline: Callable[[str], bool]
+    build: Callable[..., nn.Module]
+    pretrained: Callable[[ModelSpec, bool], Any]
+    load_pretrained: Callable[..., nn.Module]
+    method: str = "blurpool"
+    filter_sizes: range = FILTER_SIZES
+
+
+_SOURCES: dict[str, Source] = {}
+_NAME = re.compile(r"^(?P<arch>.+?)(?:_lpf(?P<filter_size>\d+))?$")
+
+
+def register_source(source: Source) -> Source:
+    """Add a row to the name table; names are looked up in the order sources were registered."""
+    if source.name in _SOURCES:
+        raise ModelError(f"a model source named {source.name!r} is already registered")
+    _SOURCES[source.name] = source
+    return source
+
+
+def get_source(name: str) -> Source:
+    """The registered :class:`Source` called ``name``."""
+    try:
+        return _SOURCES[name]
+    except KeyError:
+        raise ModelError(f"unknown model source {name!r}; known: {', '.join(_SOURCES)}") from None
+
+
+def list_sources() -> list[str]:
+    """The registered sources, in lookup order."""
+    return list(_SOURCES)
+
+
+def _source_names(source: Source) -> list[str]:
+    names = []
+    for arch in source.archs():
+        if source.has_baseline(arch):
+            names.append(source.prefix + arch)
+        names += [f"{source.prefix}{arch}_lpf{n}" for n in source.filter_sizes]
+    return names
 
 
 def _patterns(value: str | Iterable[str] | None) -> list[str]:
@@ -80,7 +280,7 @@ def list_models(
         >>> list_models("vgg16*", exclude="*_lpf[1-6]")
         ['vgg16', 'vgg16_bn', 'vgg16_bn_lpf7', 'vgg16_lpf7']
     """
-    names = [f"{arch}_lpf{n}" for arch in _MODELS for n in range(1, MAX_FILTER_SIZE + 1)] + list(_MODELS)
+    names = [name for source in _SOURCES.values() for name in _source_names(source)]
     include_patterns, exclude_patterns = _patterns(include), _patterns(exclude)
     if include_patterns:
         names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in include_patterns)]
@@ -88,17 +288,60 @@ def list_models(
     return sorted(names)
 
 
-def _unknown(name: str) -> ValueError:
+def _unknown(name: str) -> ModelError:
     close = difflib.get_close_matches(name, list_models(), n=5, cutoff=0.5)
     hint = f" Closest names: {', '.join(close)}." if close else ""
-    return ValueError(
+    return ModelError(
         f"unknown model {name!r}.{hint} Names are '<arch>' (torchvision baseline) or "
         f"'<arch>_lpf<N>' (anti-aliased, N=1..{MAX_FILTER_SIZE}); see antialiased.list_models()."
     )
 
 
+def _spec_in(source: Source, name: str) -> ModelSpec | None:
+    if not name.startswith(source.prefix):
+        return None
+    match = _NAME.match(name[len(source.prefix):])
+    if match is None or match["arch"] not in set(source.archs()):
+        return None
+    arch = match["arch"]
+    if match["filter_size"] is None:
+        if not source.has_baseline(arch):
+            raise ModelError(f"{name!r} has no baseline model (it was registered without one); "
+                             f"use an anti-aliased name such as '{name}_lpf4'")
+        return ModelSpec(name, arch, None, source.name, None)
+    filter_size = int(match["filter_size"])
+    if filter_size not in source.filter_sizes:
+        raise ModelError(
+            f"filter size {filter_size} in {name!r} is out of range: use _lpf{source.filter_sizes[0]} to "
+            f"_lpf{source.filter_sizes[-1]} (e.g. {source.prefix}{arch}_lpf4)")
+    return ModelSpec(name, arch, filter_size, source.name, source.method)
+
+
+def get_model_spec(name: str | ModelSpec) -> ModelSpec:
+    """Resolve a model name into its :class:`ModelSpec` (a spec passes through unchanged).
+
+    Raises:
+        ModelError: an unknown name (with the closest names), or a filter size out of range.
+
+    Example:
+        >>> get_model_spec("wide_resnet50_2_lpf7")
+        ModelSpec(name='wide_resnet50_2_lpf7', arch='wide_resnet50_2', filter_size=7, source='paper', method='blurpool')
+    """
+    if isinstance(name, ModelSpec):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"a model name must be a string, got {type(name).__name__}")
+    for source in _SOURCES.values():
+        spec = _spec_in(source, name)
+        if spec is not None:
+            return spec
+    raise _unknown(name)
+
+
 def parse_model_name(name: str) -> tuple[str, int | None]:
     """Split a model name into ``(arch, filter_size)``; ``filter_size`` is None for a baseline.
+
+    A shorthand for ``get_model_spec(name)``'s ``arch`` and ``filter_size``.
 
     Example:
         >>> parse_model_name("resnet50_lpf4")
@@ -106,118 +349,5 @@ def parse_model_name(name: str) -> tuple[str, int | None]:
         >>> parse_model_name("wide_resnet50_2")
         ('wide_resnet50_2', None)
     """
-    if not isinstance(name, str):
-        raise TypeError(f"a model name must be a string, got {type(name).__name__}")
-    match = _NAME.match(name)
-    if match is None or match["arch"] not in _MODELS:
-        raise _unknown(name)
-    if match["filter_size"] is None:
-        return match["arch"], None
-    filter_size = int(match["filter_size"])
-    if not 1 <= filter_size <= MAX_FILTER_SIZE:
-        raise ValueError(
-            f"filter size {filter_size} in {name!r} is out of range: use _lpf1 to _lpf{MAX_FILTER_SIZE} "
-            f"(e.g. {match['arch']}_lpf4)"
-        )
-    return match["arch"], filter_size
-
-
-def _baseline(arch: str, *, pretrained: bool, progress: bool, kwargs: dict, local_arg: str = "weights") -> nn.Module:
-    import torchvision
-
-    if not pretrained:
-        return torchvision.models.get_model(arch, weights=None, **kwargs)
-    try:
-        return torchvision.models.get_model(arch, weights="DEFAULT", progress=progress, **kwargs)
-    except OSError as err:  # URLError is an OSError: no network, DNS, proxy, ...
-        from antialiased.models.weights import WeightsDownloadError
-
-        url = getattr(getattr(err, "request", None), "full_url", "torchvision's weights host")
-        raise WeightsDownloadError(
-            f"could not download torchvision's ImageNet weights for {arch!r} ({err}). Without network "
-            f"access, download the file elsewhere and pass it as {local_arg}='path/to/{arch}.pth'",
-            url,
-        ) from err
-
-
-def create_model(
-    name: str,
-    *,
-    pretrained: bool = False,
-    weights: str | Path | None = None,
-    force_nonfinetuned: bool = False,
-    progress: bool = True,
-    **kwargs,
-) -> nn.Module:
-    """Build a model by name: ``<arch>`` (torchvision baseline) or ``<arch>_lpf<N>`` (anti-aliased).
-
-    Args:
-        name: e.g. ``'resnet50_lpf4'`` or ``'resnet50'``; see :func:`list_models`.
-        pretrained: load ImageNet weights: the published anti-aliased weights (the fine-tuned file
-            for filter size 4, else the one trained from scratch) or torchvision's for a baseline.
-        weights: path of a local weights file (state dict or training checkpoint) to load instead.
-        force_nonfinetuned: with ``pretrained``, prefer the from-scratch weights over fine-tuned ones.
-        progress: show download progress.
-        **kwargs: passed to the builder, e.g. ``num_classes=10``.
-
-    Example:
-        >>> import torch
-        >>> model = create_model("resnet18_lpf4", num_classes=10)
-        >>> model(torch.rand(1, 3, 64, 64)).shape
-        torch.Size([1, 10])
-    """
-    arch, filter_size = parse_model_name(name)
-    if pretrained and weights is not None:
-        raise ValueError(
-            "pass either pretrained=True (download the published weights) or weights=PATH "
-            "(a local file), not both"
-        )
-    if force_nonfinetuned and not pretrained:
-        warnings.warn("force_nonfinetuned only matters with pretrained=True; ignoring it", stacklevel=2)
-    if filter_size is None:
-        if force_nonfinetuned and pretrained:
-            warnings.warn(f"force_nonfinetuned does not apply to the baseline {arch!r}; ignoring it", stacklevel=2)
-        model = _baseline(arch, pretrained=pretrained, progress=progress, kwargs=kwargs)
-    else:
-        model = _MODELS[arch](filter_size=filter_size, **kwargs)
-        if pretrained:
-            from antialiased.models import weights as published  # lazy: optional until needed
-
-            entry = published.resolve_published(arch, filter_size, force_nonfinetuned)
-            state_dict = _upgrade(arch, published.load_published(entry, progress=progress))
-            published.load_into(model, state_dict, source=f"published weights for {name}")
-    if weights is not None:
-        from antialiased.models import weights as published
-
-        published.load_into(model, _upgrade(arch, published.load_weights_file(weights)), source=str(weights))
-    return model
-
-
-def _upgrade(arch: str, state_dict: dict) -> dict:
-    upgrade = _UPGRADES.get(arch)
-    return state_dict if upgrade is None else upgrade(state_dict)
-
-
-get_model = create_model
-
-
-def paper_constructor(arch: str) -> Callable[..., nn.Module]:
-    """The published package's style of constructor, ``arch(pretrained=False, filter_size=4, **kwargs)``."""
-
-    def constructor(pretrained: bool = False, filter_size: int = 4, **kwargs) -> nn.Module:
-        if not isinstance(filter_size, int) or isinstance(filter_size, bool) or not 1 <= filter_size <= MAX_FILTER_SIZE:
-            raise ValueError(f"filter_size must be an integer from 1 to {MAX_FILTER_SIZE}, got {filter_size!r}")
-        # The published constructors spell it with a leading underscore.
-        if "_force_nonfinetuned" in kwargs:
-            kwargs["force_nonfinetuned"] = kwargs.pop("_force_nonfinetuned")
-        return create_model(f"{arch}_lpf{filter_size}", pretrained=pretrained, **kwargs)
-
-    constructor.__name__ = constructor.__qualname__ = arch
-    constructor.__doc__ = (
-        f"Anti-aliased {arch} (paper-style constructor): ``create_model('{arch}_lpf<filter_size>', ...)``.\n\n"
-        f"    Args:\n"
-        f"        pretrained: load the published ImageNet weights.\n"
-        f"        filter_size: blur filter taps, 1-{MAX_FILTER_SIZE}.\n"
-        f"        **kwargs: as :func:`create_model` (weights, force_nonfinetuned, progress, num_classes, ...).\n"
-    )
-    return constructor
+    spec = get_model_spec(name)
+    return spec.arch, spec.filter_size

@@ -15,13 +15,13 @@ in place; modules keep their names, so the state dict stays in torchvision's ord
 """
 from __future__ import annotations
 
-import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
+from antialiased.errors import ModelError
 from antialiased.layers import BlurPool
 from antialiased.models._blur import blurred_maxpool, unstride
-from antialiased.models.registry import register_model
+from antialiased.models.registry import register_torchvision_family
 
 __all__ = ["ARCHS", "antialias_resnet"]
 
@@ -45,7 +45,8 @@ def _antialias_block(block: nn.Module, filter_size: int) -> None:
     elif isinstance(block, Bottleneck):
         strided, blurred, channels = "conv2", "conv3", block.conv3.in_channels
     else:
-        raise TypeError(f"unsupported residual block {type(block).__name__}")
+        raise ModelError(f"unsupported residual block {type(block).__name__}: expected torchvision's BasicBlock "
+                         f"or Bottleneck")
     stride = unstride(getattr(block, strided))
     if stride == 1:
         return
@@ -68,14 +69,4 @@ def antialias_resnet(model: ResNet, *, filter_size: int = 4) -> ResNet:
     return model
 
 
-def _builder(arch: str):
-    def build(*, filter_size: int = 4, **kwargs) -> ResNet:
-        return antialias_resnet(torchvision.models.get_model(arch, weights=None, **kwargs), filter_size=filter_size)
-
-    build.__name__ = build.__qualname__ = arch
-    build.__doc__ = f"Anti-aliased {arch}; ``kwargs`` go to torchvision's builder (e.g. num_classes)."
-    return build
-
-
-for _arch in ARCHS:
-    register_model(_arch)(_builder(_arch))
+register_torchvision_family(ARCHS, antialias_resnet)

@@ -13,8 +13,13 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from antialiased.errors import ModelError, WeightsError
 from antialiased.layers import BlurPool, BlurPool1D, BlurPool3D
-from antialiased.models.registry import _baseline, create_model, parse_model_name
+from antialiased.models._heads import num_outputs
+from antialiased.models.factory import create_model
+from antialiased.models.registry import ModelSpec, get_model_spec, get_source
+from antialiased.models.weights_info import WeightsInfo, attach, baseline_info, memory_info
+from antialiased.support.checkpoints import load_into
 
 __all__ = ["copy_params_buffers", "init_from_baseline", "blur_keys"]
 
@@ -45,7 +50,7 @@ def copy_params_buffers(baseline: nn.Module, model: nn.Module) -> dict[str, str]
 
     Blur filters of either model are left out (they are fixed, not learned). Entries are paired
     in state-dict order; each pair must agree in leaf name (weight, running_var, ...) and shape,
-    else nothing is copied and a ValueError names the first disagreement.
+    else nothing is copied and a :class:`~antialiased.errors.WeightsError` names the first disagreement.
 
     Returns:
         ``{model_key: baseline_key}`` for every copied entry.
@@ -60,14 +65,14 @@ def copy_params_buffers(baseline: nn.Module, model: nn.Module) -> dict[str, str]
     source, dest = _learned(baseline), _learned(model)
     if len(source) != len(dest):
         src_keys, dst_keys = [k for k, _ in source], [k for k, _ in dest]
-        raise ValueError(
+        raise WeightsError(
             f"the baseline has {len(source)} learned parameters/buffers but the anti-aliased model has "
             f"{len(dest)}: they are not the same architecture (baseline starts {src_keys[:3]}, model "
             f"starts {dst_keys[:3]}). Build the model from the baseline's architecture and num_classes."
         )
     for (src_key, src), (dst_key, dst) in zip(source, dest):
         if _leaf(src_key) != _leaf(dst_key) or src.shape != dst.shape:
-            raise ValueError(
+            raise WeightsError(
                 f"baseline entry {src_key!r} {tuple(src.shape)} does not match anti-aliased entry "
                 f"{dst_key!r} {tuple(dst.shape)}: the two models differ in architecture or num_classes"
             )
@@ -78,8 +83,24 @@ def copy_params_buffers(baseline: nn.Module, model: nn.Module) -> dict[str, str]
     return {dst_key: src_key for (src_key, _), (dst_key, _) in zip(source, dest)}
 
 
+def _baseline(spec: ModelSpec, weights: object, progress: bool, kwargs: dict) -> tuple[nn.Module, WeightsInfo]:
+    """The trained baseline ``spec.arch`` and the record of its weights."""
+    if isinstance(weights, nn.Module):
+        return weights, getattr(weights, "weights_info", None) or memory_info("module")
+    name = get_source(spec.source).prefix + spec.arch
+    if isinstance(weights, str) and weights == "DEFAULT":
+        model = create_model(name, pretrained=True, progress=progress, **kwargs)
+    elif isinstance(weights, Mapping):
+        model = create_model(name, **kwargs)
+        load_into(model, dict(weights), source="the given baseline state dict")
+        attach(model, model.model_spec, memory_info("state_dict"))
+    else:
+        model = create_model(name, weights=weights, **kwargs)
+    return model, model.weights_info
+
+
 def init_from_baseline(
-    name: str,
+    name: str | ModelSpec,
     *,
     baseline_weights: str | os.PathLike | nn.Module | Mapping[str, torch.Tensor] = "DEFAULT",
     progress: bool = True,
@@ -89,30 +110,26 @@ def init_from_baseline(
 
     Args:
         name: an anti-aliased model name, e.g. ``'resnet50_lpf4'``.
-        baseline_weights: ``"DEFAULT"`` (torchvision's ImageNet weights, downloaded), the path of a
-            local torchvision state-dict file, a state dict, or the baseline ``nn.Module`` itself.
+        baseline_weights: ``"DEFAULT"`` (the baseline's ImageNet weights as
+            ``create_model(arch, pretrained=True)`` loads them: torchvision's ``IMAGENET1K_V1``, which
+            the paper fine-tuned from), the path of a local weights file or checkpoint of the
+            baseline, a state dict, or the baseline ``nn.Module`` itself.
         progress: show download progress.
-        **kwargs: passed to both builders, e.g. ``num_classes``.
-    """
-    arch, filter_size = parse_model_name(name)
-    if filter_size is None:
-        raise ValueError(
-            f"init_from_baseline builds an anti-aliased model from its baseline; {name!r} is the baseline "
-            f"itself. Use an anti-aliased name such as '{arch}_lpf4'."
-        )
-    if isinstance(baseline_weights, nn.Module):
-        baseline = baseline_weights
-    elif isinstance(baseline_weights, str) and baseline_weights == "DEFAULT":
-        baseline = _baseline(arch, pretrained=True, progress=progress, kwargs=kwargs, local_arg="baseline_weights")
-    else:
-        from antialiased.models import weights as published
+        **kwargs: passed to both builders, e.g. ``num_classes`` (default: the baseline's classes).
 
-        if isinstance(baseline_weights, Mapping):
-            state_dict, source = dict(baseline_weights), "the given baseline state dict"
-        else:
-            state_dict, source = published.load_weights_file(baseline_weights), str(baseline_weights)
-        baseline = _baseline(arch, pretrained=False, progress=progress, kwargs=kwargs)
-        published.load_into(baseline, state_dict, source=source)
-    model = create_model(name, **kwargs)
+    Returns:
+        The model, with ``model.weights_info.kind == "baseline"`` and the baseline's record in
+        ``model.weights_info.baseline``.
+    """
+    spec = get_model_spec(name)
+    if not spec.antialiased:
+        raise ModelError(
+            f"init_from_baseline builds an anti-aliased model from its baseline; {spec.name!r} is the baseline "
+            f"itself. Use an anti-aliased name such as '{spec.arch}_lpf4'."
+        )
+    baseline, base_info = _baseline(spec, baseline_weights, progress, kwargs)
+    if "num_classes" not in kwargs and num_outputs(baseline) is not None:
+        kwargs = {**kwargs, "num_classes": num_outputs(baseline)}
+    model = create_model(spec, **kwargs)
     copy_params_buffers(baseline, model)
-    return model
+    return attach(model, spec, baseline_info(base_info))

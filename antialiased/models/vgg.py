@@ -2,11 +2,10 @@
 ``MaxPool(2, s1)`` + ``BlurPool(s2)``, as in the paper; the rest is torchvision's VGG."""
 from __future__ import annotations
 
-import torchvision
 from torchvision.models.vgg import VGG
 
 from antialiased.models._blur import blur_maxpools
-from antialiased.models.registry import register_model
+from antialiased.models.registry import register_torchvision_family
 
 __all__ = ["ARCHS", "antialias_vgg"]
 
@@ -19,14 +18,4 @@ def antialias_vgg(model: VGG, *, filter_size: int = 4) -> VGG:
     return model
 
 
-def _builder(arch: str):
-    def build(*, filter_size: int = 4, **kwargs) -> VGG:
-        return antialias_vgg(torchvision.models.get_model(arch, weights=None, **kwargs), filter_size=filter_size)
-
-    build.__name__ = build.__qualname__ = arch
-    build.__doc__ = f"Anti-aliased {arch}; ``kwargs`` go to torchvision's builder (e.g. num_classes, dropout)."
-    return build
-
-
-for _arch in ARCHS:
-    register_model(_arch)(_builder(_arch))
+register_torchvision_family(ARCHS, antialias_vgg)

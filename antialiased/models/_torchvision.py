@@ -1,0 +1,50 @@
+"""torchvision's pretrained baselines: which weights ``pretrained=True`` means, and their download."""
+from __future__ import annotations
+
+import torchvision
+from torch import nn
+from torchvision.models import WeightsEnum
+
+from antialiased.errors import ModelError
+from antialiased.models.weights import WeightsDownloadError
+
+__all__ = ["PAPER_BASELINE_WEIGHTS", "baseline_weights", "build_pretrained"]
+
+PAPER_BASELINE_WEIGHTS = "IMAGENET1K_V1"
+"""torchvision's weights for a baseline with ``pretrained=True``: what torchvision's legacy
+``pretrained=True`` loads, i.e. the baselines the paper reports and fine-tuned from (torchvision's
+``DEFAULT`` is a newer recipe for some architectures, e.g. ResNet-50 ``IMAGENET1K_V2``)."""
+
+
+def baseline_weights(arch: str) -> WeightsEnum:
+    """The torchvision weights of the baseline ``arch`` that ``pretrained=True`` loads.
+
+    Example:
+        >>> baseline_weights("resnet50")
+        ResNet50_Weights.IMAGENET1K_V1
+    """
+    try:
+        enum = torchvision.models.get_model_weights(arch)
+    except ValueError:
+        raise ModelError(f"torchvision has no pretrained weights for {arch!r}; pass a local file with "
+                         f"weights=PATH (--weights PATH) or train it") from None
+    return enum[PAPER_BASELINE_WEIGHTS] if PAPER_BASELINE_WEIGHTS in enum.__members__ else enum.DEFAULT
+
+
+def build_pretrained(arch: str, weights: WeightsEnum, *, progress: bool = True, **kwargs) -> nn.Module:
+    """torchvision's ``arch`` with ``weights`` (downloaded once into torch hub's cache).
+
+    Raises:
+        WeightsDownloadError: no network (or the host failed); the message says how to use a local file.
+    """
+    try:
+        return torchvision.models.get_model(arch, weights=weights, progress=progress, **kwargs)
+    except OSError as err:  # URLError is an OSError: no network, DNS, proxy, ...
+        url = getattr(getattr(err, "request", None), "full_url", None) or weights.url
+        raise WeightsDownloadError(
+            f"could not download torchvision's ImageNet weights for {arch!r} ({err}) from {url}. Without network "
+            f"access, download the file elsewhere and pass it as a local file: weights='path/to/{arch}.pth' in "
+            f"create_model(), baseline_weights='path/to/{arch}.pth' in init_from_baseline(), --weights PATH "
+            f"(or --baseline-weights PATH with --finetune) on the command line; or put it in torch hub's cache",
+            url,
+        ) from err

@@ -1,0 +1,188 @@
+"""``create_model``: a name (or :class:`ModelSpec`) in, a model with its identity attached out.
+
+The ``"paper"`` source is defined here: the paper's 23 architectures as anti-aliased models
+(``<arch>_lpf<N>``, with the paper's published weights) and as torchvision baselines (``<arch>``,
+with torchvision's weights).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from antialiased.errors import ConfigError, ModelError
+from antialiased.layers import MAX_FILTER_SIZE
+from antialiased.models import _torchvision
+from antialiased.models import weights as published
+from antialiased.models._heads import classifier_key
+from antialiased.models.registry import (
+    ModelSpec,
+    Source,
+    get_arch,
+    get_model_spec,
+    get_source,
+    list_archs,
+    register_source,
+    upgrade_keys,
+)
+from antialiased.models.weights_info import (
+    WeightsInfo,
+    attach,
+    file_info,
+    published_info,
+    random_info,
+    torchvision_info,
+)
+from antialiased.support.checkpoints import check_arch, load_into, read_weights_file
+
+__all__ = ["create_model", "get_model", "paper_constructor", "PAPER_SOURCE"]
+
+
+# --------------------------------------------------------------------------- the paper's source
+
+
+def _paper_has_baseline(arch: str) -> bool:
+    return get_arch(arch).baseline is not None
+
+
+def _paper_build(spec: ModelSpec, **kwargs) -> nn.Module:
+    entry = get_arch(spec.arch)
+    if spec.filter_size is None:
+        return entry.baseline(**kwargs)
+    return entry.build(filter_size=spec.filter_size, **kwargs)
+
+
+def _paper_pretrained(spec: ModelSpec, force_nonfinetuned: bool = False) -> WeightsInfo:
+    if spec.filter_size is None:
+        return torchvision_info(_torchvision.baseline_weights(spec.arch))
+    return published_info(published.resolve_published(spec.arch, spec.filter_size, force_nonfinetuned))
+
+
+def _paper_load_pretrained(spec: ModelSpec, info: WeightsInfo, *, progress: bool = True, **kwargs) -> nn.Module:
+    if info.torchvision is not None:
+        return _torchvision.build_pretrained(spec.arch, info.torchvision, progress=progress, **kwargs)
+    model = _paper_build(spec, **kwargs)
+    state_dict = upgrade_keys(spec.arch, published.load_published(info.published, progress=progress))
+    load_into(model, state_dict, source=f"the published weights {info.published.name} for {spec.name}")
+    return model
+
+
+PAPER_SOURCE = register_source(Source(
+    name="paper", prefix="", archs=list_archs, has_baseline=_paper_has_baseline, build=_paper_build,
+    pretrained=_paper_pretrained, load_pretrained=_paper_load_pretrained, method="blurpool"))
+"""The paper's architectures (every :func:`~antialiased.models.registry.register_model` entry)."""
+
+
+# --------------------------------------------------------------------------- create_model
+
+
+def _check_options(spec: ModelSpec, pretrained: bool, weights: Any, force_nonfinetuned: bool) -> None:
+    if pretrained and weights is not None:
+        raise ConfigError("pass either pretrained=True (download the published weights) or weights=PATH "
+                          "(a local file), not both")
+    if force_nonfinetuned and not pretrained:
+        warnings.warn("force_nonfinetuned only matters with pretrained=True; ignoring it", stacklevel=3)
+    elif force_nonfinetuned and not spec.antialiased:
+        warnings.warn(f"force_nonfinetuned does not apply to the baseline {spec.arch!r}; ignoring it", stacklevel=3)
+
+
+def _file_num_classes(source: Source, spec: ModelSpec, state_dict: dict, kwargs: dict) -> int | None:
+    """The file's class count where it differs from the model's default (its classifier's leading size)."""
+    with torch.device("meta"):  # only the layout is needed: nothing is allocated or initialized
+        probe = source.build(spec, **kwargs)
+    key = classifier_key(probe)
+    if key is None or key not in state_dict or state_dict[key].dim() < 1:
+        return None  # not this architecture's file: loading names the keys that do not fit
+    expected = probe.state_dict()[key].shape[0]
+    found = int(state_dict[key].shape[0])
+    return None if found == expected else found
+
+
+def _from_file(source: Source, spec: ModelSpec, path: str | os.PathLike, kwargs: dict) -> tuple[nn.Module, WeightsInfo]:
+    weights_file = read_weights_file(path)
+    state_dict = upgrade_keys(spec.arch, weights_file.state_dict)
+    if "num_classes" not in kwargs:
+        num_classes = _file_num_classes(source, spec, state_dict, kwargs)
+        if num_classes is not None:
+            kwargs = {**kwargs, "num_classes": num_classes}
+    model = source.build(spec, **kwargs)
+    load_into(model, state_dict, source=str(weights_file.path))
+    # Checked after loading: a file of another layout is explained better by the keys that do not fit.
+    check_arch(weights_file.metadata, spec.name, str(weights_file.path))
+    return model, file_info(weights_file)
+
+
+def create_model(
+    name: str | ModelSpec,
+    *,
+    pretrained: bool = False,
+    weights: str | os.PathLike | None = None,
+    force_nonfinetuned: bool = False,
+    progress: bool = True,
+    **kwargs,
+) -> nn.Module:
+    """Build a model by name: ``<arch>`` (torchvision baseline) or ``<arch>_lpf<N>`` (anti-aliased).
+
+    The returned model carries what it is: ``model.model_spec`` (a :class:`ModelSpec`) and
+    ``model.weights_info`` (a :class:`~antialiased.models.weights_info.WeightsInfo`: label, the
+    published or torchvision record, categories, classes recorded in a checkpoint, eval transforms).
+
+    Args:
+        name: e.g. ``'resnet50_lpf4'`` or ``'resnet50'``; see :func:`list_models`.
+        pretrained: load ImageNet weights: the published anti-aliased weights (the fine-tuned file
+            for filter size 4, else the one trained from scratch) or, for a baseline, torchvision's
+            ``IMAGENET1K_V1`` (the weights the paper's baselines used).
+        weights: path of a local weights file or training checkpoint to load instead. Without
+            ``num_classes``, the model gets the file's number of classes.
+        force_nonfinetuned: with ``pretrained``, prefer the from-scratch weights over fine-tuned ones.
+        progress: show download progress.
+        **kwargs: passed to the builder, e.g. ``num_classes=10``.
+
+    Example:
+        >>> import torch
+        >>> model = create_model("resnet18_lpf4", num_classes=10)
+        >>> model(torch.rand(1, 3, 64, 64)).shape
+        torch.Size([1, 10])
+        >>> model.model_spec.filter_size, model.weights_info.label, model.weights_info.num_classes
+        (4, 'random', 10)
+    """
+    spec = get_model_spec(name)
+    _check_options(spec, pretrained, weights, force_nonfinetuned)
+    source = get_source(spec.source)
+    if pretrained:
+        info = source.pretrained(spec, force_nonfinetuned)
+        model = source.load_pretrained(spec, info, progress=progress, **kwargs)
+    elif weights is not None:
+        model, info = _from_file(source, spec, weights, kwargs)
+    else:
+        model, info = source.build(spec, **kwargs), random_info()
+    return attach(model, spec, info)
+
+
+get_model = create_model
+
+
+def paper_constructor(arch: str) -> Callable[..., nn.Module]:
+    """The published package's style of constructor, ``arch(pretrained=False, filter_size=4, **kwargs)``."""
+
+    def constructor(pretrained: bool = False, filter_size: int = 4, **kwargs) -> nn.Module:
+        if not isinstance(filter_size, int) or isinstance(filter_size, bool) or not 1 <= filter_size <= MAX_FILTER_SIZE:
+            raise ModelError(f"filter_size must be an integer from 1 to {MAX_FILTER_SIZE}, got {filter_size!r}")
+        # The published constructors spell it with a leading underscore.
+        if "_force_nonfinetuned" in kwargs:
+            kwargs["force_nonfinetuned"] = kwargs.pop("_force_nonfinetuned")
+        return create_model(f"{arch}_lpf{filter_size}", pretrained=pretrained, **kwargs)
+
+    constructor.__name__ = constructor.__qualname__ = arch
+    constructor.__doc__ = (
+        f"Anti-aliased {arch} (paper-style constructor): ``create_model('{arch}_lpf<filter_size>', ...)``.\n\n"
+        f"    Args:\n"
+        f"        pretrained: load the published ImageNet weights.\n"
+        f"        filter_size: blur filter taps, 1-{MAX_FILTER_SIZE}.\n"
+        f"        **kwargs: as :func:`create_model` (weights, force_nonfinetuned, progress, num_classes, ...).\n"
+    )
+    return constructor
