@@ -32,10 +32,6 @@ from torchvision.transforms._presets import ImageClassification
 from antialiased.errors import DownloadError, WeightsError
 from antialiased.support.checkpoints import extract_state_dict
 
-# Kept for modules outside models/ that still import these from here; new code imports them from
-# antialiased.support.checkpoints.
-from antialiased.support.checkpoints import load_into, load_weights_file  # noqa: F401
-
 __all__ = [
     "DEFAULT_BASE_URL",
     "IMAGENET_CATEGORIES",
