@@ -128,7 +128,8 @@ class Applier:
         while True:
             module = self.index.module(owner)
             last = follow(node, module)
-            names += [_node_text(n) for n, _ in _chain(node, module)[: _position(node, last, module)]]
+            passed = _chain(node, module)[: _position(node, last, module)]
+            names += [_node_text(n) for n, kind in passed if kind != "pass"]
             up = self.index.owner(owner) if owner and reaches_output(last) else None
             if up is None or follow(up[1], self.index.module(up[0])) is up[1]:
                 return owner, last, names

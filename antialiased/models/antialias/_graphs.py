@@ -40,12 +40,12 @@ __all__ = [
 class ShallowTracer(fx.Tracer):
     """Traces one module's own forward: every submodule call stays a single ``call_module`` node."""
 
-    def __init__(self, root: nn.Module) -> None:
+    def __init__(self, root: nn.Module | None = None) -> None:  # no argument: as fx re-creates it when unpickling
         super().__init__()
         self._traced_root = root
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return m is not self._traced_root
+        return m is not self._traced_root if self._traced_root is not None else super().is_leaf_module(m, module_qualified_name)
 
 
 def is_plain_sequential(module: nn.Module) -> bool:
