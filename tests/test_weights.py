@@ -18,6 +18,7 @@ import torchvision
 from PIL import Image
 from torch import nn
 
+from antialiased.errors import WeightsError
 from antialiased.layers import BlurPool
 from antialiased.models import weights as W
 from antialiased.support.checkpoints import load_into, load_weights_file
@@ -373,6 +374,8 @@ def test_create_model_pretrained_baseline_is_torchvisions_v1(tmp_path, create_mo
     assert info.categories == tuple(weights.meta["categories"]) and info.num_classes == 1000
     assert info.to_dict()["torchvision"] == "ResNet18_Weights.IMAGENET1K_V1"
     assert info.transforms().resize_size == [256]
+    with pytest.raises(WeightsError, match="have 1000 classes, not num_classes=10"):
+        create_model("resnet18", pretrained=True, num_classes=10)
 
 
 def test_every_published_architecture_is_registered():

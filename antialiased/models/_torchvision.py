@@ -5,7 +5,7 @@ import torchvision
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from antialiased.errors import ModelError
+from antialiased.errors import ModelError, WeightsError
 from antialiased.models.weights import WeightsDownloadError
 
 __all__ = ["PAPER_BASELINE_WEIGHTS", "baseline_weights", "build_pretrained"]
@@ -35,8 +35,15 @@ def build_pretrained(arch: str, weights: WeightsEnum, *, progress: bool = True, 
     """torchvision's ``arch`` with ``weights`` (downloaded once into torch hub's cache).
 
     Raises:
+        WeightsError: ``num_classes`` other than the weights' classes.
         WeightsDownloadError: no network (or the host failed); the message says how to use a local file.
     """
+    classes = len(weights.meta.get("categories") or ())
+    if classes and kwargs.get("num_classes", classes) != classes:
+        raise WeightsError(
+            f"torchvision's {arch} weights {weights.name} have {classes} classes, not num_classes="
+            f"{kwargs['num_classes']}: leave num_classes out, or load them with {classes} classes and replace the "
+            f"classifier afterwards (or start from them with init_from_baseline / --finetune on {classes} classes)")
     try:
         return torchvision.models.get_model(arch, weights=weights, progress=progress, **kwargs)
     except OSError as err:  # URLError is an OSError: no network, DNS, proxy, ...
