@@ -153,3 +153,22 @@ def test_export_weights_strips_optimizer_and_prefixes(tmp_path):
         export_weights(source, tmp_path / "other.pth.tar", arch="resnet34_lpf2")
     with pytest.raises(ConfigError, match="needs --resume"):
         export_weights_from_args(argparse.Namespace(resume="", save_weights=str(out), arch="resnet18_lpf2"))
+
+
+def test_resume_auto_finishes_a_save_that_a_kill_cut_short(tmp_path):
+    from antialiased.training.checkpoint import find_resumable, save_epoch
+
+    save_epoch(tmp_path, {"epoch": 1}, is_best=True)
+    save_checkpoint({"epoch": 2}, tmp_path / "checkpoint_new.pth.tar")  # staged; the renames never ran
+    path, ckpt = find_resumable(tmp_path)
+    assert (path.name, ckpt["epoch"]) == ("checkpoint.pth.tar", 2)
+    assert load_checkpoint(tmp_path / "checkpoint.pth.tar")["epoch"] == 2
+    assert load_checkpoint(tmp_path / "checkpoint_prev.pth.tar")["epoch"] == 1
+    assert not (tmp_path / "checkpoint_new.pth.tar").exists()
+    # killed between the two renames: no checkpoint.pth.tar at all, the staged file is the newest
+    save_checkpoint({"epoch": 3}, tmp_path / "checkpoint_new.pth.tar")
+    os.replace(tmp_path / "checkpoint.pth.tar", tmp_path / "checkpoint_prev.pth.tar")
+    path, ckpt = find_resumable(tmp_path)
+    assert (path.name, ckpt["epoch"]) == ("checkpoint.pth.tar", 3)
+    assert load_checkpoint(tmp_path / "checkpoint_prev.pth.tar")["epoch"] == 2
+    assert find_resumable(tmp_path / "empty") is None

@@ -140,11 +140,26 @@ def find_resumable(out_dir: str | os.PathLike, *, set_aside: bool = True) -> tup
             names = ", ".join(_describe_failure(p, e, set_aside) for p, e in failures)
             warnings.warn(f"--resume auto: passed over {names}; resuming from {path} (epoch "
                           f"{checkpoint.get('epoch', '?')})", RuntimeWarning, stacklevel=2)
+        if path.name == STAGING_NAME and set_aside:
+            path = _finish_save(path)
         return path, checkpoint
     if failures:
         raise CheckpointError(f"--resume auto: no checkpoint in {out_dir} can be read "
                               f"({'; '.join(str(e) for _, e in failures)}). Start again with a new --out-dir")
     return None
+
+
+def _finish_save(staged: Path) -> Path:
+    """Complete :func:`save_epoch` for a staged checkpoint whose renames a kill cut short."""
+    out = staged.parent
+    try:
+        if (out / CHECKPOINT_NAME).exists():
+            os.replace(out / CHECKPOINT_NAME, out / PREVIOUS_NAME)
+        os.replace(staged, out / CHECKPOINT_NAME)
+    except OSError as exc:
+        raise output_error(exc, out / CHECKPOINT_NAME, "checkpoint") from exc
+    fsync_dir(out)
+    return out / CHECKPOINT_NAME
 
 
 def _describe_failure(path: Path, exc: Exception, set_aside: bool) -> str:
