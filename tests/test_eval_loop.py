@@ -142,6 +142,8 @@ def test_evaluate_library_call_records_identity_classes_and_decode(val_root, tmp
     record = json.loads(both["shift_consistency"].path.read_text())
     assert record["classes"] == sorted(p.name for p in (val_root / "val").iterdir())
     assert record["weights"] == f"file:{weights.resolve()}" and record["model"] == "resnet18_lpf2"
+    assert record["model_spec"]["filter_size"] == 2 and record["model_spec"]["method"] == "blurpool"
+    assert record["weights_info"]["kind"] == "file" and record["weights_info"]["num_classes"] == N
     assert record["metrics"]["pairs"] == 2 * N and record["settings"]["offset_seed"] == 3
 
 

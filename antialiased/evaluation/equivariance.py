@@ -170,8 +170,10 @@ def plot_equivariance(profiles: dict[str, Sequence[dict[str, Any]]], path: str |
         y = np.array([layer["error"] for layer in layers])
         ci = np.array([layer.get("error_ci95", [v, v]) for layer, v in zip(layers, y)]).reshape(-1, 2).T
         ax.errorbar(x, y, yerr=np.abs(ci - y), fmt="-o", ms=4, capsize=3, color=f"C{i % 10}", label=label)
-    names = [layer["name"] for layer in max(profiles.values(), key=len)] if profiles else []
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
+    names = {tuple(layer["name"] for layer in layers) for layers in profiles.values()}
+    if len(names) == 1:  # one architecture: name the maps; else the maps are numbered by depth
+        labels = next(iter(names))
+        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
     ax.set_xlabel("feature map (by depth)")
     ax.set_ylabel("||f(Tx) - T'f(x)|| / ||f(x)||")
     ax.set_ylim(bottom=0)

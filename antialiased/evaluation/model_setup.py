@@ -3,96 +3,45 @@ from __future__ import annotations
 
 import logging
 import warnings
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from antialiased.errors import DataError, ModelError
+from antialiased.errors import DataError
 from antialiased.evaluation.config import ModelSource
-from antialiased.models import create_model, parse_model_name
-from antialiased.models.weights import resolve_published
-from antialiased.support.checkpoints import check_arch, extract_state_dict, load_checkpoint, load_into, load_weights_file
+from antialiased.models import create_model
 
 __all__ = ["load_model", "model_identity", "wrap_for_devices", "check_model_classes"]
 
 log = logging.getLogger(__name__)
 
 
-def _parse(name: str) -> tuple[str, int | None]:
-    try:
-        return parse_model_name(name)
-    except ModelError:
-        raise
-    except ValueError as exc:  # the registry's own error type, until it raises ModelError itself
-        raise ModelError(str(exc)) from exc
+def load_model(source: ModelSource, num_classes: int) -> nn.Module:
+    """The model of ``source`` with its weights, built by one :func:`~antialiased.models.create_model` call.
 
-
-def _output_size(state_dict: dict[str, torch.Tensor]) -> int | None:
-    """Classes of a classifier's state dict: the leading size of its last weight/bias tensor."""
-    for key in reversed(list(state_dict)):
-        value = state_dict[key]
-        if key.endswith(("weight", "bias")) and torch.is_tensor(value) and value.dim() >= 1:
-            return int(value.shape[0])
-    return None
-
-
-def _state_dict(source: ModelSource) -> tuple[dict[str, torch.Tensor], str]:
-    """The weights of ``--weights`` or ``--resume`` and the label recorded in result files."""
-    if source.checkpoint:
-        checkpoint = load_checkpoint(source.checkpoint)
-        check_arch(checkpoint, source.name, str(source.checkpoint))
-        return extract_state_dict(checkpoint, str(source.checkpoint)), f"checkpoint:{Path(source.checkpoint).resolve()}"
-    return load_weights_file(source.weights), f"file:{Path(source.weights).expanduser().resolve()}"
-
-
-def load_model(source: ModelSource, num_classes: int) -> tuple[nn.Module, str]:
-    """The model of ``source`` with its weights, and a label of where they came from.
-
-    ``num_classes`` (the dataset's) sizes a randomly initialized model; a weights file or
-    checkpoint keeps its own classifier size (a mismatch is reported later, naming both).
+    The model carries ``model_spec`` and ``weights_info`` (where its weights came from). ``num_classes``
+    (the dataset's) sizes a randomly initialized model; a weights file or checkpoint keeps its own
+    classifier size (a mismatch with the data is reported next, naming both).
 
     Raises:
         ModelError, WeightsError, CheckpointError, MissingFileError, DownloadError: with the fix.
     """
     source.validate()
-    arch, filter_size = _parse(source.name)
-    if source.pretrained:
-        model = create_model(source.name, pretrained=True, force_nonfinetuned=source.force_nonfinetuned)
-        if filter_size is None:
-            return model, "torchvision:DEFAULT"
-        return model, f"published:{resolve_published(arch, filter_size, source.force_nonfinetuned).name}"
-    if not (source.weights or source.checkpoint):
-        warnings.warn(f"no weights given (--pretrained, --weights or --resume): evaluating a randomly initialized "
-                      f"{source.name} with {num_classes} outputs", stacklevel=2)
-        return create_model(source.name, num_classes=num_classes), "random"
-    state_dict, label = _state_dict(source)
-    model = create_model(source.name, num_classes=_output_size(state_dict) or num_classes)
-    load_into(model, state_dict, source=label.split(":", 1)[1])
-    return model, label
+    path = source.weights or source.checkpoint or None
+    if source.pretrained or path:
+        return create_model(source.name, pretrained=source.pretrained, weights=path,
+                             force_nonfinetuned=source.force_nonfinetuned)
+    warnings.warn(f"no weights given (--pretrained, --weights or --resume): evaluating a randomly initialized "
+                  f"{source.name} with {num_classes} outputs", stacklevel=2)
+    return create_model(source.name, num_classes=num_classes)
 
 
-def model_identity(model: nn.Module, source: ModelSource, weights_label: str) -> dict[str, Any]:
-    """What result files record about the model: name, architecture, filter size, weights (and more when known)."""
-    arch, filter_size = _parse(source.name)
-    identity: dict[str, Any] = {"model": source.name, "arch": arch, "filter_size": filter_size,
-                                "weights": weights_label}
-    info = getattr(model, "weights_info", None)
-    if info is not None:
-        identity["weights_info"] = _plain(info)
-    return identity
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-friendly copy of a record (dataclass, mapping or plain value)."""
-    if hasattr(value, "__dataclass_fields__"):
-        value = {k: getattr(value, k) for k in value.__dataclass_fields__}
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items() if not callable(v)}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+def model_identity(model: nn.Module) -> dict[str, Any]:
+    """What result files record about the model (read from ``model.model_spec`` and ``model.weights_info``)."""
+    spec, info = model.model_spec, model.weights_info
+    return {"model": spec.name, "arch": spec.arch, "filter_size": spec.filter_size, "weights": info.label,
+            "model_spec": spec.to_dict(), "weights_info": info.to_dict()}
 
 
 def wrap_for_devices(model: nn.Module, device: torch.device, *, data_parallel: bool, channels_last: bool,

@@ -127,13 +127,13 @@ def evaluate(config: EvalConfig) -> EvalReport:
     scorers = [PROTOCOLS[name].build(ctx) for name in config.protocols]
     decode = _decode_size(config, scorers)
     dataset, val_dir = _dataset(config, decode)
-    model, label = load_model(config.model, len(dataset.classes))
-    identity = model_identity(model, config.model, label)
+    model = load_model(config.model, len(dataset.classes))
+    identity = model_identity(model)
     model = wrap_for_devices(model, device, data_parallel=data_parallel, channels_last=config.run.channels_last,
                              compile_model=config.run.compile)
     check_model_classes(model, len(dataset.classes), config.data.crop_size, device, str(val_dir))
     amp_dtype, _ = resolve_amp(config.run.amp, device)
-    log.info("evaluating %s (%s) on %s: %d images, %d classes, device %s", config.model.name, label, val_dir,
+    log.info("evaluating %s (%s) on %s: %d images, %d classes, device %s", config.model.name, identity["weights"], val_dir,
              len(dataset), len(dataset.classes), device)
     options = LoopOptions(amp_dtype=amp_dtype, channels_last=config.run.channels_last,
                           progress=config.run.progress, print_freq=config.run.print_freq,
