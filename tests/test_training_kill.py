@@ -215,3 +215,55 @@ def test_soak_random_kills(cifar_subset, tmp_path, seed):
     for phase, (injected, survived) in table.items():
         print(f"  {phase:<11} {injected:>3} {survived:>3} {injected - survived:>3}")
     assert all(injected == survived for injected, survived in table.values()), table
+
+
+_ELASTIC_ENTRY = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+import torch
+import test_training_fixtures
+test_training_fixtures.register_tiny_models()
+kill_at = int(os.environ.get("KILL_RANK1_AT_BACKWARD", "0"))
+if kill_at and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0" and os.environ.get("RANK") == "1":
+    real, calls = torch.autograd.backward, [0]
+
+    def backward(*args, **kwargs):  # rank 1 dies in the middle of epoch 2 of the first attempt
+        calls[0] += 1
+        if calls[0] == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*args, **kwargs)
+    torch.autograd.backward = backward
+from antialiased.cli.paper import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.soak
+def test_elastic_ddp_restart_after_a_rank_is_killed_resumes_to_the_same_weights(cifar_subset, tmp_path):
+    """``torchrun --max-restarts 1 ... --resume auto`` with 2 CPU processes (gloo): one rank is
+    SIGKILLed mid-epoch, torchrun restarts the group, which resumes and ends with the weights of an
+    uninterrupted run."""
+    import subprocess
+
+    from test_training_fixtures import ROOT
+
+    script = tmp_path / "elastic_entry.py"
+    script.write_text(_ELASTIC_ENTRY.format(tests=str(Path(__file__).parent)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    args = ("-b", "8", "-ep", "2", "--seed", "0", "--no-progress", "--resume", "auto")
+
+    def torchrun(out: Path, *launcher: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *launcher,
+               str(script), *tiny_args(cifar_subset, out, *args)]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
+
+    straight = torchrun(tmp_path / "straight", "--max-restarts", "0")
+    env["KILL_RANK1_AT_BACKWARD"] = "10"  # 7 steps per epoch: in the middle of epoch 2
+    elastic = torchrun(tmp_path / "elastic", "--max-restarts", "1")
+    for result in (straight, elastic):
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-12000:]
+    assert "resumed" in elastic.stdout and elastic.stdout.count("Epoch 1/2:") == 1  # epoch 1 not trained twice
+    assert _same_weights(tmp_path / "straight" / "checkpoint.pth.tar", tmp_path / "elastic" / "checkpoint.pth.tar") \
+        == []
+    assert [r["train_loss"] for r in _log_parses(tmp_path / "elastic")] == \
+        [r["train_loss"] for r in _log_parses(tmp_path / "straight")]
