@@ -69,7 +69,7 @@ def bootstrap_columns(values: Any, groups: Any = None, *, resamples: int = RESAM
         ([75.0, 75.0], 2, True)
     """
     values = np.asarray(values, dtype=float)
-    values = values.reshape(len(values), -1)
+    values = values.reshape(values.shape[0], int(np.prod(values.shape[1:])))  # (observations, columns)
     sums, counts = _unit_sums(values, groups)
     units = len(counts)
     if units == 0:
