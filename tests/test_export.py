@@ -519,6 +519,15 @@ def test_cli_opset_runtime_cannot_run(ort, tmp_path, capsys, monkeypatch):
     assert f"runs opsets up to {low}" in err and "--no-verify" in err and not os.listdir(tmp_path)
 
 
+def test_cli_pretrained_offline(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty cache
+    monkeypatch.setenv("ANTIALIASED_WEIGHTS_URL", (tmp_path / "mirror").as_uri() + "/")  # a mirror without the file
+    assert cli("-a", "resnet18_lpf4", "--pretrained", "--out", tmp_path / "m.onnx") == 2
+    err = capsys.readouterr().err
+    assert "error: Could not download the published weights 'resnet18_lpf4_finetune'" in err
+    assert "--weights PATH" in err and not (tmp_path / "m.onnx").exists()
+
+
 def test_cli_two_weight_sources_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         cli("-a", "resnet18_lpf4", "--pretrained", "--weights", tmp_path / "w.pth", "--out", tmp_path / "m.onnx")

@@ -234,7 +234,8 @@ def export_model(model: nn.Module, path: str | os.PathLike, *, format: str = "on
     """Export ``model`` (in eval mode) to ``path``, optionally verify it, and write it atomically.
 
     Args:
-        model: any module mapping a float NCHW batch to logits, e.g. ``create_model(name)``.
+        model: any module mapping a float NCHW batch to logits, e.g. ``create_model(name)``; it
+            is exported from the CPU (moved there and back) in eval mode (restored afterwards).
         path: the file to write; an existing file is refused unless ``force``.
         format: ``"onnx"`` or ``"exported-program"`` (``torch.export.save``, ``.pt2``).
         opset: ONNX opset; default the newest that the exporter writes and onnxruntime runs
@@ -258,10 +259,12 @@ def export_model(model: nn.Module, path: str | os.PathLike, *, format: str = "on
                          force=force, verify=verify is not None)
     hw, path = input_hw(input_size), Path(path).expanduser()
     name = name or type(model).__name__
+    example = torch.randn(static_batch or 2, 3, *hw, generator=torch.Generator().manual_seed(0))
+    # Exported and verified on the CPU in float32, where onnxruntime runs it: a GPU reference would
+    # differ by TF32 rounding. The model goes back to its device and mode afterwards.
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    example = torch.randn(static_batch or 2, 3, *hw, generator=torch.Generator().manual_seed(0)).to(device)
     was_training = model.training
-    model.eval()
+    model.eval().cpu()
     try:
         meta = _metadata(model, name, weights_source, hw, _output_classes(model, example, name))
         program = trace_model(model, example, dynamic_batch=static_batch is None, name=name)
@@ -273,7 +276,7 @@ def export_model(model: nn.Module, path: str | os.PathLike, *, format: str = "on
             data = exported_program_bytes(program, meta)
         report = _verify(data, format, model, verify) if verify is not None else None
     finally:
-        model.train(was_training)
+        model.train(was_training).to(device)
     _check_output(path, force)  # again: the export took a while
     atomic_write_bytes(path, data)
     _readable_by_others(path)
