@@ -165,8 +165,17 @@ def test_paper_constructors_exported():
 
 
 def test_list_models():
+    from antialiased.models import get_model_spec
+
     names = list_models()
-    assert len(names) == 23 * 8 and len(set(names)) == len(names)
+    assert names == sorted(set(names))
+    paper = [n for n in names if get_model_spec(n).source == "paper"]  # the paper's names keep their meaning
+    assert len(paper) == 23 * 8 and {parse_model_name(n)[0] for n in paper} == set(PAPER_ARCHS)
+    # every torchvision classifier, anti-aliased except the transformers antialias() refuses; no timm names
+    tv = torchvision.models.list_models(module=torchvision.models)
+    converted = [a for a in tv if not a.startswith(("vit_", "swin_"))]
+    assert set(names) == set(paper) | set(tv) | {f"{a}_lpf{n}" for a in converted for n in range(1, 8)}
+    assert len(converted) == len(tv) - 11 and "maxvit_t_lpf4" in names
     assert "resnet50" in names and "resnet50_lpf4" in names and "mobilenet_v2_lpf7" in names
     assert list_models("densenet1[26]1") == ["densenet121", "densenet161"]
     assert list_models(["alexnet*", "vgg11"], exclude="*_lpf[2-7]") == ["alexnet", "alexnet_lpf1", "vgg11"]

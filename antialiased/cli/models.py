@@ -1,10 +1,11 @@
-"""``antialiased models``: list the model names and which have pretrained ImageNet weights."""
+"""``antialiased models``: list the model names and which pretrained ImageNet weights they start from."""
 from __future__ import annotations
 
 import argparse
 from typing import Sequence
 
-from antialiased.models import get_model_spec, list_models
+from antialiased.models import ModelSpec, get_model_spec, list_models
+from antialiased.models._timm import has_pretrained
 from antialiased.models.weights import PUBLISHED_WEIGHTS
 
 __all__ = ["get_args_parser", "model_rows", "main"]
@@ -13,11 +14,16 @@ __all__ = ["get_args_parser", "model_rows", "main"]
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="antialiased models",
-        description="List model names for create_model() / -a ARCH: '<arch>' is the torchvision baseline, "
-        "'<arch>_lpf<N>' the anti-aliased model with an N-tap blur filter.",
+        description="List model names for create_model() / -a ARCH: '<arch>' is the baseline, '<arch>_lpf<N>' "
+        "the anti-aliased model with an N-tap blur filter. The paper's 23 architectures are built in its layout "
+        "(published weights); every other torchvision classifier, and timm's models as 'timm/<name>' and "
+        "'timm/<name>_lpf<N>', are the baseline converted by antialias() (--aa-method picks the method). "
+        "Weights column: published file names, 'torchvision' or 'timm' (the baseline's own), "
+        "'baseline:torchvision' or 'baseline:timm' (the baseline's weights in the converted model, to fine-tune).",
     )
     parser.add_argument("patterns", nargs="*", metavar="PATTERN",
-                        help="only names matching these fnmatch patterns, e.g. 'resnet*_lpf4'")
+                        help="only names matching these fnmatch patterns, e.g. 'resnet*_lpf4'; timm's ~1400 "
+                             "architectures are listed only for patterns starting with 'timm/', e.g. 'timm/resnet*'")
     parser.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                         help="leave out names matching PATTERN (repeatable)")
     parser.add_argument("--pretrained", action="store_true",
@@ -32,14 +38,23 @@ def _published_by_model() -> dict[str, list[str]]:
     return by_model
 
 
+def _weights_text(spec: ModelSpec, published: dict[str, list[str]]) -> str:
+    """What ``create_model(name, pretrained=True)`` loads, in a few words ('' where nothing)."""
+    if spec.source == "paper":
+        return "torchvision" if not spec.antialiased else ", ".join(published.get(spec.name, []))
+    if spec.source == "timm" and not has_pretrained(spec.arch):
+        return ""
+    return spec.source if not spec.antialiased else f"baseline:{spec.source}"
+
+
 def model_rows(patterns: Sequence[str] = (), exclude: Sequence[str] = (), pretrained: bool = False) -> list[tuple[str, str]]:
-    """``(name, weights)`` rows: weights are 'torchvision' for baselines, the published file names
-    for anti-aliased models that have them ('' where none exist)."""
+    """``(name, weights)`` rows: weights are 'torchvision' / 'timm' for baselines, the published file names
+    for the paper's anti-aliased models that have them, 'baseline:<source>' for converted models ('' where
+    none exist)."""
     published = _published_by_model()
     rows = []
     for name in list_models(include=list(patterns) or None, exclude=list(exclude)):
-        spec = get_model_spec(name)
-        weights = "torchvision" if not spec.antialiased else ", ".join(published.get(name, []))
+        weights = _weights_text(get_model_spec(name), published)
         if pretrained and not weights:
             continue
         rows.append((name, weights))

@@ -1,10 +1,13 @@
-"""The paper's 23 anti-aliased ImageNet architectures, their registry and constructors.
+"""Models by name: the paper's 23 anti-aliased architectures, every torchvision classifier, timm's models.
 
-``create_model('resnet50_lpf4')`` builds the anti-aliased ResNet-50 (filter size 4);
+``create_model('resnet50_lpf4')`` builds the paper's anti-aliased ResNet-50 (filter size 4);
 ``create_model('resnet50')`` the torchvision baseline. ``antialiased.resnet50(filter_size=4)``
-is the published package's spelling of the same thing. Every model made here carries
-``model.model_spec`` (:class:`ModelSpec`: what the name means) and ``model.weights_info``
-(:class:`WeightsInfo`: which weights it holds).
+is the published package's spelling of the same thing. Other torchvision models
+(``create_model('efficientnet_b0_lpf4')``) and timm's (``create_model('timm/resnet50d_lpf4')``)
+are their baselines converted by :func:`~antialiased.models.antialias.antialias`, with
+``aa_method=`` choosing the method. Every model made here carries ``model.model_spec``
+(:class:`ModelSpec`: what the name means) and ``model.weights_info`` (:class:`WeightsInfo`:
+which weights it holds).
 """
 # Importing the family modules registers their architectures; the names are listed there only.
 from antialiased.models import alexnet as _alexnet  # noqa: F401
@@ -13,11 +16,16 @@ from antialiased.models import mobilenet as _mobilenet  # noqa: F401
 from antialiased.models import resnet as _resnet  # noqa: F401
 from antialiased.models import vgg as _vgg  # noqa: F401
 from antialiased.models.factory import create_model, get_model, paper_constructor
+
+# The sources after the paper's, in lookup order (importing registers them).
+from antialiased.models import converted as _converted  # noqa: F401, E402  (torchvision's models)
+from antialiased.models import _timm  # noqa: F401, E402  (timm/ names; timm is imported only when used)
 from antialiased.models.registry import (
     ModelSpec,
     get_model_spec,
     list_archs,
     list_models,
+    list_sources,
     parse_model_name,
     register_model,
     register_torchvision_family,
@@ -37,6 +45,7 @@ __all__ = [
     "get_model_spec",
     "list_models",
     "list_archs",
+    "list_sources",
     "register_model",
     "register_torchvision_family",
     "parse_model_name",

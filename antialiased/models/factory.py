@@ -2,7 +2,8 @@
 
 The ``"paper"`` source is defined here: the paper's 23 architectures as anti-aliased models
 (``<arch>_lpf<N>``, with the paper's published weights) and as torchvision baselines (``<arch>``,
-with torchvision's weights).
+with torchvision's weights). The other sources (torchvision's and timm's models converted by
+``antialias()``) are in :mod:`antialiased.models.converted` and :mod:`antialiased.models._timm`.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from antialiased.models._heads import classifier_key
 from antialiased.models.registry import (
     ModelSpec,
     Source,
+    baseline_spec,
+    check_recorded_spec,
     get_arch,
     get_model_spec,
     get_source,
@@ -88,12 +91,25 @@ def _check_options(spec: ModelSpec, pretrained: bool, weights: Any, force_nonfin
         warnings.warn("force_nonfinetuned only matters with pretrained=True; ignoring it", stacklevel=3)
     elif force_nonfinetuned and not spec.antialiased:
         warnings.warn(f"force_nonfinetuned does not apply to the baseline {spec.arch!r}; ignoring it", stacklevel=3)
+    elif force_nonfinetuned and spec.source != PAPER_SOURCE.name:
+        warnings.warn(f"force_nonfinetuned chooses among the paper's published files; {spec.describe()} starts "
+                      f"from its baseline's weights instead; ignoring it", stacklevel=3)
+
+
+def _layout(source: Source, spec: ModelSpec, kwargs: dict) -> nn.Module:
+    """A model with ``spec``'s state-dict layout, on ``meta`` where the builder allows (nothing allocated)."""
+    if source.convert is not None:  # a converted model has its baseline's keys: skip the conversion
+        spec = baseline_spec(spec)
+    try:
+        with torch.device("meta"):
+            return source.build(spec, **kwargs)
+    except (NotImplementedError, RuntimeError):  # builders that compute on tensors (RegNet's widths)
+        return source.build(spec, **kwargs)
 
 
 def _file_num_classes(source: Source, spec: ModelSpec, state_dict: dict, kwargs: dict) -> int | None:
     """The file's class count where it differs from the model's default (its classifier's leading size)."""
-    with torch.device("meta"):  # only the layout is needed: nothing is allocated or initialized
-        probe = source.build(spec, **kwargs)
+    probe = _layout(source, spec, kwargs)
     key = classifier_key(probe)
     if key is None or key not in state_dict or state_dict[key].dim() < 1:
         return None  # not this architecture's file: loading names the keys that do not fit
@@ -104,6 +120,8 @@ def _file_num_classes(source: Source, spec: ModelSpec, state_dict: dict, kwargs:
 
 def _from_file(source: Source, spec: ModelSpec, path: str | os.PathLike, kwargs: dict) -> tuple[nn.Module, WeightsInfo]:
     weights_file = read_weights_file(path)
+    # Converted models share their keys across filter sizes and methods: the recorded spec tells them apart.
+    check_recorded_spec(weights_file.metadata.get("model_spec"), spec, str(weights_file.path))
     state_dict = upgrade_keys(spec.arch, weights_file.state_dict)
     if "num_classes" not in kwargs:
         num_classes = _file_num_classes(source, spec, state_dict, kwargs)
@@ -123,24 +141,43 @@ def create_model(
     weights: str | os.PathLike | None = None,
     force_nonfinetuned: bool = False,
     progress: bool = True,
+    aa_method: str | None = None,
     **kwargs,
 ) -> nn.Module:
-    """Build a model by name: ``<arch>`` (torchvision baseline) or ``<arch>_lpf<N>`` (anti-aliased).
+    """Build a model by name: ``<arch>`` (baseline) or ``<arch>_lpf<N>`` (anti-aliased); see :func:`list_models`.
 
-    The returned model carries what it is: ``model.model_spec`` (a :class:`ModelSpec`) and
-    ``model.weights_info`` (a :class:`~antialiased.models.weights_info.WeightsInfo`: label, the
-    published or torchvision record, categories, classes recorded in a checkpoint, eval transforms).
+    Names: the paper's 23 architectures (its module layout), every torchvision classification
+    model, and ``timm/<name>`` (timm installed); ``_lpf<N>`` names other than the paper's are the
+    baseline converted by :func:`~antialiased.models.antialias.antialias` (``filter_size=N``,
+    ``method=aa_method``). The returned model carries what it is: ``model.model_spec`` (a
+    :class:`ModelSpec`: source, filter size, method) and ``model.weights_info`` (a
+    :class:`~antialiased.models.weights_info.WeightsInfo`: label, the published, torchvision or timm
+    record, categories, classes recorded in a checkpoint, eval transforms).
 
     Args:
-        name: e.g. ``'resnet50_lpf4'`` or ``'resnet50'``; see :func:`list_models`.
-        pretrained: load ImageNet weights: the published anti-aliased weights (the fine-tuned file
-            for filter size 4, else the one trained from scratch) or, for a baseline, torchvision's
-            ``IMAGENET1K_V1`` (the weights the paper's baselines used).
+        name: e.g. ``'resnet50_lpf4'``, ``'resnet50'``, ``'efficientnet_b0_lpf3'``, ``'timm/resnet50_lpf4'``.
+        pretrained: load ImageNet weights. The paper's anti-aliased names: the published weights
+            (the fine-tuned file for filter size 4, else the one trained from scratch). Baselines:
+            torchvision's ``IMAGENET1K_V1`` where it exists (the weights the paper's baselines
+            used; ``DEFAULT`` otherwise) or timm's pretrained weights. Every other anti-aliased
+            name: its baseline's weights, loaded into the converted model (same keys) to fine-tune
+            from (``weights_info.kind == "baseline"``).
         weights: path of a local weights file or training checkpoint to load instead. Without
-            ``num_classes``, the model gets the file's number of classes.
-        force_nonfinetuned: with ``pretrained``, prefer the from-scratch weights over fine-tuned ones.
+            ``num_classes``, the model gets the file's number of classes. A checkpoint that records
+            another spec of the architecture (source, filter size, method) is refused.
+        force_nonfinetuned: with ``pretrained``, prefer the paper's from-scratch weights over fine-tuned ones.
         progress: show download progress.
+        aa_method: the anti-aliasing method of an ``_lpf<N>`` name (default ``"blurpool"``, the
+            paper's): ``"blurpool"``, ``"blur-first"``, ``"aps"`` or ``"aps-lpf"``. For the paper's
+            names another method means torchvision's architecture converted with it (no published
+            weights). An error for a baseline name.
         **kwargs: passed to the builder, e.g. ``num_classes=10``.
+
+    Raises:
+        ModelError: an unknown name, filter size or method, or a model that cannot be anti-aliased.
+        WeightsError, CheckpointError, MissingFileError, WeightsDownloadError: weights that do not fit,
+            a missing file, a failed download (the message says how to pass a local file).
+        MissingDependencyError: a ``timm/`` name without timm.
 
     Example:
         >>> import torch
@@ -149,8 +186,10 @@ def create_model(
         torch.Size([1, 10])
         >>> model.model_spec.filter_size, model.weights_info.label, model.weights_info.num_classes
         (4, 'random', 10)
+        >>> create_model("mobilenet_v3_small_lpf3", aa_method="aps", num_classes=5).model_spec
+        ModelSpec(name='mobilenet_v3_small_lpf3', arch='mobilenet_v3_small', filter_size=3, source='torchvision', method='aps')
     """
-    spec = get_model_spec(name)
+    spec = get_model_spec(name, method=aa_method)
     _check_options(spec, pretrained, weights, force_nonfinetuned)
     source = get_source(spec.source)
     if pretrained:

@@ -2,14 +2,19 @@
 
 A model name is ``[<prefix>]<arch>`` (the baseline, without blur) or ``[<prefix>]<arch>_lpf<N>``
 (anti-aliased with an ``N``-tap blur filter, N = 1..7). Which architectures exist and what a name
-builds is decided by a small table of :class:`Source` records; the paper's 23 architectures are the
-``"paper"`` source (defined in :mod:`antialiased.models.factory`), whose families register here
-through :func:`register_torchvision_family` (or :func:`register_model` for a hand-written builder).
-Further sources (torchvision's and timm's models converted by ``antialias()``) are further rows:
-:func:`register_source`.
+builds is decided by a small table of :class:`Source` records, looked up in this order:
 
-:func:`get_model_spec` turns a name into a frozen :class:`ModelSpec` (the only place names are
-parsed); everything downstream reads the spec.
+- ``"paper"`` (:mod:`antialiased.models.factory`): the paper's 23 architectures in its published
+  module layout (their families register here through :func:`register_torchvision_family` or
+  :func:`register_model`), and their torchvision baselines;
+- ``"torchvision"`` (:mod:`antialiased.models.converted`): every other torchvision classification
+  model, anti-aliased by :func:`~antialiased.models.antialias.antialias` with any of its methods
+  (and the paper's architectures too, for methods other than the paper's ``"blurpool"``);
+- ``"timm"`` (:mod:`antialiased.models._timm`): ``timm/<name>`` and ``timm/<name>_lpf<N>``, when
+  timm is installed.
+
+:func:`get_model_spec` turns a name (and optionally a method) into a frozen :class:`ModelSpec`
+(the only place names are parsed); everything downstream reads the spec.
 """
 from __future__ import annotations
 
@@ -17,20 +22,22 @@ import dataclasses
 import difflib
 import fnmatch
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torchvision
 from torch import nn
 
-from antialiased.errors import ModelError
+from antialiased.errors import CheckpointError, ModelError
 from antialiased.layers import MAX_FILTER_SIZE
 
 __all__ = [
     "ArchEntry",
     "ModelSpec",
     "Source",
+    "baseline_spec",
+    "check_recorded_spec",
     "get_arch",
     "get_model_spec",
     "get_source",
@@ -161,7 +168,6 @@ def upgrade_keys(arch: str, state_dict: dict) -> dict:
     return entry.upgrade_state_dict(state_dict)
 
 
-# --------------------------------------------------------------------------- names
 
 
 @dataclass(frozen=True)
@@ -170,11 +176,17 @@ class ModelSpec:
 
     Attributes:
         name: the name as given, e.g. ``resnet50_lpf4``.
-        arch: the architecture, e.g. ``resnet50``.
+        arch: the architecture, e.g. ``resnet50`` (for timm, timm's name, with a pretrained tag if given).
         filter_size: taps of the blur filter; None for the baseline without blur.
-        source: the :class:`Source` that defines the model (``"paper"``: the paper's 23 architectures
-            and their torchvision baselines).
+        source: the :class:`Source` that defines the model: ``"paper"`` (the paper's 23 architectures,
+            its module layout and published weights, and their torchvision baselines),
+            ``"torchvision"`` or ``"timm"`` (those libraries' models, converted by
+            :func:`~antialiased.models.antialias.antialias`).
         method: the anti-aliasing method (``"blurpool"``: the paper's); None for a baseline.
+
+    Converted models of one architecture share their state-dict keys across filter sizes and
+    methods, so result files and checkpoints record the whole spec (:meth:`to_dict`) and loading a
+    checkpoint checks it (:func:`check_recorded_spec`).
 
     Example:
         >>> spec = get_model_spec("resnet50_lpf4")
@@ -182,6 +194,8 @@ class ModelSpec:
         ModelSpec(name='resnet50_lpf4', arch='resnet50', filter_size=4, source='paper', method='blurpool')
         >>> spec.antialiased, get_model_spec("resnet50").to_dict()
         (True, {'name': 'resnet50', 'arch': 'resnet50', 'filter_size': None, 'source': 'paper', 'method': None})
+        >>> spec.describe()
+        "'resnet50_lpf4' (paper, filter size 4, method blurpool)"
     """
 
     name: str
@@ -199,6 +213,17 @@ class ModelSpec:
         """The spec as a JSON-ready dict (for result files and checkpoints)."""
         return dataclasses.asdict(self)
 
+    def describe(self) -> str:
+        """One line for messages: the name, its source, filter size and method."""
+        return _describe(self.to_dict())
+
+
+def _describe(record: Mapping[str, Any]) -> str:
+    if record.get("filter_size") is None:
+        return f"{record.get('name')!r} ({record.get('source')}, baseline without blur)"
+    return (f"{record.get('name')!r} ({record.get('source')}, filter size {record.get('filter_size')}, "
+            f"method {record.get('method')})")
+
 
 @dataclass(frozen=True)
 class Source:
@@ -214,8 +239,19 @@ class Source:
             of the weights that ``pretrained=True`` loads (nothing is downloaded yet).
         load_pretrained: ``load_pretrained(spec, info, progress=..., **kwargs)`` builds the model with
             those weights.
-        method: the anti-aliasing method of its ``_lpf<N>`` names.
+        method: the default anti-aliasing method of its ``_lpf<N>`` names.
         filter_sizes: the valid ``N``.
+        methods: returns the methods its ``_lpf<N>`` names accept (``create_model(..., aa_method=)``);
+            None: only ``method``.
+        has_arch: ``has_arch(arch)``, a faster membership test than ``archs()`` (None: look in it).
+        listed_by_default: False for a large source (timm): :func:`list_models` shows its names only
+            for include patterns that start with ``prefix``.
+        cannot_convert: ``cannot_convert(arch)`` returns why ``arch`` has no ``_lpf<N>`` names (e.g. a
+            vision transformer), or None.
+        convert: ``convert(baseline_model, spec)`` returns the anti-aliased model made from a baseline
+            model (the same state-dict keys), for sources whose anti-aliased models are converted
+            baselines; :func:`~antialiased.models.transfer.init_from_baseline` uses it. None for the
+            paper's layout.
     """
 
     name: str
@@ -227,6 +263,20 @@ class Source:
     load_pretrained: Callable[..., nn.Module]
     method: str = "blurpool"
     filter_sizes: range = FILTER_SIZES
+    methods: Callable[[], Iterable[str]] | None = None
+    has_arch: Callable[[str], bool] | None = None
+    listed_by_default: bool = True
+    cannot_convert: Callable[[str], str | None] | None = None
+    convert: Callable[[nn.Module, ModelSpec], nn.Module] | None = None
+
+    def accepted_methods(self) -> tuple[str, ...]:
+        """The methods its ``_lpf<N>`` names accept, the default first."""
+        others = [] if self.methods is None else [m for m in self.methods() if m != self.method]
+        return (self.method, *others)
+
+    def offers(self, arch: str) -> bool:
+        """Whether ``arch`` is one of its architectures."""
+        return self.has_arch(arch) if self.has_arch is not None else arch in set(self.archs())
 
 
 _SOURCES: dict[str, Source] = {}
@@ -259,7 +309,8 @@ def _source_names(source: Source) -> list[str]:
     for arch in source.archs():
         if source.has_baseline(arch):
             names.append(source.prefix + arch)
-        names += [f"{source.prefix}{arch}_lpf{n}" for n in source.filter_sizes]
+        if source.cannot_convert is None or source.cannot_convert(arch) is None:
+            names += [f"{source.prefix}{arch}_lpf{n}" for n in source.filter_sizes]
     return names
 
 
@@ -269,31 +320,49 @@ def _patterns(value: str | Iterable[str] | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+def _listed(source: Source, include: list[str]) -> bool:
+    return source.listed_by_default or any(p.startswith(source.prefix) for p in include)
+
+
 def list_models(
     include: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None
 ) -> list[str]:
-    """All model names, optionally filtered by fnmatch patterns (as torchvision and timm do).
+    """All model names, sorted, optionally filtered by fnmatch patterns (as torchvision and timm do).
+
+    The paper's names, every torchvision classification model (``<arch>``, and ``<arch>_lpf<N>``
+    where :func:`~antialiased.models.antialias.antialias` can convert it: not the vision
+    transformers). timm's ~1400 architectures (``timm/<name>``, ``timm/<name>_lpf<N>``, 8 names
+    each) are listed only for an include pattern that starts with ``timm/`` (e.g. ``"timm/resnet*"``),
+    so that the default list stays readable and needs no timm.
 
     Example:
         >>> list_models("resnet18*")
         ['resnet18', 'resnet18_lpf1', 'resnet18_lpf2', 'resnet18_lpf3', 'resnet18_lpf4', 'resnet18_lpf5', 'resnet18_lpf6', 'resnet18_lpf7']
         >>> list_models("vgg16*", exclude="*_lpf[1-6]")
         ['vgg16', 'vgg16_bn', 'vgg16_bn_lpf7', 'vgg16_lpf7']
+        >>> list_models(["efficientnet_b0*", "vit_b_16*"], exclude="*_lpf[2-7]")
+        ['efficientnet_b0', 'efficientnet_b0_lpf1', 'vit_b_16']
     """
-    names = [name for source in _SOURCES.values() for name in _source_names(source)]
     include_patterns, exclude_patterns = _patterns(include), _patterns(exclude)
+    names = {name for source in _SOURCES.values() if _listed(source, include_patterns)
+             for name in _source_names(source)}
     if include_patterns:
-        names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in include_patterns)]
-    names = [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in exclude_patterns)]
-    return sorted(names)
+        names = {n for n in names if any(fnmatch.fnmatchcase(n, p) for p in include_patterns)}
+    return sorted(n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in exclude_patterns))
 
 
 def _unknown(name: str) -> ModelError:
-    close = difflib.get_close_matches(name, list_models(), n=5, cutoff=0.5)
+    sources = [s for s in _SOURCES.values() if s.prefix and name.startswith(s.prefix)]
+    if sources:  # a large source: suggest among its architectures only
+        candidates = [sources[0].prefix + arch for arch in sources[0].archs()]
+    else:
+        candidates = list_models()
+    close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.5)
     hint = f" Closest names: {', '.join(close)}." if close else ""
     return ModelError(
-        f"unknown model {name!r}.{hint} Names are '<arch>' (torchvision baseline) or "
-        f"'<arch>_lpf<N>' (anti-aliased, N=1..{MAX_FILTER_SIZE}); see antialiased.list_models()."
+        f"unknown model {name!r}.{hint} Names are '<arch>' (baseline) or '<arch>_lpf<N>' (anti-aliased, "
+        f"N=1..{MAX_FILTER_SIZE}) for the paper's and torchvision's architectures, 'timm/<name>' or "
+        f"'timm/<name>_lpf<N>' for timm's; see antialiased.list_models() ('antialiased models')."
     )
 
 
@@ -301,7 +370,7 @@ def _spec_in(source: Source, name: str) -> ModelSpec | None:
     if not name.startswith(source.prefix):
         return None
     match = _NAME.match(name[len(source.prefix):])
-    if match is None or match["arch"] not in set(source.archs()):
+    if match is None or not source.offers(match["arch"]):
         return None
     arch = match["arch"]
     if match["filter_size"] is None:
@@ -314,28 +383,113 @@ def _spec_in(source: Source, name: str) -> ModelSpec | None:
         raise ModelError(
             f"filter size {filter_size} in {name!r} is out of range: use _lpf{source.filter_sizes[0]} to "
             f"_lpf{source.filter_sizes[-1]} (e.g. {source.prefix}{arch}_lpf4)")
+    reason = None if source.cannot_convert is None else source.cannot_convert(arch)
+    if reason is not None:
+        raise ModelError(f"{name!r} cannot be made: {source.prefix}{arch} {reason}. Use the baseline "
+                         f"'{source.prefix}{arch}' or a CNN (see antialiased.list_models())")
     return ModelSpec(name, arch, filter_size, source.name, source.method)
 
 
-def get_model_spec(name: str | ModelSpec) -> ModelSpec:
+def _with_method(name: str, method: str) -> ModelSpec:
+    """The spec of ``name`` made with ``method``: the first source offering the name that accepts it."""
+    if not isinstance(method, str):
+        raise ModelError(f"aa_method must be a method name such as 'blurpool', got {type(method).__name__}")
+    offered: list[Source] = []
+    for source in _SOURCES.values():
+        spec = _spec_in(source, name)
+        if spec is None:
+            continue
+        if not spec.antialiased:
+            raise ModelError(f"aa_method={method!r} applies to anti-aliased names, and {name!r} is the baseline "
+                             f"without blur: use '{name}_lpf4' (or leave aa_method / --aa-method out)")
+        if method in source.accepted_methods():
+            return dataclasses.replace(spec, method=method)
+        offered.append(source)
+    if not offered:
+        raise _unknown(name)
+    accepted = sorted({m for source in offered for m in source.accepted_methods()})
+    raise ModelError(f"{name!r} cannot be made with method {method!r}: choose one of {', '.join(accepted)} "
+                     f"(aa_method= in create_model, --aa-method on the command line)")
+
+
+def get_model_spec(name: str | ModelSpec, *, method: str | None = None) -> ModelSpec:
     """Resolve a model name into its :class:`ModelSpec` (a spec passes through unchanged).
 
+    Args:
+        name: a model name (see :func:`list_models`) or a spec.
+        method: the anti-aliasing method for an ``_lpf<N>`` name (default: the source's,
+            ``"blurpool"``). The paper's names are built in its layout with ``"blurpool"`` only; with
+            another method (``"blur-first"``, ``"aps"``, ``"aps-lpf"``) the name means torchvision's
+            architecture converted by :func:`~antialiased.models.antialias.antialias` (source
+            ``"torchvision"``).
+
     Raises:
-        ModelError: an unknown name (with the closest names), or a filter size out of range.
+        ModelError: an unknown name (with the closest names), a filter size out of range, a name
+            that cannot be anti-aliased (vision transformers), a method for a baseline name or one
+            that does not apply.
+        MissingDependencyError: a ``timm/`` name without timm installed.
 
     Example:
         >>> get_model_spec("wide_resnet50_2_lpf7")
         ModelSpec(name='wide_resnet50_2_lpf7', arch='wide_resnet50_2', filter_size=7, source='paper', method='blurpool')
+        >>> get_model_spec("resnet18_lpf3", method="aps")
+        ModelSpec(name='resnet18_lpf3', arch='resnet18', filter_size=3, source='torchvision', method='aps')
     """
     if isinstance(name, ModelSpec):
-        return name
+        if method is None or method == name.method:
+            return name
+        name = name.name
     if not isinstance(name, str):
         raise TypeError(f"a model name must be a string, got {type(name).__name__}")
+    if method is not None:
+        return _with_method(name, method)
     for source in _SOURCES.values():
         spec = _spec_in(source, name)
         if spec is not None:
             return spec
     raise _unknown(name)
+
+
+def baseline_spec(spec: ModelSpec) -> ModelSpec:
+    """The spec of ``spec``'s baseline (the same architecture without blur, from the same source).
+
+    Example:
+        >>> baseline_spec(get_model_spec("resnet18_lpf3", method="aps"))
+        ModelSpec(name='resnet18', arch='resnet18', filter_size=None, source='torchvision', method=None)
+    """
+    return ModelSpec(get_source(spec.source).prefix + spec.arch, spec.arch, None, spec.source, None)
+
+
+def check_recorded_spec(recorded: Any, spec: ModelSpec, where: str) -> None:
+    """Refuse a file that records another spec of the same architecture (other source, filter size, method).
+
+    ``recorded`` is the file's ``model_spec`` entry (a dict, as :meth:`ModelSpec.to_dict` wrote it);
+    a file without one (torchvision's, timm's and the paper's published files, bare state dicts)
+    is accepted. A record of another architecture is left to the strict load and the ``arch``
+    check, which name the keys that do not fit.
+
+    Raises:
+        CheckpointError: naming both specs and the name / method that fits.
+
+    Example:
+        >>> check_recorded_spec(None, get_model_spec("resnet18_lpf4"), "w.pth")  # nothing recorded
+        >>> check_recorded_spec(get_model_spec("resnet18_lpf2").to_dict(), get_model_spec("resnet18_lpf4"), "w.pth")
+        Traceback (most recent call last):
+        ...
+        antialiased.errors.CheckpointError: w.pth was saved from 'resnet18_lpf2' (paper, filter size 2, method blurpool), but the model asked for is 'resnet18_lpf4' (paper, filter size 4, method blurpool). Load it as create_model('resnet18_lpf2') (-a resnet18_lpf2 on the command line), or pass another file
+    """
+    if not isinstance(recorded, Mapping) or recorded.get("arch") != spec.arch:
+        return
+    fields = ("source", "filter_size", "method")
+    if all(recorded.get(f) == getattr(spec, f) for f in fields):
+        return
+    name, method = recorded.get("name"), recorded.get("method")
+    default = get_source(str(recorded.get("source"))).method if recorded.get("source") in _SOURCES else None
+    extra = f", aa_method={method!r}" if method is not None and method != default else ""
+    cli = f" --aa-method {method}" if extra else ""
+    raise CheckpointError(
+        f"{where} was saved from {_describe(recorded)}, but the model asked for is {spec.describe()}. "
+        f"Load it as create_model({name!r}{extra}) (-a {name}{cli} on the command line), or pass another file")
 
 
 def parse_model_name(name: str) -> tuple[str, int | None]:

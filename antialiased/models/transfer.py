@@ -1,4 +1,4 @@
-"""Start an anti-aliased model from a trained torchvision baseline (the paper's fine-tuning recipe).
+"""Start an anti-aliased model from its trained baseline (the paper's fine-tuning recipe).
 
 The anti-aliased models are the baselines with blur layers inserted, so every learned tensor
 (and BN statistic) of the baseline has exactly one counterpart playing the same role: the
@@ -7,6 +7,7 @@ that way and checks each pair (leaf name and shape) instead of guessing by shape
 """
 from __future__ import annotations
 
+import copy
 import os
 from typing import Mapping
 
@@ -17,7 +18,7 @@ from antialiased.errors import ModelError, WeightsError
 from antialiased.layers import BlurPool, BlurPool1D, BlurPool3D
 from antialiased.models._heads import num_outputs
 from antialiased.models.factory import create_model
-from antialiased.models.registry import ModelSpec, get_model_spec, get_source
+from antialiased.models.registry import ModelSpec, baseline_spec, get_model_spec, get_source
 from antialiased.models.weights_info import WeightsInfo, attach, baseline_info, memory_info
 from antialiased.support.checkpoints import load_into
 
@@ -84,10 +85,10 @@ def copy_params_buffers(baseline: nn.Module, model: nn.Module) -> dict[str, str]
 
 
 def _baseline(spec: ModelSpec, weights: object, progress: bool, kwargs: dict) -> tuple[nn.Module, WeightsInfo]:
-    """The trained baseline ``spec.arch`` and the record of its weights."""
+    """The trained baseline of ``spec`` and the record of its weights."""
     if isinstance(weights, nn.Module):
         return weights, getattr(weights, "weights_info", None) or memory_info("module")
-    name = get_source(spec.source).prefix + spec.arch
+    name = baseline_spec(spec).name
     if isinstance(weights, str) and weights == "DEFAULT":
         model = create_model(name, pretrained=True, progress=progress, **kwargs)
     elif isinstance(weights, Mapping):
@@ -104,30 +105,41 @@ def init_from_baseline(
     *,
     baseline_weights: str | os.PathLike | nn.Module | Mapping[str, torch.Tensor] = "DEFAULT",
     progress: bool = True,
+    aa_method: str | None = None,
     **kwargs,
 ) -> nn.Module:
-    """Build ``name`` (``<arch>_lpf<N>``) and fill it from the trained torchvision ``<arch>``.
+    """Build ``name`` (``<arch>_lpf<N>``) and fill it from its trained baseline ``<arch>``.
+
+    The paper's names (its module layout) get the baseline's tensors by role
+    (:func:`copy_params_buffers`); every other name is its baseline converted by
+    :func:`~antialiased.models.antialias.antialias` (same keys, so the weights come along as they are).
 
     Args:
-        name: an anti-aliased model name, e.g. ``'resnet50_lpf4'``.
+        name: an anti-aliased model name, e.g. ``'resnet50_lpf4'``, ``'efficientnet_b0_lpf3'``,
+            ``'timm/resnet50_lpf4'``.
         baseline_weights: ``"DEFAULT"`` (the baseline's ImageNet weights as
             ``create_model(arch, pretrained=True)`` loads them: torchvision's ``IMAGENET1K_V1``, which
-            the paper fine-tuned from), the path of a local weights file or checkpoint of the
-            baseline, a state dict, or the baseline ``nn.Module`` itself.
+            the paper fine-tuned from, or timm's), the path of a local weights file or checkpoint of the
+            baseline, a state dict, or the baseline ``nn.Module`` itself (copied, not changed).
         progress: show download progress.
+        aa_method: the anti-aliasing method (as :func:`~antialiased.models.create_model`).
         **kwargs: passed to both builders, e.g. ``num_classes`` (default: the baseline's classes).
 
     Returns:
         The model, with ``model.weights_info.kind == "baseline"`` and the baseline's record in
         ``model.weights_info.baseline``.
     """
-    spec = get_model_spec(name)
+    spec = get_model_spec(name, method=aa_method)
     if not spec.antialiased:
         raise ModelError(
             f"init_from_baseline builds an anti-aliased model from its baseline; {spec.name!r} is the baseline "
-            f"itself. Use an anti-aliased name such as '{spec.arch}_lpf4'."
+            f"itself. Use an anti-aliased name such as '{spec.name}_lpf4'."
         )
     baseline, base_info = _baseline(spec, baseline_weights, progress, kwargs)
+    convert = get_source(spec.source).convert
+    if convert is not None:  # the caller's module is converted as a copy; ours in place
+        baseline = copy.deepcopy(baseline) if baseline is baseline_weights else baseline
+        return attach(convert(baseline, spec), spec, baseline_info(base_info))
     if "num_classes" not in kwargs and num_outputs(baseline) is not None:
         kwargs = {**kwargs, "num_classes": num_outputs(baseline)}
     model = create_model(spec, **kwargs)

@@ -20,7 +20,7 @@ from torchvision.models import WeightsEnum
 from antialiased.errors import WeightsError
 from antialiased.models._heads import num_outputs
 from antialiased.models.registry import ModelSpec
-from antialiased.models.weights import IMAGENET_EVAL_TRANSFORMS, PublishedWeights
+from antialiased.models.weights import IMAGENET_CATEGORIES, IMAGENET_EVAL_TRANSFORMS, PublishedWeights
 from antialiased.support.checkpoints import WeightsFile
 
 __all__ = [
@@ -32,10 +32,11 @@ __all__ = [
     "memory_info",
     "published_info",
     "random_info",
+    "timm_info",
     "torchvision_info",
 ]
 
-WEIGHTS_KINDS = ("published", "torchvision", "file", "checkpoint", "baseline", "memory", "random")
+WEIGHTS_KINDS = ("published", "torchvision", "timm", "file", "checkpoint", "baseline", "memory", "random")
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,13 @@ class WeightsInfo:
 
     Attributes:
         kind: ``published`` (the paper's files), ``torchvision`` (a baseline's ImageNet weights),
+            ``timm`` (timm's pretrained weights of a ``timm/`` baseline),
             ``file`` (a local weights file), ``checkpoint`` (a training checkpoint: it records its
             epoch), ``baseline`` (an anti-aliased model initialized from its baseline's weights, see
             :attr:`baseline`), ``memory`` (an in-memory state dict or module) or ``random``.
         label: one string naming the weights, for result files and logs:
-            ``published:resnet50_lpf4_finetune``, ``torchvision:IMAGENET1K_V1``, ``file:/abs/path``,
+            ``published:resnet50_lpf4_finetune``, ``torchvision:IMAGENET1K_V1``,
+            ``timm:resnet18.a1_in1k`` (timm's name and pretrained tag), ``file:/abs/path``,
             ``checkpoint:/abs/path``, ``baseline:<the baseline's label>``, ``memory:state_dict`` or ``random``.
         path: the local file (absolute), for ``file`` and ``checkpoint``.
         published: the :class:`~antialiased.models.weights.PublishedWeights` record, for ``published``.
@@ -114,6 +117,17 @@ def torchvision_info(w: WeightsEnum) -> WeightsInfo:
     categories = tuple(w.meta["categories"]) if w.meta.get("categories") else None
     return WeightsInfo("torchvision", f"torchvision:{w.name}", torchvision=w, categories=categories,
                        num_classes=None if categories is None else len(categories), transforms=w.transforms)
+
+
+def timm_info(name: str, num_classes: int | None, transforms: Callable[..., nn.Module]) -> WeightsInfo:
+    """The record of timm's pretrained weights ``name`` (``<arch>.<tag>``) with ``num_classes`` outputs.
+
+    Example:
+        >>> timm_info("resnet18.a1_in1k", 1000, IMAGENET_EVAL_TRANSFORMS).label
+        'timm:resnet18.a1_in1k'
+    """
+    categories = IMAGENET_CATEGORIES if num_classes == len(IMAGENET_CATEGORIES) else None
+    return WeightsInfo("timm", f"timm:{name}", categories=categories, num_classes=num_classes, transforms=transforms)
 
 
 def _plain(value: Any) -> Any:

@@ -1,0 +1,127 @@
+"""timm's models as ``timm/<name>`` and ``timm/<name>_lpf<N>``: the ``"timm"`` source (timm is optional).
+
+``<name>`` is any of timm's model names, optionally with a pretrained tag (``timm/resnet50``,
+``timm/resnet50.a1_in1k_lpf4``). The ``_lpf<N>`` names are timm's model converted by
+:func:`~antialiased.models.antialias.antialias` (same keys, so timm's pretrained weights load
+into them); timm's transformers are refused by ``antialias()`` when built. timm is imported only
+when a ``timm/`` name is used (importing it takes seconds); without it, a
+:class:`~antialiased.errors.MissingDependencyError` gives the pip command.
+"""
+from __future__ import annotations
+
+import math
+from functools import partial
+from types import ModuleType
+
+from torch import nn
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms._presets import ImageClassification
+
+from antialiased.errors import MissingDependencyError, ModelError, WeightsError
+from antialiased.models.antialias import METHODS
+from antialiased.models.converted import convert
+from antialiased.models.registry import ModelSpec, Source, register_source
+from antialiased.models.weights import WeightsDownloadError
+from antialiased.models.weights_info import WeightsInfo, baseline_info, timm_info
+
+__all__ = ["TIMM_PREFIX", "TIMM_SOURCE", "has_pretrained", "import_timm"]
+
+TIMM_PREFIX = "timm/"
+
+
+def import_timm() -> ModuleType:
+    """The ``timm`` module, or a :class:`MissingDependencyError` with the pip command."""
+    try:
+        import timm  # optional dependency: imported only for timm/ names
+    except ImportError as err:
+        raise MissingDependencyError(
+            "timm/ model names need timm, an optional dependency: pip install timm "
+            "(or pip install 'antialiased[timm]')") from err
+    return timm
+
+
+def _has_arch(arch: str) -> bool:
+    timm = import_timm()
+    base, dot, tag = arch.partition(".")
+    if not timm.is_model(base):
+        return False
+    if dot and arch not in timm.list_pretrained(f"{base}.*"):
+        tags = [name.partition(".")[2] for name in timm.list_pretrained(f"{base}.*")]
+        raise ModelError(f"timm has no pretrained tag {tag!r} for {base!r}; its tags: {', '.join(tags) or 'none'} "
+                         f"(e.g. {TIMM_PREFIX}{base}.{tags[0] if tags else '<tag>'}), or leave the tag out")
+    return True
+
+
+def _build(spec: ModelSpec, **kwargs) -> nn.Module:
+    model = import_timm().create_model(spec.arch, pretrained=False, **kwargs)
+    return convert(model, spec) if spec.antialiased else model
+
+
+def _eval_transforms(cfg) -> partial:
+    """timm's evaluation preprocessing as torchvision's ``ImageClassification`` (what the package reads)."""
+    crop = int(cfg.input_size[-1])
+    try:
+        interpolation = InterpolationMode(cfg.interpolation)
+    except ValueError:
+        interpolation = InterpolationMode.BILINEAR
+    return partial(ImageClassification, crop_size=crop, resize_size=math.floor(crop / (cfg.crop_pct or 0.875)),
+                   mean=tuple(cfg.mean), std=tuple(cfg.std), interpolation=interpolation)
+
+
+def _pretrained_cfg(arch: str):
+    cfg = import_timm().models.get_pretrained_cfg(arch)
+    return cfg if cfg is not None and (cfg.hf_hub_id or cfg.url or cfg.file) else None
+
+
+def has_pretrained(arch: str) -> bool:
+    """Whether timm has pretrained weights for ``arch`` (a timm name, optionally with a tag)."""
+    return _pretrained_cfg(arch) is not None
+
+
+def _pretrained(spec: ModelSpec, force_nonfinetuned: bool = False) -> WeightsInfo:
+    cfg = _pretrained_cfg(spec.arch)
+    if cfg is None:
+        base = spec.arch.partition(".")[0]
+        raise WeightsError(f"timm has no pretrained weights for {spec.arch!r} (timm.list_pretrained('{base}*') "
+                           f"lists what exists); train it, or pass a local file with weights=PATH (--weights PATH)")
+    name = f"{cfg.architecture}.{cfg.tag}" if cfg.tag else cfg.architecture
+    info = timm_info(name, cfg.num_classes, _eval_transforms(cfg))
+    return baseline_info(info) if spec.antialiased else info
+
+
+def _download_error(spec: ModelSpec, err: OSError) -> WeightsDownloadError:
+    base = spec.arch
+    return WeightsDownloadError(
+        f"could not download timm's pretrained weights for {base!r} ({err}). Without network access, download "
+        f"timm's file elsewhere and pass it as a local file: weights='path/to/{base}.pth' (or .safetensors read "
+        f"into a state dict and saved with torch.save) in create_model(), baseline_weights='path/to/{base}.pth' in "
+        f"init_from_baseline(), --weights PATH (or --baseline-weights PATH with --finetune); or put it in the "
+        f"Hugging Face cache and set HF_HUB_OFFLINE=1")
+
+
+def _check_classes(spec: ModelSpec, info: WeightsInfo, kwargs: dict) -> None:
+    classes = (info.baseline or info).num_classes
+    if classes and kwargs.get("num_classes", classes) != classes:
+        raise WeightsError(
+            f"timm's {spec.arch} weights have {classes} classes, not num_classes={kwargs['num_classes']}: leave "
+            f"num_classes out, or start from them with init_from_baseline / --finetune on {classes} classes and "
+            f"replace the classifier afterwards")
+
+
+def _load_pretrained(spec: ModelSpec, info: WeightsInfo, *, progress: bool = True, **kwargs) -> nn.Module:
+    """timm's model with its pretrained weights (timm downloads them; ``progress`` is timm's to show)."""
+    timm = import_timm()
+    _check_classes(spec, info, kwargs)
+    try:
+        model = timm.create_model(spec.arch, pretrained=True, **kwargs)
+    except OSError as err:  # URLError, Hugging Face's LocalEntryNotFoundError, ...: no network or no file
+        raise _download_error(spec, err) from err
+    return convert(model, spec) if spec.antialiased else model
+
+
+TIMM_SOURCE = register_source(Source(
+    name="timm", prefix=TIMM_PREFIX, archs=lambda: import_timm().list_models(), has_baseline=lambda arch: True,
+    build=_build, pretrained=_pretrained, load_pretrained=_load_pretrained, method="blurpool",
+    methods=lambda: tuple(METHODS), has_arch=_has_arch, listed_by_default=False, convert=convert))
+"""timm's models (``timm/`` names); listed by :func:`~antialiased.models.list_models` only for
+patterns starting with ``timm/``."""
