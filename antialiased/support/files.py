@@ -35,9 +35,21 @@ def output_error(exc: OSError, path: str | os.PathLike, what: str = "file") -> O
     return OutputError(f"cannot write the {what} {os.fspath(path)} ({reason}). Files written before are intact.")
 
 
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _default_mode() -> int:
+    # mkstemp creates files readable by their owner only; give results the usual 0666 & ~umask.
+    return 0o666 & ~_umask()
+
+
 def _write_temporary(directory: Path, data: bytes) -> Path:
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
+        os.fchmod(fd, _default_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -57,8 +69,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     Example:
         >>> import tempfile
         >>> p = atomic_write_bytes(Path(tempfile.mkdtemp()) / "a.txt", b"hello")
-        >>> p.read_bytes()
-        b'hello'
+        >>> p.read_bytes(), oct(p.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+        (b'hello', True)
     """
     path = Path(path)
     try:
