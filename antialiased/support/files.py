@@ -36,7 +36,15 @@ def output_error(exc: OSError, path: str | os.PathLike, what: str = "file") -> O
 
 
 def _umask() -> int:
-    umask = os.umask(0)
+    # Linux reports it without changing it; os.umask would briefly set 0 for every thread.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)
     os.umask(umask)
     return umask
 
