@@ -55,6 +55,32 @@ def test_paper_architectures_are_instances_sweep(arch, filter_size):
     _same_function(arch, filter_size, 64 if arch == "alexnet" else 32)
 
 
+def _published_layout(arch: str, filter_size: int, size: int) -> None:
+    torch.manual_seed(0)
+    published = antialiased.create_model(f"{arch}_lpf{filter_size}", num_classes=10)
+    baseline = torchvision.models.get_model(arch, num_classes=10)
+    if arch == "mobilenet_v2":  # the published classifier has no dropout layer (a builder choice, not a blur)
+        baseline.classifier = nn.Sequential(baseline.classifier[-1])
+    model = antialias(baseline, filter_size=filter_size, layout="published")
+    assert list(model.state_dict()) == list(published.state_dict())  # same keys, same order, filt saved
+    model.load_state_dict(published.state_dict(), strict=True)
+    x = torch.rand(2, 3, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), published.eval()(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch,filter_size,size", FAST_PAPER_CASES)
+def test_published_layout_loads_the_published_checkpoints(arch, filter_size, size):
+    _published_layout(arch, filter_size, size)
+
+
+@pytest.mark.sweep
+@pytest.mark.parametrize("filter_size", range(1, 8))
+@pytest.mark.parametrize("arch", PAPER_ARCHS)
+def test_published_layout_sweep(arch, filter_size):
+    _published_layout(arch, filter_size, 64 if arch == "alexnet" else 32)
+
+
 def test_paper_table_lists_the_23_architectures():
     assert len(PAPER_ARCHS) == 23 and len(set(PAPER_ARCHS)) == 23
     text = table_markdown()
@@ -273,6 +299,7 @@ def test_vision_transformer_patch_embedding_is_a_clear_error():
     ({"circular": True}, "circular=True needs a method that supports it"),
     ({"input_size": (224, 224, 3, 1, 1)}, "input_size must be"),
     ({"input_size": (3, 0, 32)}, "input_size must be an integer >= 1"),
+    ({"layout": "timm"}, "layout must be one of"),
 ])
 def test_bad_options_are_clear_config_errors(kwargs, match):
     with pytest.raises(ConfigError, match=match):

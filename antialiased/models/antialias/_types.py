@@ -57,6 +57,8 @@ class PaperChoice:
         convert_stem: convert this site even though it reads the image (AlexNet's conv1).
         pool_kernel, pool_padding: the dense max-pool's window (ResNet's stem: 2, 0).
         blur_only: an average pool becomes the blur alone (DenseNet's transitions).
+        published_names: names of the layers a pool becomes, in the published layout's named
+            Sequential (DenseNet's stem: ``("max0", "pool0")``).
     """
 
     note: str
@@ -65,6 +67,7 @@ class PaperChoice:
     pool_kernel: int | None = None
     pool_padding: int | None = None
     blur_only: bool = False
+    published_names: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
