@@ -98,6 +98,10 @@ def _resume(cfg: TrainConfig, info: dist_utils.DistInfo, data: TrainData, model:
     return resumed
 
 
+def _epochs_left(start: int, epochs: int) -> str:
+    return f"epochs {start + 1}..{epochs}" if start < epochs else f"{start} of {epochs} epochs already done"
+
+
 def _amp_name(dtype: torch.dtype | None) -> str:
     return {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
@@ -133,7 +137,7 @@ def build_session(cfg: TrainConfig, info: dist_utils.DistInfo) -> Session:
         f"{', DataParallel' if data_parallel else ''}): {len(data.train_loader.dataset)} train / "
         f"{len(data.val_loader.dataset)} val images, {len(data.classes)} classes; batch {cfg.data.batch_size} x "
         f"{optim.batch_accum} accumulated x {info.world_size} process(es); amp {_amp_name(amp_dtype)}; "
-        f"epochs {resumed.start_epoch + 1}..{optim.epochs}")
+        f"{_epochs_left(resumed.start_epoch, optim.epochs)}")
     return Session(wrapped, model, build_criterion(), optimizer, resumed.scheduler, scaler, data, device, amp_dtype,
                    generator, Path(cfg.out_dir).expanduser(), num_classes, eval_model, SkipVote(),
                    resumed.start_epoch, resumed.best_acc1, resumed.history)
