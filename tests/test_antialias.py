@@ -101,6 +101,36 @@ def test_resnet_keeps_class_keys_and_loads_pretrained_layout_strictly():
     assert isinstance(model.maxpool, nn.Sequential) and model.maxpool[0].kernel_size == 2  # the paper's stem pool
 
 
+def test_blocks_in_a_module_list_are_found_through_the_parent():
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = nn.ModuleList([nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, 2, 1)])
+            self.bn = nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            return torch.relu(self.bn(self.blocks[1](self.blocks[0](x))))
+
+    model = antialias(Net())
+    assert model.antialias_summary.changed[0].after.endswith("bn -> relu -> BlurPool(4, filt_size=4, stride=2)")
+    assert model(torch.rand(1, 3, 9, 9)).shape == (1, 4, 5, 5)
+
+
+def test_new_layers_follow_the_model_dtype_and_device():
+    model = antialias(torchvision.models.resnet18(num_classes=2).double())
+    assert all(m.filt.dtype == torch.float64 for m in model.modules() if isinstance(m, BlurPool))
+    assert model.eval()(torch.rand(1, 3, 32, 32, dtype=torch.float64)).dtype == torch.float64
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_conversion_on_cuda():
+    model = antialias(torchvision.models.resnet18(num_classes=2).cuda()).eval()
+    assert all(m.filt.is_cuda for m in model.modules() if isinstance(m, BlurPool))
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x.cuda()).cpu(), model.cpu()(x), rtol=1e-4, atol=1e-4)
+
+
 def test_converted_model_copies_and_pickles():
     model = antialias(torchvision.models.resnet18(num_classes=4)).eval()
     buffer = io.BytesIO()

@@ -308,7 +308,20 @@ class _Conversion:
         if reason is not None:
             return reason
         result = self.method.rewriters[site.kind](site, self.ctx)
-        return result.reason if isinstance(result, Skip) else (site, result)
+        if isinstance(result, Skip):
+            return result.reason
+        self._place_like_model(site, result)
+        return site, result
+
+    def _place_like_model(self, site: Site, rewrite: Rewrite) -> None:
+        """New layers on the device (and floating dtype) of the site's, or the model's, tensors."""
+        tensors = [*site.module.parameters(), *site.module.buffers()] or [
+            *self.index.model.parameters(), *self.index.model.buffers()]
+        if not tensors:
+            return
+        like = next((t for t in tensors if t.is_floating_point()), tensors[0])
+        for module in (*rewrite.before, *rewrite.after, *([rewrite.replace] if rewrite.replace is not None else [])):
+            module.to(device=like.device, dtype=like.dtype if like.is_floating_point() else None)
 
     def _apply(self, record: Found, plan: tuple[Site, Rewrite] | str, applier: Applier) -> None:
         before = self.origins.get(record.path) or (describe(record.module) if record.module is not None else record.origin)

@@ -136,6 +136,8 @@ class GraphIndex:
         parts = path.split(".")
         for cut in range(len(parts) - 1, -1, -1):
             owner, target = ".".join(parts[:cut]), ".".join(parts[cut:])
+            if type(self.module(owner)).forward is nn.Module.forward:
+                continue  # a ModuleList/ModuleDict: its parent calls into it
             graph = self.graph(owner)
             if graph is None:
                 return None
