@@ -55,6 +55,7 @@ class AdversarialScorer(Scorer):
     """
 
     name = "adversarial"
+    centered = True
 
     def __init__(self, crop_size: int = 224, max_shift: int = 32, grid: int = 8, mode: str = "crop", *,
                  forward_batch: int = 0) -> None:

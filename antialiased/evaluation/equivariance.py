@@ -42,11 +42,13 @@ class EquivarianceScorer(Scorer):
     """
 
     name = "equivariance"
+    centered = True
 
     def __init__(self, crop_size: int = 224, layers: Sequence[str] = (), *, forward_batch: int = 0) -> None:
         self.crop_size, self.input_size, self.names = crop_size, crop_size, tuple(layers)
         self.forward_batch = forward_batch
         self.maps: list[FeatureMap] | None = None
+        self.prepared_for: int | None = None
         self.shifts: list[tuple[int, int]] = []
         self.ids = UnitIds()
         self.parts: dict[str, list[np.ndarray]] = {"errors": [], "unit": [], "index": []}
@@ -54,6 +56,9 @@ class EquivarianceScorer(Scorer):
     def prepare(self, model: nn.Module, device: torch.device | str) -> None:
         """Find the feature maps to measure (raises ModelError/ConfigError for models or names that cannot work)."""
         model = unwrap_model(model)
+        if self.maps is not None and self.prepared_for == id(model):
+            return
+        self.prepared_for = id(model)
         self.maps = select_layers(find_feature_maps(model, self.crop_size, device), self.names, model)
         self.shifts = sorted({(k * m.stride[0], k * m.stride[1]) for m in self.maps for k in MULTIPLES})
 
@@ -153,7 +158,6 @@ def layer_equivariance(model: nn.Module, loader: Iterable, device: torch.device 
         [('1', [1, 1], 0.0)]
     """
     scorer = EquivarianceScorer(crop_size, layers, forward_batch=forward_batch)
-    scorer.prepare(model, device)
     options = LoopOptions(amp_dtype=amp_dtype, channels_last=channels_last, progress=progress,
                           print_freq=print_freq, desc="Equivariance")
     return run_scorer(model, loader, device, scorer, options, resamples=resamples, seed=seed,

@@ -17,6 +17,7 @@ from antialiased.errors import ConfigError
 from antialiased.evaluation._common import new_generator
 from antialiased.evaluation.bootstrap import RESAMPLES, Interval, bootstrap_interval
 from antialiased.evaluation.loop import EvalBatch, Forward, LoopOptions, Scorer, run_protocols
+from antialiased.evaluation.probe import check_classifier, top1
 from antialiased.support.distributed import get_rank, get_world_size
 
 __all__ = ["ShiftPairScorer", "UnitIds", "run_scorer"]
@@ -51,6 +52,7 @@ class ShiftPairScorer(Scorer):
     """
 
     label = "shift"
+    centered = True  # cuts the center crop: with -e, the decode must keep CenterCrop(224)'s pixels
 
     def __init__(self, crop_size: int = 224, epochs: int = 5, *, seed: int | None = None, min_forward: int = 0,
                  save: Callable | None = None) -> None:
@@ -93,7 +95,7 @@ class ShiftPairScorer(Scorer):
         if not self.pending:
             return
         copies = torch.cat([c for c, _, _ in self.pending]) if len(self.pending) > 1 else self.pending[0][0]
-        labels = forward(copies).argmax(dim=1)
+        labels = top1(forward(copies))
         start = 0
         for chunk, batch, ids in self.pending:
             n = chunk.shape[0] // 2
@@ -151,6 +153,10 @@ def run_scorer(model: nn.Module, loader: Iterable, device: torch.device | str, s
     ``extra(out, units, resamples=, seed=)`` returns more fields, computed from the result so far
     and the per-unit outcomes (all ranks').
     """
+    check_classifier(model, getattr(scorer, "crop_size", None) or 224, device)  # before any image is read
+    prepare = getattr(scorer, "prepare", None)
+    if prepare is not None:
+        prepare(model, device)
     loop = run_protocols(model, loader, device, [scorer], options)
     out = dict(loop.results[scorer.name])
     intervals = getattr(scorer, "intervals", None)

@@ -8,7 +8,7 @@ from torch import nn
 
 from antialiased.errors import ModelError
 
-__all__ = ["unwrap_model", "classifier_outputs", "check_classifier"]
+__all__ = ["unwrap_model", "classifier_outputs", "check_classifier", "top1"]
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -29,6 +29,19 @@ def classifier_outputs(output: Any) -> torch.Tensor | None:
     if torch.is_tensor(output) and output.dim() == 2 and output.is_floating_point():
         return output
     return None
+
+
+def top1(logits: torch.Tensor) -> torch.Tensor:
+    """The top-1 class of each row of (N, classes) logits; a ModelError for any other shape.
+
+    Example:
+        >>> top1(torch.tensor([[0.1, 0.9], [2.0, 1.0]])).tolist()
+        [1, 0]
+    """
+    if logits.dim() != 2:
+        raise ModelError(f"the shift protocols compare the top-1 classes of a classifier, but the model returns "
+                         f"{_describe(logits)} for a batch of {logits.shape[0]} images, not (N, classes) logits")
+    return logits.argmax(dim=1)
 
 
 def _describe(output: Any) -> str:

@@ -10,6 +10,8 @@ from typing import Callable, Sequence
 
 import torch
 
+from antialiased.evaluation.probe import top1
+
 __all__ = ["roll_images", "fourier_shift", "crops_at", "grid_offsets", "top1_over"]
 
 
@@ -120,6 +122,6 @@ def top1_over(forward: Callable[[torch.Tensor], torch.Tensor],
         [[3, 3], [3, 3]]
     """
     per_pass = max(1, forward_batch // max(n, 1))
-    labels = [forward(make_copies(offsets[start:start + per_pass])).argmax(dim=1).view(-1, n)
+    labels = [top1(forward(make_copies(offsets[start:start + per_pass]))).view(-1, n)
               for start in range(0, len(offsets), per_pass)]
     return torch.cat(labels)
