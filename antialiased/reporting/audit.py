@@ -1,0 +1,244 @@
+"""The audit's report: ``report.md``, ``report.json`` and PNG plots, models side by side.
+
+``report.json`` (schema ``antialiased.audit/1``) holds each model's figures with their 95%
+intervals, its curves (consistency by shift distance, diagonal, per-layer equivariance) and, under
+``"results"``, the ordinary result records of every protocol, so ``antialiased report`` merges an
+audit like any other result file.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from antialiased.evaluation.audit import AuditResult, ModelAudit, diagonal_curve
+from antialiased.reporting.audit_plots import write_audit_plots
+from antialiased.support.files import atomic_write_text
+
+__all__ = ["AUDIT_SCHEMA", "Figure", "FIGURES", "summarize_audit", "audit_markdown", "write_audit_report",
+           "invariance_markdown"]
+
+AUDIT_SCHEMA = "antialiased.audit/1"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A row of the metrics table: a protocol's metric, its label and unit ('%' or '' for a ratio)."""
+
+    protocol: str
+    key: str
+    label: str
+    unit: str = "%"
+
+    @property
+    def id(self) -> str:
+        return f"{self.protocol}.{self.key}"
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure("accuracy", "acc1", "Acc@1, center crop (-e)"),
+    Figure("accuracy", "acc5", "Acc@5, center crop (-e)"),
+    Figure("shift_consistency", "consistency", "Consistency, two random crops (-es)"),
+    Figure("diagonal", "stable", "Same top-1 at all diagonal shifts (-ed)"),
+    Figure("diagonal", "acc1", "Acc@1 over the diagonal shifts (-ed)"),
+    Figure("circular_consistency", "circular_consistency", "Circular consistency (-ec)"),
+    Figure("circular_consistency", "shifted_acc1", "Acc@1 of circular shifts (-ec)"),
+    Figure("fractional_consistency", "fractional_consistency", "Fractional consistency (-ef)"),
+    Figure("fractional_consistency", "shifted_acc1", "Acc@1 of sub-pixel shifts (-ef)"),
+    Figure("adversarial", "adversarial_acc1", "Adversarial accuracy (-ea)"),
+    Figure("adversarial", "grid_consistency", "Same top-1 over the grid (-ea)"),
+    Figure("shift_distance", "distance_consistency_mean", "Consistency by distance, mean over d"),
+    Figure("equivariance", "mean_stage_error", "Equivariance error, mean over stages (-eq)", ""),
+)
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def _figures(records: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    found = {}
+    for fig in FIGURES:
+        metrics = records.get(fig.protocol, {}).get("metrics", {})
+        if _finite(metrics.get(fig.key)) is not None:
+            found[fig.id] = {"value": float(metrics[fig.key]), "ci95": metrics.get(f"{fig.key}_ci95")}
+    return found
+
+
+def _curves(audit: ModelAudit, records: dict[str, dict[str, Any]], seed: int, resamples: int) -> dict[str, Any]:
+    curves: dict[str, Any] = {}
+    distance = records.get("shift_distance", {}).get("metrics")
+    if distance:
+        curves["distance"] = {"distances": distance["distances"], "consistency": distance["distance_consistency"],
+                              "ci95": distance["distance_consistency_ci95"]}
+    arrays = audit.units.get("diagonal")
+    if arrays is not None and len(arrays.get("true_prob", ())):
+        curves["diagonal"] = diagonal_curve(arrays, resamples=resamples, seed=seed)
+    return curves
+
+
+def _model_summary(audit: ModelAudit, seed: int, resamples: int) -> dict[str, Any]:
+    records = {r["protocol"]: r for r in audit.records}
+    first = audit.records[0] if audit.records else {}
+    layers = records.get("equivariance", {}).get("metrics", {}).get("layers", [])
+    return {"label": audit.label, "model": audit.source.name, "arch": first.get("arch"),
+            "filter_size": first.get("filter_size"), "weights": first.get("weights"),
+            "images": first.get("counts", {}).get("images"), "skipped": first.get("counts", {}).get("skipped"),
+            "figures": _figures(records), "curves": _curves(audit, records, seed, resamples), "layers": layers,
+            "lines": [line for run in audit.report.runs for line in run.lines]}
+
+
+def summarize_audit(result: AuditResult) -> dict[str, Any]:
+    """The audit as one JSON-ready record (schema ``antialiased.audit/1``)."""
+    cfg = result.config
+    seed, resamples = cfg.run.seed or 0, cfg.invariance.resamples
+    first = next((r for m in result.models for r in m.records), {})
+    models = [_model_summary(m, seed, resamples) for m in result.models]
+    settings = {"crop_size": cfg.data.crop_size, "max_shift": cfg.data.max_shift, "epochs_shift": cfg.shift.epochs,
+                "shift_grid": cfg.invariance.grid, "shift_mode": cfg.invariance.mode,
+                "layers": list(cfg.invariance.layers), "seed": cfg.run.seed, "bootstrap_resamples": resamples,
+                "batch_size": cfg.data.batch_size, "amp": cfg.run.amp}
+    return {"schema": AUDIT_SCHEMA, "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "dataset": first.get("dataset", str(cfg.data.root)), "device": first.get("device"),
+            "protocols": list(cfg.protocols), "settings": settings, "figures": _present(models), "models": models,
+            "results": [r for m in result.models for r in m.records]}
+
+
+def _cell(entry: dict[str, Any] | None, unit: str, digits: int) -> str:
+    if entry is None:
+        return "–"
+    d = digits if unit == "%" else digits + 2
+    text = f"{entry['value']:.{d}f}"
+    ci = entry.get("ci95")
+    if ci and all(_finite(v) is not None for v in ci):
+        text += f" [{ci[0]:.{d}f}, {ci[1]:.{d}f}]"
+    return text
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join([":---"] + ["---:"] * (len(header) - 1)) + " |"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _present(models: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    """The table's rows that some model has: id, label and unit of each."""
+    return [{"id": f.id, "label": f.label, "unit": f.unit} for f in FIGURES
+            if any(f.id in m["figures"] for m in models)]
+
+
+def _metrics_table(summary: dict[str, Any], digits: int) -> list[str]:
+    models = summary["models"]
+    rows = []
+    for fig in summary["figures"]:
+        cells = [m["figures"].get(fig["id"]) for m in models]
+        rows.append([fig["label"] + (" (%)" if fig["unit"] == "%" else " (ratio)")]
+                    + [_cell(c, fig["unit"], digits) for c in cells])
+    return _table(["Metric (95% interval)"] + [m["label"] for m in models], rows)
+
+
+def _distance_table(summary: dict[str, Any], digits: int) -> list[str]:
+    models = [m for m in summary["models"] if "distance" in m["curves"]]
+    if not models:
+        return []
+    distances = models[0]["curves"]["distance"]["distances"]
+    shown = [d for d in distances if d in {1, 2, 3, 4, 8, 16, 24, 32} or d == distances[-1]]
+    rows = [[f"d = {d}"] + [_cell({"value": m["curves"]["distance"]["consistency"][d - 1],
+                                   "ci95": m["curves"]["distance"]["ci95"][d - 1]}, "%", digits)
+                            for m in models] for d in shown]
+    return ["", "## Consistency by shift distance", "",
+            "Top-1 agreement (%) of the crops at (0, 0) and (0, d), and (0, 0) and (d, 0).", "",
+            *_table(["distance"] + [m["label"] for m in models], rows)]
+
+
+def _layers_table(summary: dict[str, Any], digits: int) -> list[str]:
+    parts = []
+    for m in summary["models"]:
+        if not m["layers"]:
+            continue
+        rows = [[f"{layer['name']}", str(layer["stride"][0]), "stage" if layer["stage"] else "--layers",
+                 _cell({"value": layer["error"], "ci95": layer.get("error_ci95")}, "", digits)]
+                for layer in m["layers"]]
+        parts += ["", f"**{m['label']}**", "", *_table(["feature map", "stride", "kind", "error [95% interval]"], rows)]
+    if not parts:
+        return []
+    return ["", "## Per-layer equivariance", "",
+            "||f(Tx) - T'f(x)|| / ||f(x)|| for circular input shifts (s,s), (2s,2s), (3s,3s) of each map's stride s "
+            "(0: exactly equivariant).", *parts]
+
+
+def audit_markdown(summary: dict[str, Any], plots: Sequence[Path] = (), digits: int = 2) -> str:
+    """``report.md``: settings, the metrics table (models side by side), distance and layer tables, plots."""
+    s = summary["settings"]
+    models = summary["models"]
+    images = ", ".join(f"{m['label']}: {m['images']} images ({m['skipped']} skipped)" for m in models)
+    lines = ["# Shift-invariance audit", "",
+             f"Data: `{summary['dataset']}` ({images}); device {summary['device']}.",
+             f"Protocols: {', '.join(summary['protocols'])}. Crop {s['crop_size']}, max shift {s['max_shift']}, "
+             f"{s['epochs_shift']} passes for -es/-ec/-ef, grid {s['shift_grid']}x{s['shift_grid']} "
+             f"({s['shift_mode']}) for -ea, seed {s['seed']}.",
+             f"Intervals: 95% bootstrap ({s['bootstrap_resamples']} resamples) over images (over batches for -es, "
+             f"whose offsets are drawn per batch).", "", "## Metrics", "", *_metrics_table(summary, digits),
+             *_distance_table(summary, digits), *_layers_table(summary, digits)]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+    lines += ["", "## Printed results", ""]
+    for m in models:
+        lines += [f"**{m['label']}**", "", "```", *m["lines"], "```", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_audit_report(result: AuditResult, out_dir: str | os.PathLike, *, plots: bool = True,
+                       digits: int = 2) -> list[Path]:
+    """Write ``report.md``, ``report.json`` and (with ``plots``; needs matplotlib) the PNG plots; returns the paths."""
+    out = Path(out_dir)
+    summary = summarize_audit(result)
+    pictures = write_audit_plots(summary, out) if plots else []
+    text = json.dumps(summary, indent=2, default=_json_default) + "\n"
+    written = [atomic_write_text(out / "report.json", text),
+               atomic_write_text(out / "report.md", audit_markdown(summary, pictures, digits))]
+    return written + list(pictures)
+
+
+def invariance_markdown(records: Sequence[dict[str, Any]], digits: int = 2) -> str:
+    """A table of the invariance figures beyond the paper's two (one row per model, one column per figure).
+
+    For ``antialiased report``: several records of a model and figure (seeds) give their mean and
+    standard deviation; a single one its 95% interval. Empty when no record has such a figure.
+    """
+    columns = [f for f in FIGURES if f.id not in ("accuracy.acc1", "shift_consistency.consistency")]
+    values: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for r in records:
+        metrics = r.get("metrics", {})
+        for fig in columns:
+            if r.get("protocol") == fig.protocol and _finite(metrics.get(fig.key)) is not None:
+                values.setdefault(str(r["model"]), {}).setdefault(fig.id, []).append(
+                    {"value": float(metrics[fig.key]), "ci95": metrics.get(f"{fig.key}_ci95")})
+    used = [f for f in columns if any(f.id in v for v in values.values())]
+    if not used:
+        return ""
+    rows = [[model] + [_merged(found.get(f.id), f.unit, digits) for f in used] for model, found in values.items()]
+    header = ["Model"] + [f.label + (" (%)" if f.unit == "%" else "") for f in used]
+    return "\n".join(["**Shift invariance (95% intervals; mean ± sd over runs)**", "", *_table(header, rows)]) + "\n"
+
+
+def _merged(entries: list[dict[str, Any]] | None, unit: str, digits: int) -> str:
+    if not entries:
+        return "–"
+    if len(entries) == 1:
+        return _cell(entries[0], unit, digits)
+    values = [e["value"] for e in entries]
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    d = digits if unit == "%" else digits + 2
+    return f"{mean:.{d}f} ± {sd:.{d}f} ({len(values)} runs)"
+
+
+def _json_default(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
