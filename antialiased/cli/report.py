@@ -16,8 +16,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         description="Per-network tables (Baseline, Rect-2, Tri-3, Tri-4, Bin-5; accuracy and consistency; "
                     "Pareto front bold, dominated variants italic, best values bold) as Markdown and CSV, "
                     "and consistency-vs-accuracy plots, from result JSON files of 'antialiased eval' or "
-                    "'antialiased demo'. Several files of one model are merged (accuracy from one, "
-                    "consistency from another); repeated runs (seeds) are averaged with their spread.")
+                    "'antialiased demo' and 'antialiased audit' (its report.json). Several files of one model are "
+                    "merged (accuracy from one, consistency from another); repeated runs (seeds) are averaged "
+                    "with their spread. Circular, sub-pixel and adversarial-shift figures and equivariance errors "
+                    "get a table of their own.")
     parser.add_argument("results", nargs="+", metavar="RESULTS", help="result JSON files or folders of them")
     parser.add_argument("--out-dir", default="report", metavar="DIR",
                         help="where report.md, report.csv and the PNG plots go (default: ./report)")
@@ -34,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     from antialiased.reporting import (load_results, markdown_report, plot_network, plot_overview, summarize,
                                        write_csv)
+    from antialiased.reporting.audit import invariance_markdown
 
     if args.digits < 0:
         print("antialiased report: --digits must be >= 0", file=sys.stderr)
@@ -45,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     tables = summarize(records)
     text = markdown_report(tables, digits=args.digits)
+    invariance = invariance_markdown(records, digits=args.digits)  # -ec/-ef/-ea/-eq results and audits
+    if invariance:
+        text += "\n" + invariance
     print(text, end="")
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,9 @@ __all__ = [
     "write_csv",
 ]
 
+# Protocols whose "acc1" is not the table's Accuracy (-ed: Acc@1 over the 33 diagonal crops).
+_OTHER_FIGURES = frozenset({"diagonal"})
+
 # The paper's names for the binomial filters of each size; other sizes read "LPF-N".
 _FILTER_LABELS = {2: "Rect-2", 3: "Tri-3", 4: "Tri-4", 5: "Bin-5"}
 
@@ -135,7 +138,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, list[Variant]]:
     """Merge result records per network (``arch``) and model, rank them and mark the Pareto front.
 
     Accuracy (``metrics.acc1``) and consistency (``metrics.consistency``) of a model may come from
-    different records; several records of one model (seeds) are averaged, keeping their spread.
+    different records (not from ``-ed`` records, whose Acc@1 is over the diagonal crops); several records of one model (seeds) are averaged, keeping their spread.
     Rows are ordered baseline first, then by filter size.
     """
     grouped: dict[str, dict[str, dict[str, Any]]] = {}
@@ -144,7 +147,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, list[Variant]]:
             str(r["model"]), {"filter_size": None, "acc": [], "cons": [], "sources": []})
         if r.get("filter_size") is not None:
             slot["filter_size"] = int(r["filter_size"])
-        metrics = r["metrics"]
+        metrics = {} if r.get("protocol") in _OTHER_FIGURES else r["metrics"]
         if metrics.get("acc1") is not None:
             slot["acc"].append(metrics["acc1"])
         if metrics.get("consistency") is not None:
