@@ -341,3 +341,11 @@ def test_checkpoints_record_identity_and_resume_refuses_other_classes(cifar_subs
                 os.symlink(image, other / split / f"kind{i}" / image.name)
     train_fails(CheckpointError, r"trained on 10 classes that differ.*only in the data: \['kind0'",
                 *tiny_args(other, out, "-ep", "2", "-mti", "1", "--resume", "auto"))
+
+
+def test_checkpoints_record_the_model_records_of_the_registry(cifar_subset, tmp_path):
+    out = tmp_path / "r18"
+    assert train_cli(*tiny_args(cifar_subset, out, "-ep", "1", "-mti", "1", "-b", "4", arch="resnet18_lpf2")) == 0
+    ckpt = load(out / "checkpoint.pth.tar")
+    assert ckpt["model_spec"]["name"] == "resnet18_lpf2" and ckpt["model_spec"]["filter_size"] == 2
+    assert ckpt["weights_info"]["kind"] == "random" and ckpt["weights_info"]["num_classes"] == 10
