@@ -49,9 +49,19 @@ def build_pretrained(arch: str, weights: WeightsEnum, *, progress: bool = True, 
     except OSError as err:  # URLError is an OSError: no network, DNS, proxy, ...
         url = getattr(getattr(err, "request", None), "full_url", None) or weights.url
         raise WeightsDownloadError(
-            f"could not download torchvision's ImageNet weights for {arch!r} ({err}) from {url}. Without network "
-            f"access, download the file elsewhere and pass it as a local file: weights='path/to/{arch}.pth' in "
-            f"create_model(), baseline_weights='path/to/{arch}.pth' in init_from_baseline(), --weights PATH "
-            f"(or --baseline-weights PATH with --finetune) on the command line; or put it in torch hub's cache",
+            f"could not download torchvision's ImageNet weights for {arch!r} ({err}) from {url}. {_offline_advice(arch)}",
             url,
         ) from err
+    except RuntimeError as err:
+        if not str(err).startswith("invalid hash value"):  # torch hub's checksum test; anything else is a bug
+            raise
+        raise WeightsDownloadError(
+            f"the file downloaded from {weights.url} for {arch!r} does not match its checksum ({err}); nothing was "
+            f"kept. Retry (a proxy or an interrupted transfer can cut files short), or {_offline_advice(arch)[0].lower()}"
+            f"{_offline_advice(arch)[1:]}", weights.url) from err
+
+
+def _offline_advice(arch: str) -> str:
+    return (f"Without network access, download the file elsewhere and pass it as a local file: weights='path/to/"
+            f"{arch}.pth' in create_model(), baseline_weights='path/to/{arch}.pth' in init_from_baseline(), --weights "
+            f"PATH (or --baseline-weights PATH with --finetune) on the command line; or put it in torch hub's cache")

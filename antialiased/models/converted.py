@@ -12,6 +12,7 @@ checkpoint is also a valid baseline checkpoint: the spec is recorded with it for
 """
 from __future__ import annotations
 
+import torch
 import torchvision
 from torch import nn
 
@@ -38,7 +39,7 @@ def cannot_convert(arch: str) -> str | None:
     """Why torchvision's ``arch`` has no anti-aliased names, or None if it has.
 
     Example:
-        >>> cannot_convert("efficientnet_b0") is None, cannot_convert("vit_b_16")[:24]
+        >>> cannot_convert("efficientnet_b0") is None, cannot_convert("vit_b_16")[:23]
         (True, 'is a vision transformer')
     """
     return next((reason for prefix, reason in NOT_CONVERTIBLE.items() if arch.startswith(prefix)), None)
@@ -53,11 +54,19 @@ def convert(model: nn.Module, spec: ModelSpec) -> nn.Module:
     Raises:
         ModelError: the model cannot be anti-aliased (e.g. a vision transformer), naming ``spec``.
     """
+    # Tracing runs forward code on the real buffers: timm's BatchNormAct2d counts num_batches_tracked up
+    # while being traced. The converted model must hold exactly the baseline's (e.g. pretrained) state.
+    buffers = {name: buffer.detach().clone() for name, buffer in model.named_buffers()}
     try:
-        return antialias(model, filter_size=spec.filter_size, method=spec.method)
+        model = antialias(model, filter_size=spec.filter_size, method=spec.method)
     except ModelError as err:
         raise ModelError(f"cannot make {spec.name!r}: {err} (its baseline {baseline_spec(spec).name!r} is a "
                          f"model name)") from err
+    with torch.no_grad():
+        for name, buffer in model.named_buffers():
+            if name in buffers:
+                buffer.copy_(buffers[name])
+    return model
 
 
 def _archs() -> list[str]:
