@@ -262,6 +262,14 @@ def test_layers_left_alone_are_listed_with_reasons():
     assert model.antialias_summary.changed == []
 
 
+def test_converting_twice_changes_nothing_more():
+    model = antialias(torchvision.models.resnet18(num_classes=2))
+    with pytest.warns(AntialiasWarning, match="nothing changed"):
+        again = antialias(model)
+    kinds = {s.kind for s in again.antialias_summary.left_alone}
+    assert again.antialias_summary.changed == [] and kinds == {"conv", "blur", "adaptive_pool"}
+
+
 def test_a_model_without_subsampling_warns_and_has_an_empty_summary():
     with pytest.warns(AntialiasWarning):
         model = antialias(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()))

@@ -15,6 +15,16 @@ preference (the first that applies):
 Where the owner cannot be traced, a module rule applies (``aa`` slots, as timm's blocks have);
 failing that, the site is left alone with the reason. Everything is checked before anything is
 changed, so a refused site leaves the model as it was.
+
+Example:
+    >>> from torch import nn
+    >>> from antialiased.models.antialias import antialias
+    >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2))
+    >>> net = antialias(net, include_stem=True)
+    >>> [type(m).__name__ for m in net]  # the conv's blur is ReLU's neighbour (3); the pool a Sequential (1)
+    ['Conv2d', 'BatchNorm2d', 'Sequential', 'Sequential']
+    >>> [type(m).__name__ for m in net[2]], [type(m).__name__ for m in net[3]]
+    (['ReLU', 'BlurPool'], ['MaxPool2d', 'BlurPool'])
 """
 from __future__ import annotations
 
@@ -129,7 +139,7 @@ class Applier:
             module = self.index.module(owner)
             last = follow(node, module)
             passed = _chain(node, module)[: _position(node, last, module)]
-            names += [_node_text(n) for n, kind in passed if kind != "pass"]
+            names += [_node_text(n, module) for n, kind in passed if kind != "pass"]
             up = self.index.owner(owner) if owner and reaches_output(last) else None
             if up is None or follow(up[1], self.index.module(up[0])) is up[1]:
                 return owner, last, names
@@ -196,7 +206,11 @@ def _blur_name(site: Site) -> str:
     return "blur_" + site.path.rpartition(".")[2].replace(".", "_")
 
 
-def _node_text(node: fx.Node) -> str:
+def _node_text(node: fx.Node, owner: nn.Module) -> str:
+    """A follower's name in the summary: its attribute name, or its class inside a Sequential."""
+    if node.op == "call_module":
+        return node.target if not node.target.rpartition(".")[2].isdigit() else \
+            type(owner.get_submodule(node.target)).__name__
     return node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
 
 

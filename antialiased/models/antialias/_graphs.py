@@ -55,7 +55,8 @@ def is_plain_sequential(module: nn.Module) -> bool:
 
 def is_torch_module(module: nn.Module) -> bool:
     """A layer of ``torch.nn`` itself (its forward is torch's), which calls no submodules of its own."""
-    return type(module).forward.__module__.startswith("torch.nn.modules") and not isinstance(
+    defined_in = getattr(type(module).forward, "__module__", None) or ""  # None for a GraphModule's code
+    return defined_in.startswith("torch.nn.modules") and not isinstance(
         module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)
     )
 
