@@ -140,12 +140,14 @@ def test_export_weights_strips_optimizer_and_prefixes(tmp_path):
     model = create_model("resnet18_lpf2", num_classes=3)
     wrapped = {f"module.{k}": v for k, v in model.state_dict().items()}  # as the paper's DataParallel saved them
     source = save_checkpoint({"epoch": 5, "arch": "resnet18_lpf2", "state_dict": wrapped, "optimizer": {"state": {}},
-                              "best_acc1": 1.0}, tmp_path / "model_best.pth.tar")
+                              "best_acc1": 1.0, "classes": ["a", "b", "c"]}, tmp_path / "model_best.pth.tar")
     out = tmp_path / "weights.pth.tar"
     args = argparse.Namespace(resume=str(source), save_weights=str(out), arch="resnet18_lpf2")
     assert export_weights_from_args(args) == 0
     exported = torch.load(out, weights_only=True)
-    assert list(exported) == ["state_dict"] and not any(k.startswith("module.") for k in exported["state_dict"])
+    # The weights and the run's identity travel; training state (optimizer, epoch, best) does not.
+    assert sorted(exported) == ["arch", "classes", "state_dict"]
+    assert exported["classes"] == ["a", "b", "c"] and not any(k.startswith("module.") for k in exported["state_dict"])
     rebuilt = create_model("resnet18_lpf2", weights=out, num_classes=3)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in rebuilt.state_dict().items())
 

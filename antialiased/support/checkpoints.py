@@ -37,6 +37,10 @@ __all__ = [
     "export_weights",
 ]
 
+# What a checkpoint records about its run that an exported weights file keeps.
+IDENTITY_KEYS = ("arch", "num_classes", "classes", "data", "model_spec", "weights_info")
+
+
 def _tmp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
@@ -349,14 +353,17 @@ def export_weights(checkpoint_path: str | os.PathLike, out_path: str | os.PathLi
                    arch: str | None = None) -> Path:
     """Write ``{'state_dict': ...}`` from a training checkpoint: no optimizer, no wrapper prefixes.
 
-    The result loads with ``--weights`` and ``create_model(arch, weights=out_path)``.
+    The run's identity (:data:`IDENTITY_KEYS`: arch, classes, data folder, model spec, weights
+    source) travels along, so evaluating the exported file still checks its classes. The result
+    loads with ``--weights`` and ``create_model(arch, weights=out_path)``.
     """
     checkpoint = load_checkpoint(checkpoint_path)
     if arch is not None:
         check_arch(checkpoint, arch, str(checkpoint_path))
     state = extract_state_dict(checkpoint, source=str(checkpoint_path))
+    identity = {key: checkpoint[key] for key in IDENTITY_KEYS if checkpoint.get(key) is not None}
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    return save_checkpoint({"state_dict": state}, out_path)
+    return save_checkpoint({"state_dict": state, **identity}, out_path)
 
 

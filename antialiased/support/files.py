@@ -54,8 +54,10 @@ def _default_mode() -> int:
     return 0o666 & ~_umask()
 
 
-def _write_temporary(directory: Path, data: bytes) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+def _write_temporary(directory: Path, data: bytes, name: str = "file") -> Path:
+    # Named .NAME.tmp-RANDOM-PID so that checkpoints.remove_stale_temporaries can tell a killed
+    # writer's leftover (dead PID) from a live writer's file.
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.tmp-", suffix=f"-{os.getpid()}")
     try:
         os.fchmod(fd, _default_mode())
         with os.fdopen(fd, "wb") as f:
@@ -83,7 +85,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _write_temporary(path.parent, data)
+        tmp = _write_temporary(path.parent, data, path.name)
         try:
             os.replace(tmp, path)
         except BaseException:
@@ -115,7 +117,7 @@ def write_new_file(directory: str | os.PathLike, stem: str, suffix: str, data: b
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        tmp = _write_temporary(directory, data)
+        tmp = _write_temporary(directory, data, f"{stem}{suffix}")
     except OSError as exc:
         raise output_error(exc, directory / f"{stem}{suffix}") from exc
     try:
