@@ -13,6 +13,7 @@ from antialiased.layers import (
 )
 from antialiased.models import *  # noqa: F401,F403  (create_model, list_models, the paper's constructors)
 from antialiased.models import __all__ as _models_all
+from antialiased.models.antialias import AntialiasSummary, antialias  # noqa: F401  (anti-alias any CNN)
 
 __version__ = "0.1.0"
 

@@ -31,6 +31,7 @@ from antialiased.models.registry import (
     register_torchvision_family,
 )
 from antialiased.models.transfer import copy_params_buffers, init_from_baseline
+from antialiased.models.antialias import AntialiasSummary, antialias  # noqa: F401  (anti-alias any CNN)
 from antialiased.models.weights_info import WeightsInfo
 
 PAPER_ARCHS: tuple[str, ...] = tuple(list_archs())
