@@ -166,6 +166,12 @@ def test_include_stem_converts_the_first_conv():
     assert model.eval()(torch.rand(1, 3, 32, 32)).shape == (1, 10)
 
 
+def test_the_stem_is_found_behind_an_input_transform():
+    model = antialias(torchvision.models.googlenet(init_weights=False, transform_input=True, aux_logits=False))
+    stems = [s.path for s in model.antialias_summary.left_alone if s.reason.startswith("stem")]
+    assert stems == ["conv1.conv"]  # torch functions (the input transform) are not layers before it
+
+
 def test_blur_first_blurs_before_the_unchanged_strided_conv():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, stride=2, padding=1),

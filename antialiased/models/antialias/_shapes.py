@@ -55,7 +55,12 @@ def _declared(module: nn.Module) -> int | None:
 
 
 def _source(node: fx.Node) -> fx.Node | None:
-    return next((a for a in node.args if isinstance(a, fx.Node)), None)
+    """The first node among the arguments (inside a list too: ``torch.cat([a, b], 1)``)."""
+    for arg in node.args:
+        for item in arg if isinstance(arg, (list, tuple)) else (arg,):
+            if isinstance(item, fx.Node):
+                return item
+    return None
 
 
 def _cat_channels(index: GraphIndex, owner: str, node: fx.Node, steps: int) -> int | None:
