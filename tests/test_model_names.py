@@ -27,6 +27,7 @@ from antialiased.models import ModelSpec, create_model, get_model_spec, init_fro
 from antialiased.models.antialias import METHODS, antialias
 from antialiased.models.converted import NOT_CONVERTIBLE
 from antialiased.models.weights import WeightsDownloadError
+from test_training_fixtures import cifar_subset  # noqa: F401  (a pytest fixture)
 
 METHOD_NAMES = ("blurpool", "blur-first", "aps", "aps-lpf")
 
@@ -497,3 +498,32 @@ def test_cli_models_lists_timm_names_when_asked(capsys):
     assert main(["timm/resnet18", "timm/resnet18_lpf3", "timm/cs3darknet_s_lpf3"]) == 0
     rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[1:]}
     assert rows == {"timm/resnet18": ["timm"], "timm/resnet18_lpf3": ["baseline:timm"], "timm/cs3darknet_s_lpf3": ["-"]}
+
+
+def test_command_line_aa_method_trains_records_resumes_and_evaluates(cifar_subset, tmp_path, capsys):
+    """--aa-method end to end (main.py): the checkpoint and the result file record the method; a resume or an
+    evaluation that would build another method from the same keys is refused with the flag that fits."""
+    from test_training_fixtures import load, tiny_args, train_cli, train_fails
+
+    out = tmp_path / "train"
+    name = "mobilenet_v3_small_lpf2"
+    common = ["-ep", "1", "-mti", "1", "-b", "8"]
+    assert train_cli(*tiny_args(cifar_subset, out, *common, arch=name), "--aa-method", "aps") == 0
+    checkpoint = out / "checkpoint.pth.tar"
+    assert load(checkpoint)["model_spec"] == {"name": name, "arch": "mobilenet_v3_small", "filter_size": 2,
+                                              "source": "torchvision", "method": "aps"}
+    train_fails(CheckpointError, r"method aps\), but the model asked for is .*method blurpool.*--aa-method aps",
+                *tiny_args(cifar_subset, out, "-ep", "2", "-b", "8", "--resume", str(checkpoint), arch=name))
+
+    results = tmp_path / "results"
+    assert train_cli("--data", str(cifar_subset), "-a", name, "--aa-method", "aps", "-e", "--resume",
+                     str(checkpoint), "--crop-size", "32", "-b", "8", "-j", "0", "--out-dir", str(results)) == 0
+    (result_file,) = results.rglob("*.json")
+    assert json.loads(result_file.read_text())["model_spec"]["method"] == "aps"
+    capsys.readouterr()
+    assert train_cli("--data", str(cifar_subset), "-a", name, "-e", "--resume", str(checkpoint), "--crop-size", "32",
+                     "-j", "0", "--out-dir", str(results)) == 2
+    assert "aa_method='aps'" in capsys.readouterr().err
+    assert train_cli("--data", str(cifar_subset), "-a", "mobilenet_v3_small", "--aa-method", "aps", "-e",
+                     "--out-dir", str(results)) == 2
+    assert "applies to anti-aliased names" in capsys.readouterr().err

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from antialiased.models.antialias import METHODS
+
 __all__ = ["add_common_args"]
 
 
@@ -12,7 +14,12 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                        help="dataset root in ImageNet layout: DIR/train/<class>/*, DIR/val/<class>/*")
     group.add_argument("-a", "--arch", metavar="ARCH", default="resnet18",
                        help="model name, e.g. resnet50_lpf4 (anti-aliased, filter size 4) or resnet50 "
-                            "(torchvision baseline); 'antialiased models' lists them (default: resnet18)")
+                            "(torchvision baseline), efficientnet_b0_lpf4 (any torchvision classifier, converted), "
+                            "timm/resnet50d_lpf4 (timm installed); 'antialiased models' lists them (default: resnet18)")
+    group.add_argument("--aa-method", "--aa_method", dest="aa_method", default=None, choices=sorted(METHODS),
+                       help="anti-aliasing method of an ARCH_lpfN name (default: blurpool, the paper's); blur-first, "
+                            "aps or aps-lpf build the baseline converted by antialias() with that method (for the "
+                            "paper's 23 architectures too: torchvision's model, no published weights)")
     group.add_argument("-j", "--workers", default=4, type=int, metavar="N",
                        help="data loading worker processes (default: 4)")
     group.add_argument("-b", "--batch-size", default=256, type=int, metavar="N",
@@ -20,7 +27,10 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-p", "--print-freq", default=10, type=int, metavar="N",
                        help="log every N batches (default: 10)")
     group.add_argument("--pretrained", action="store_true",
-                       help="use the published weights (fine-tuned file for filter size 4)")
+                       help="ImageNet weights: for the paper's ARCH_lpfN names its published files (the fine-tuned "
+                            "one for filter size 4); for baselines torchvision's IMAGENET1K_V1 (the paper's "
+                            "baselines) or timm's; for every other ARCH_lpfN name (other torchvision or timm "
+                            "models, --aa-method) the baseline's weights in the converted model, to fine-tune")
     group.add_argument("--force_nonfinetuned", "--force-nonfinetuned", dest="force_nonfinetuned",
                        action="store_true", help="with --pretrained: the from-scratch weights, as in the paper's tables")
     group.add_argument("--weights", default=None, metavar="PATH",

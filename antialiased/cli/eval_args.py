@@ -93,7 +93,8 @@ def _run_settings(args: argparse.Namespace) -> RunSettings:
 def eval_config_from_args(args: argparse.Namespace) -> EvalConfig:
     """The typed configuration of the evaluation flags (dest names as defined above and in common_args)."""
     model = ModelSource(args.arch, pretrained=args.pretrained, force_nonfinetuned=args.force_nonfinetuned,
-                        weights=args.weights, checkpoint=args.resume or None)
+                        weights=args.weights, checkpoint=args.resume or None,
+                        aa_method=getattr(args, "aa_method", None))
     data = DataSettings(args.data, batch_size=args.batch_size, workers=args.workers, crop_size=args.crop_size,
                         max_shift=args.max_shift, strict=args.strict, class_list=args.class_list,
                         fast_decode=args.fast_decode)

@@ -13,6 +13,7 @@ from typing import Sequence
 from antialiased.cli._errors import TRACEBACK_ENV
 from antialiased.errors import AntialiasedError, ConfigError
 from antialiased.export import FORMATS, VerificationError, VerifySettings, check_export, export_model, load_model
+from antialiased.models.antialias import METHODS
 
 __all__ = ["get_args_parser", "main"]
 
@@ -32,6 +33,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                     "then check the file against PyTorch on photos and random inputs.")
     parser.add_argument("-a", "--arch", required=True, metavar="NAME",
                         help="model name, as 'antialiased models' lists them (e.g. resnet50_lpf4)")
+    parser.add_argument("--aa-method", dest="aa_method", default=None, choices=sorted(METHODS),
+                        help="anti-aliasing method of a NAME_lpfN name (default: blurpool, the paper's)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--weights", type=Path, metavar="FILE", help="local weights file (state dict or checkpoint)")
     source.add_argument("--pretrained", action="store_true", help="the model's pretrained ImageNet weights")
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     opset = check_export(args.out, format=args.format, opset=args.opset, input_size=args.input_size,
                          static_batch=args.static_batch, force=args.force, verify=verify is not None)
     loaded = load_model(args.arch, pretrained=args.pretrained, weights=args.weights, checkpoint=args.resume,
-                        num_classes=args.num_classes)
+                        num_classes=args.num_classes, aa_method=args.aa_method)
     if not (args.pretrained or args.weights or args.resume):
         print("note: no --weights, --pretrained or --resume: exporting randomly initialized weights", file=sys.stderr)
     target = f"ONNX opset {opset}" if opset is not None else "a torch.export program"

@@ -27,7 +27,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     model = ModelConfig(arch=args.arch, pretrained=args.pretrained, force_nonfinetuned=args.force_nonfinetuned,
                         weights=args.weights, finetune=args.finetune,
                         baseline_weights=_flag(args, "baseline_weights", None),
-                        num_classes=_flag(args, "num_classes", None))
+                        num_classes=_flag(args, "num_classes", None), aa_method=_flag(args, "aa_method", None))
     optim = OptimConfig(epochs=args.epochs, start_epoch=args.start_epoch, lr=args.lr,
                         schedule="cosine" if args.cos_lr else "step", lr_step=args.lr_step, momentum=args.momentum,
                         weight_decay=args.weight_decay, batch_accum=args.batch_accum,

@@ -29,7 +29,9 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-ba", "--batch-accum", "--ba", dest="batch_accum", default=1, type=int, metavar="N",
                        help="accumulate gradients over N batches (effective batch b x N)")
     group.add_argument("--finetune", action="store_true",
-                       help="start from the torchvision baseline's ImageNet weights")
+                       help="start from the baseline's ImageNet weights (torchvision's IMAGENET1K_V1, or timm's "
+                            "for timm/ names): copied by role into the paper's layout, or the baseline converted "
+                            "by antialias() for every other name")
     group.add_argument("--no-data-aug", dest="no_data_aug", action="store_true",
                        help="train without RandomResizedCrop and flips (resize + center crop)")
     group.add_argument("-mti", "--max-train-iters", dest="max_train_iters", default=None, type=int, metavar="N",

@@ -29,6 +29,7 @@ class ModelSource:
         force_nonfinetuned: with ``pretrained``, the from-scratch weights instead of fine-tuned ones.
         weights: a local weights file (a state dict or ``{'state_dict': ...}``).
         checkpoint: a training checkpoint (``--resume``); its recorded architecture must match.
+        aa_method: the anti-aliasing method of an ``_lpf<N>`` name (``--aa-method``; None: ``"blurpool"``).
     """
 
     name: str
@@ -36,6 +37,7 @@ class ModelSource:
     force_nonfinetuned: bool = False
     weights: str | os.PathLike | None = None
     checkpoint: str | os.PathLike | None = None
+    aa_method: str | None = None
 
     def validate(self) -> None:
         if sum([bool(self.pretrained), bool(self.weights), bool(self.checkpoint)]) > 1:

@@ -31,10 +31,10 @@ def load_model(source: ModelSource, num_classes: int) -> nn.Module:
     path = source.weights or source.checkpoint or None
     if source.pretrained or path:
         return create_model(source.name, pretrained=source.pretrained, weights=path,
-                             force_nonfinetuned=source.force_nonfinetuned)
+                             force_nonfinetuned=source.force_nonfinetuned, aa_method=source.aa_method)
     warnings.warn(f"no weights given (--pretrained, --weights or --resume): evaluating a randomly initialized "
                   f"{source.name} with {num_classes} outputs", stacklevel=2)
-    return create_model(source.name, num_classes=num_classes)
+    return create_model(source.name, num_classes=num_classes, aa_method=source.aa_method)
 
 
 def model_identity(model: nn.Module) -> dict[str, Any]:

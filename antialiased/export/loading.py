@@ -31,7 +31,8 @@ def _pretrained_source(model: nn.Module, name: str) -> str:
 
 
 def load_model(name: str, *, pretrained: bool = False, weights: str | os.PathLike | None = None,
-               checkpoint: str | os.PathLike | None = None, num_classes: int | None = None) -> LoadedModel:
+               checkpoint: str | os.PathLike | None = None, num_classes: int | None = None,
+               aa_method: str | None = None) -> LoadedModel:
     """``create_model(name)`` with at most one source of weights, in eval mode.
 
     Args:
@@ -41,6 +42,7 @@ def load_model(name: str, *, pretrained: bool = False, weights: str | os.PathLik
         checkpoint: a training checkpoint (``--resume``); its recorded architecture must be ``name``.
         num_classes: build the classifier with this many outputs (default: the model's own, or
             the weights file's where the registry reads it from the file).
+        aa_method: the anti-aliasing method of an ``_lpf<N>`` name (as ``create_model``).
 
     Raises:
         ConfigError: more than one source of weights.
@@ -63,7 +65,8 @@ def load_model(name: str, *, pretrained: bool = False, weights: str | os.PathLik
         check_arch(state, name, str(checkpoint))
         epoch = state.get("epoch")
     try:
-        model = create_model(name, pretrained=pretrained, weights=weights or checkpoint, **kwargs)
+        model = create_model(name, pretrained=pretrained, weights=weights or checkpoint, aa_method=aa_method,
+                             **kwargs)
     except AntialiasedError:
         raise
     except ValueError as exc:  # the registry's unknown names and argument errors, as ModelError

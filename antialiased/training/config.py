@@ -53,6 +53,7 @@ class ModelConfig:
     finetune: bool = False  # the torchvision baseline's weights (the paper's fine-tuning)
     baseline_weights: str | None = None  # with finetune: a local file instead of the download
     num_classes: int | None = None  # default: the number of class folders
+    aa_method: str | None = None  # anti-aliasing method of an _lpfN name (None: blurpool, the paper's)
 
 
 @dataclass

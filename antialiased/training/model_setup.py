@@ -46,10 +46,11 @@ def build_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
     try:
         if cfg.finetune:
             return init_from_baseline(cfg.arch, baseline_weights=cfg.baseline_weights or "DEFAULT",
-                                      num_classes=num_classes)
+                                      num_classes=num_classes, aa_method=cfg.aa_method)
         if cfg.pretrained:
-            return create_model(cfg.arch, pretrained=True, force_nonfinetuned=cfg.force_nonfinetuned)
-        return create_model(cfg.arch, weights=cfg.weights, num_classes=num_classes)
+            return create_model(cfg.arch, pretrained=True, force_nonfinetuned=cfg.force_nonfinetuned,
+                                aa_method=cfg.aa_method)
+        return create_model(cfg.arch, weights=cfg.weights, num_classes=num_classes, aa_method=cfg.aa_method)
     except AntialiasedError:
         raise
     except (ValueError, FileNotFoundError) as exc:  # unknown names, unfit or missing weights

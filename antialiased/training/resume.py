@@ -7,6 +7,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from antialiased.models.registry import check_recorded_spec
 from antialiased.support.checkpoints import check_arch, extract_state_dict, load_into
 from antialiased.training.config import OptimConfig
 from antialiased.training.optim import build_lr_scheduler
@@ -54,6 +55,9 @@ def restore(checkpoint: Mapping[str, Any], source: str, *, arch: str, model: nn.
     with a fresh optimizer.
     """
     check_arch(checkpoint, arch, source)
+    spec = getattr(getattr(model, "module", model), "model_spec", None)  # DDP/DataParallel hold it on .module
+    if spec is not None:  # converted models share keys across filter sizes and methods: the record decides
+        check_recorded_spec(checkpoint.get("model_spec"), spec, source)
     load_into(model, extract_state_dict(checkpoint, source=source), source=source)
     if "epoch" not in checkpoint:
         return Resumed(optim.start_epoch, 0.0, scheduler,
