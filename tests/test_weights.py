@@ -17,8 +17,9 @@ import torch
 import torchvision
 from PIL import Image
 from torch import nn
+from tqdm import tqdm
 
-from antialiased.errors import WeightsError
+from antialiased.errors import DownloadError, WeightsError
 from antialiased.layers import BlurPool
 from antialiased.models import weights as W
 from antialiased.support.checkpoints import load_into, load_weights_file
@@ -316,6 +317,60 @@ def test_unreadable_cached_file_says_to_delete_it(server):
     with pytest.raises(W.WeightsDownloadError, match="cannot be read.*Delete it"):
         W.load_published(record.name, progress=False)
     assert server.requests == []
+
+
+def test_progress_bar_reports_the_transfer(server, capfd):
+    record = _publish(server.root, "tiny_lpf2", _tiny_state_dict())
+    size = (server.root / record.file_name).stat().st_size
+    W.load_published(record, progress=True)
+    err = capfd.readouterr().err
+    assert f'Downloading: "{record.url}" to {_cache_dir() / record.file_name}' in err
+    shown = tqdm.format_sizeof(size, divisor=1024)  # e.g. 2.07k
+    assert "100%" in err and f"| {shown}/{shown} [" in err  # tqdm's bar: the whole file arrived
+    W.load_published(record, progress=True)  # from the cache: no bar
+    assert capfd.readouterr().err == ""
+    W.load_published(record, progress=False, model_dir=_cache_dir().parent / "other")
+    assert capfd.readouterr().err == ""
+
+
+def test_a_transfer_cut_short_names_the_bytes_that_arrived(server):
+    record = _publish(server.root, "tiny_lpf3", _tiny_state_dict(3))
+    size = (server.root / record.file_name).stat().st_size
+    server.cut_short.add(record.file_name)
+    with pytest.raises(W.WeightsDownloadError, match=f"stopped after {size // 2} of {size} bytes"):
+        W.load_published(record, progress=False)
+    assert os.listdir(_cache_dir()) == []
+
+
+def test_a_mirror_that_is_not_a_url_is_named(server, tmp_path, monkeypatch):
+    record = W.PUBLISHED_WEIGHTS["resnet18_lpf2"]
+    monkeypatch.setenv(W.WEIGHTS_URL_ENV, "mirror.example/weights")
+    with pytest.raises(W.WeightsDownloadError, match=r"mirror.example/weights/resnet18_lpf2-6e2ee76f.pth cannot be "
+                                                     r"downloaded .*https://, http:// or file://"):
+        W.load_published(record, progress=False)
+    monkeypatch.setenv(W.WEIGHTS_URL_ENV, (tmp_path / "empty").as_uri())
+    with pytest.raises(W.WeightsDownloadError, match=r"Could not download the published weights 'resnet18_lpf2' "
+                                                     r"from file://.*No such file"):
+        W.load_published(record, progress=False)
+    assert os.listdir(_cache_dir()) == []
+
+
+def test_fetch_to_cache_alone(tmp_path):
+    """The downloader under load_published: any URL, an optional hash prefix, package errors."""
+    (tmp_path / "data.bin").write_bytes(b"0123456789" * 1000)
+    digest = hashlib.sha256(b"0123456789" * 1000).hexdigest()
+    url = (tmp_path / "data.bin").as_uri()
+    dest = tmp_path / "cache" / "data.bin"
+    with pytest.raises(DownloadError, match=r"is not the published data.bin: its SHA-256 does not start with 00 \(it starts with "
+                                            + digest[:2]) as info:
+        W.fetch_to_cache(url, dest, sha256_prefix="00", progress=False, advice="Ask the admin.")
+    assert str(info.value).endswith("Ask the admin.") and info.value.url == url
+    assert not isinstance(info.value, W.WeightsDownloadError) and os.listdir(dest.parent) == []
+    assert W.fetch_to_cache(url, dest, sha256_prefix=digest[:12], progress=False) == dest
+    assert dest.read_bytes() == b"0123456789" * 1000
+    (tmp_path / "data.bin").write_bytes(b"changed")
+    assert W.fetch_to_cache(url, dest, progress=False) == dest  # there already: no download
+    assert dest.read_bytes() == b"0123456789" * 1000
 
 
 # --------------------------------------------------------------------------- end to end through create_model
