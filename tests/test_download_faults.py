@@ -1,0 +1,332 @@
+"""Download faults (issue 13, item 6), injected through a real HTTP server on 127.0.0.1 (urllib unmocked).
+
+Stalled servers (silent, headers only, half a body) end in a DownloadError after the timeout; a download
+SIGKILLed half-way leaves a recognisable temporary that the next download removes (never one of a live
+downloader, never mistaken for the weights); concurrent downloads of one file all end with the valid file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import multiprocessing
+import os
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from antialiased.errors import ConfigError, DownloadError
+from antialiased.models import weights as W
+
+RELEASE_AFTER_S = 30  # a stalled handler gives up on its own after this, so a hanging client fails instead of hanging
+
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="forks downloaders and SIGKILLs them (POSIX only)")
+
+
+@pytest.fixture
+def fault_server(tmp_path, monkeypatch):
+    """Serves tmp_path/served; ``modes[file_name]`` picks how each transfer misbehaves.
+
+    ``silent``: accepts and sends nothing; ``headers``: a 200 with its Content-Length, then nothing;
+    ``half``: half the body, then waits for ``release``, then the rest; ``together``: waits until two
+    requests arrived, sends half, waits until both got it, then the rest (two downloads at once).
+    """
+    root = tmp_path / "served"
+    root.mkdir()
+    modes: dict[str, str] = {}
+    requests: list[str] = []
+    release = threading.Event()
+    together = threading.Barrier(2, timeout=RELEASE_AFTER_S)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            name = self.path.rsplit("/", 1)[-1]
+            requests.append(name)
+            mode = modes.get(name, "normal")
+            if not (root / name).is_file():
+                return self.send_error(404)
+            data = (root / name).read_bytes()
+            if mode == "silent":
+                return release.wait(RELEASE_AFTER_S)
+            if mode == "together":
+                together.wait()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.flush()
+            if mode == "headers":
+                return release.wait(RELEASE_AFTER_S)
+            try:
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                if mode == "half":
+                    release.wait(RELEASE_AFTER_S)
+                elif mode == "together":
+                    together.wait()
+                self.wfile.write(data[len(data) // 2:])
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout, SIGKILL)
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv(W.WEIGHTS_URL_ENV, f"http://127.0.0.1:{httpd.server_address[1]}/mirror")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.delenv(W.DOWNLOAD_TIMEOUT_ENV, raising=False)
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("NO_PROXY", "*")
+    yield SimpleNamespace(root=root, modes=modes, requests=requests, release=release)
+    release.set()
+    together.abort()
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def _state_dict(seed: int = 0, size: int = 1 << 16) -> dict[str, torch.Tensor]:
+    """Large enough (256 KiB) that half a transfer reaches the disk through the file buffer."""
+    torch.manual_seed(seed)
+    return {"weight": torch.randn(size), "bias": torch.randn(3)}
+
+
+def _publish(folder: Path, stem: str, state_dict: dict) -> W.PublishedWeights:
+    buffer = io.BytesIO()
+    torch.save({"state_dict": state_dict}, buffer)
+    sha = hashlib.sha256(buffer.getvalue()).hexdigest()[:8]
+    (folder / f"{stem}-{sha}.pth").write_bytes(buffer.getvalue())
+    return dataclasses.replace(W.PUBLISHED_WEIGHTS["resnet18_lpf2"], name=stem, file_name=f"{stem}-{sha}.pth",
+                               sha256=sha)
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ["TORCH_HOME"]) / "hub" / "checkpoints"
+
+
+def _assert_same(a: dict, b: dict) -> None:
+    assert list(a) == list(b)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def _download_in_child(record: W.PublishedWeights, report: Path) -> None:
+    try:
+        W.load_published(record, progress=False)
+    except BaseException as exc:  # noqa: BLE001 - the parent reads it
+        report.write_text(f"{type(exc).__name__}: {exc}")
+        os._exit(1)
+    os._exit(0)
+
+
+def _start_child(record: W.PublishedWeights, report: Path) -> multiprocessing.Process:
+    """A separate process downloading ``record``, forked (torch is imported already: no interpreter start)."""
+    child = multiprocessing.get_context("fork").Process(target=_download_in_child, args=(record, report))
+    child.start()
+    return child
+
+
+def _check_child(child: multiprocessing.Process, report: Path) -> None:
+    child.join(timeout=120)
+    assert child.exitcode == 0, report.read_text() if report.exists() else f"exit code {child.exitcode}"
+
+
+def _temporaries(pid: int | None = None) -> list[Path]:
+    if not _cache_dir().is_dir():
+        return []
+    return sorted(p for p in _cache_dir().iterdir()
+                  if p.name.startswith(".") and (pid is None or p.name.endswith(f".tmp-{pid}")))
+
+
+def _wait_for(condition, what: str, child: multiprocessing.Process, limit_s: float = 60) -> None:
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        if not child.is_alive():
+            pytest.fail(f"the download ended before {what}: exit code {child.exitcode}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------- stalled servers time out
+
+
+@pytest.mark.parametrize("mode", ["silent", "headers", "half"])
+def test_a_stalled_server_times_out_with_the_fixes(fault_server, mode):
+    record = _publish(fault_server.root, "tiny_lpf2", _state_dict())
+    fault_server.modes[record.file_name] = mode
+    with pytest.raises(W.WeightsDownloadError) as info:
+        W.load_published(record, progress=False, timeout=0.5)
+    message = str(info.value)
+    assert isinstance(info.value, DownloadError) and info.value.url == record.url
+    for needle in (record.url, "no data for 0.5 s", W.DOWNLOAD_TIMEOUT_ENV, "retry", f"export {W.WEIGHTS_URL_ENV}=",
+                   f"create_model('resnet18_lpf2', weights=", "--weights PATH", str(_cache_dir() / record.file_name)):
+        assert needle in message, needle
+    assert os.listdir(_cache_dir()) == []  # neither the weights nor a temporary
+    # Once the server answers, the same call succeeds.
+    fault_server.modes.clear()
+    _assert_same(W.load_published(record, progress=False, timeout=0.5), _state_dict())
+
+
+def test_the_timeout_comes_from_the_environment(fault_server, monkeypatch):
+    record = _publish(fault_server.root, "tiny_lpf3", _state_dict(1))
+    fault_server.modes[record.file_name] = "headers"
+    monkeypatch.setenv(W.DOWNLOAD_TIMEOUT_ENV, "0.25")
+    with pytest.raises(W.WeightsDownloadError, match=rf"no data for 0.25 s \({W.DOWNLOAD_TIMEOUT_ENV}="):
+        W.load_published(record, progress=False)
+    with pytest.raises(W.WeightsDownloadError, match=r"no data for 0.5 s \(timeout="):  # the argument wins
+        W.load_published(record, progress=False, timeout=0.5)
+
+
+def test_timeout_values(monkeypatch):
+    monkeypatch.delenv(W.DOWNLOAD_TIMEOUT_ENV, raising=False)
+    assert W.download_timeout() == W.DEFAULT_DOWNLOAD_TIMEOUT == 60.0
+    assert W.download_timeout(2) == 2.0
+    monkeypatch.setenv(W.DOWNLOAD_TIMEOUT_ENV, " 300 ")
+    assert W.download_timeout() == 300.0 and W.download_timeout(1.5) == 1.5
+    for bad in ("abc", "0", "-1", "nan", "inf"):
+        monkeypatch.setenv(W.DOWNLOAD_TIMEOUT_ENV, bad)
+        with pytest.raises(ConfigError, match=f"{W.DOWNLOAD_TIMEOUT_ENV}={bad!r} is not a download timeout"):
+            W.download_timeout()
+    for bad in (0, -2.0, float("nan"), True, "10"):
+        with pytest.raises(ConfigError, match="timeout=.* is not a download timeout.*seconds"):
+            W.download_timeout(bad)
+
+
+# --------------------------------------------------------------------------- SIGKILL half-way
+
+
+def test_a_download_killed_half_way_is_cleaned_up_by_the_next(fault_server, tmp_path):
+    state_dict = _state_dict(2)
+    record = _publish(fault_server.root, "tiny_lpf4", state_dict)
+    fault_server.modes[record.file_name] = "half"
+    child = _start_child(record, tmp_path / "child.txt")
+    try:
+        _wait_for(lambda: any(p.stat().st_size > 0 for p in _temporaries(child.pid)),
+                  "half the file to reach the temporary", child)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.join()
+    assert child.exitcode == -signal.SIGKILL
+    partial, = _temporaries(child.pid)
+    assert partial.name.startswith(f".{record.file_name}.") and 0 < partial.stat().st_size
+    assert os.listdir(_cache_dir()) == [partial.name]  # the weights themselves were never written
+
+    fault_server.release.set()  # the next transfer runs to the end
+    _assert_same(W.load_published(record, progress=False), state_dict)
+    assert fault_server.requests == [record.file_name] * 2  # the partial file was not taken for the weights
+    assert os.listdir(_cache_dir()) == [record.file_name]  # and it is gone
+
+
+def test_temporaries_of_live_downloaders_are_kept(fault_server):
+    """Only temporaries whose process is gone are removed: a concurrent download keeps its file."""
+    record = _publish(fault_server.root, "tiny_lpf5", _state_dict(3))
+    _cache_dir().mkdir(parents=True)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        kept = _cache_dir() / f".{record.file_name}.x1y2.tmp-{live.pid}"
+        stale = _cache_dir() / f".{record.file_name}.z3w4.tmp-{dead.pid}"
+        for path in (kept, stale):
+            path.write_bytes(b"half a file")
+        _assert_same(W.load_published(record, progress=False), _state_dict(3))
+        assert sorted(os.listdir(_cache_dir())) == sorted([record.file_name, kept.name])
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_torch_hub_partials_of_the_file_are_removed_when_abandoned(fault_server):
+    """``<file>.<hex>.partial`` left by the torch hub download that earlier versions used: removed once untouched
+    for an hour (torch hub's names carry no process id), kept while recent; those of other files are left alone."""
+    record = _publish(fault_server.root, "tiny_lpf2", _state_dict(4))
+    _cache_dir().mkdir(parents=True)
+    old = _cache_dir() / f"{record.file_name}.0123456789abcdef0123456789abcdef.partial"
+    recent = _cache_dir() / f"{record.file_name}.fedcba9876543210fedcba9876543210.partial"
+    other = _cache_dir() / "resnet50-0676ba61.pth.0123456789abcdef0123456789abcdef.partial"
+    for path in (old, recent, other):
+        path.write_bytes(b"abandoned")
+    hours_ago = time.time() - 2 * 3600
+    for path in (old, other):
+        os.utime(path, (hours_ago, hours_ago))
+    _assert_same(W.load_published(record, progress=False), _state_dict(4))
+    assert sorted(os.listdir(_cache_dir())) == sorted([record.file_name, recent.name, other.name])
+
+
+# --------------------------------------------------------------------------- concurrent downloads
+
+
+def test_two_processes_download_the_same_file_at_once(fault_server, tmp_path):
+    state_dict = _state_dict(5)
+    record = _publish(fault_server.root, "tiny_lpf3", state_dict)
+    fault_server.modes[record.file_name] = "together"  # both transfers are half-way at the same moment
+    reports = [tmp_path / f"child{i}.txt" for i in range(2)]
+    children = [_start_child(record, report) for report in reports]
+    for child, report in zip(children, reports):
+        _check_child(child, report)
+    assert fault_server.requests == [record.file_name] * 2
+    assert os.listdir(_cache_dir()) == [record.file_name]
+    assert (_cache_dir() / record.file_name).read_bytes() == (fault_server.root / record.file_name).read_bytes()
+    _assert_same(W.load_published(record, progress=False), state_dict)
+
+
+def test_two_threads_download_the_same_file_at_once(fault_server):
+    """Same process id: the temporaries must still be distinct."""
+    state_dict = _state_dict(6)
+    record = _publish(fault_server.root, "tiny_lpf5", state_dict)
+    fault_server.modes[record.file_name] = "together"
+    results: list = [None, None]
+
+    def download(i: int) -> None:
+        try:
+            results[i] = W.load_published(record, progress=False)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            results[i] = exc
+
+    threads = [threading.Thread(target=download, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    for result in results:
+        assert isinstance(result, dict), result
+        _assert_same(result, state_dict)
+    assert os.listdir(_cache_dir()) == [record.file_name]
+
+
+# --------------------------------------------------------------------------- a failing write
+
+
+def _download_with_a_small_file_limit(record: W.PublishedWeights, report: Path) -> None:
+    # Writes past 64 KiB fail with EFBIG (SIGXFSZ ignored): a real failing write into the cache, like a full disk.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    _download_in_child(record, report)
+
+
+def test_a_failing_write_is_one_clear_error_and_leaves_nothing(fault_server, tmp_path):
+    record = _publish(fault_server.root, "tiny_lpf2", _state_dict(7))
+    report = tmp_path / "child.txt"
+    child = multiprocessing.get_context("fork").Process(target=_download_with_a_small_file_limit,
+                                                         args=(record, report))
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == 1
+    message = report.read_text()
+    assert message.startswith(f"OutputError: cannot write the downloaded file {_cache_dir() / record.file_name} "
+                              f"(File too large)"), message
+    assert os.listdir(_cache_dir()) == []
+    _assert_same(W.load_published(record, progress=False), _state_dict(7))  # without the limit it works
