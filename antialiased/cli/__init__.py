@@ -15,7 +15,9 @@ __all__ = ["main", "COMMANDS"]
 
 # sub-command -> (module with main(argv), one-line help); modules load lazily so `--help` is fast.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "eval": ("antialiased.cli.paper", "evaluate a model: accuracy (-e), shift consistency (-es), diagonal (-ed)"),
+    "eval": ("antialiased.cli.paper", "evaluate a model: accuracy (-e), shift consistency (-es), diagonal (-ed), "
+                                      "circular/sub-pixel/adversarial shifts (-ec/-ef/-ea), equivariance (-eq)"),
+    "audit": ("antialiased.cli.audit", "every shift-invariance protocol on one or more models: report.md/json, plots"),
     "train": ("antialiased.cli.paper", "train or fine-tune a model (the paper's recipes, DDP with torchrun)"),
     "prepare-imagenet": ("antialiased.cli.prepare", "move ILSVRC2012 val images into <wnid>/ folders"),
     "demo": ("antialiased.cli.demo", "train and compare baseline vs anti-aliased nets on generated images"),

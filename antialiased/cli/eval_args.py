@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from antialiased.cli.invariance_args import (INVARIANCE_FLAGS, add_invariance_flags, add_invariance_options,
+                                             invariance_options_from_args)
 from antialiased.errors import ConfigError
 from antialiased.evaluation import (DataSettings, EnsembleOptions, EvalConfig, ModelSource, RunSettings,
                                     ShiftOptions)
@@ -11,7 +13,7 @@ __all__ = ["add_eval_args", "wants_evaluation", "protocols_from_args", "eval_con
 
 # flag dest -> protocol name (``-e`` becomes "ensemble" with ``-ens E``), in the order results are reported
 _PROTOCOL_FLAGS = (("evaluate", "accuracy"), ("evaluate_shift", "shift_consistency"),
-                   ("evaluate_diagonal", "diagonal"))
+                   ("evaluate_diagonal", "diagonal"), *INVARIANCE_FLAGS)
 
 
 def add_eval_args(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +33,7 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
                        help="with -ens: average softmax outputs instead of logits")
     group.add_argument("-ens_cf", "--ensemble-center-first", dest="ens_cf", action="store_true",
                        help="with -ens: always include the center crop")
+    add_invariance_flags(group)
     _add_protocol_options(parser)
 
 
@@ -62,6 +65,7 @@ def _add_protocol_options(parser: argparse.ArgumentParser) -> None:
                        help="text file with one class folder name per line, in the model's output order, "
                             "for a dataset holding only some of the model's classes")
     group.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bar")
+    add_invariance_options(group)
 
 
 def wants_evaluation(args: argparse.Namespace) -> bool:
@@ -98,8 +102,10 @@ def eval_config_from_args(args: argparse.Namespace) -> EvalConfig:
     data = DataSettings(args.data, batch_size=args.batch_size, workers=args.workers, crop_size=args.crop_size,
                         max_shift=args.max_shift, strict=args.strict, class_list=args.class_list,
                         fast_decode=args.fast_decode)
-    return EvalConfig(model=model, data=data, protocols=protocols_from_args(args), run=_run_settings(args),
+    protocols = protocols_from_args(args)
+    return EvalConfig(model=model, data=data, protocols=protocols, run=_run_settings(args),
                       shift=ShiftOptions(epochs=args.epochs_shift, independent=args.independent_offsets,
                                          forward_batch=args.forward_batch),
                       ensemble=EnsembleOptions(crops=args.ens, softmax=args.ens_sm, center_first=args.ens_cf),
+                      invariance=invariance_options_from_args(args, protocols),
                       cache_mb=args.cache_mb, out_dir=args.out_dir or "results", save_images=args.evaluate_save)

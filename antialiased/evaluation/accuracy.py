@@ -20,7 +20,8 @@ def _indices(batch: EvalBatch) -> torch.Tensor:
 class AccuracyScorer(Scorer):
     """Top-1/top-5 hits of the central ``crop_size`` crop (the whole image for None).
 
-    Per-unit outcomes (:meth:`units`): ``correct1``, ``correct5`` and ``index`` per image.
+    Per-unit outcomes (:meth:`units`): ``correct1``, ``correct5``, ``index`` and ``batch`` (the loader
+    batch: the unit of an ensemble's per-batch crops) per image.
     """
 
     name = "accuracy"
@@ -32,6 +33,7 @@ class AccuracyScorer(Scorer):
         self.correct: torch.Tensor | None = None  # running (top-1, top-5) on the device: no sync per batch
         self.hits: list[torch.Tensor] = []
         self.indices: list[torch.Tensor] = []
+        self.steps: list[torch.Tensor] = []
         self.predictions: list[torch.Tensor] = []
 
     def score(self, batch: EvalBatch, forward: Forward) -> None:
@@ -48,6 +50,7 @@ class AccuracyScorer(Scorer):
         self.correct = hits.sum(dim=1) if self.correct is None else self.correct + hits.sum(dim=1)
         self.hits.append(hits)
         self.indices.append(_indices(batch))
+        self.steps.append(torch.full((batch.n,), batch.step, dtype=torch.long))
         if self.keep_predictions:
             self.predictions.append(scores.argmax(dim=1))
 
@@ -77,7 +80,8 @@ class AccuracyScorer(Scorer):
     def units(self) -> dict[str, np.ndarray]:
         hits = torch.cat(self.hits, dim=1).cpu().numpy() if self.hits else np.zeros((2, 0), dtype=bool)
         index = torch.cat(self.indices).numpy() if self.indices else np.zeros(0, dtype=np.int64)
-        return {"correct1": hits[0], "correct5": hits[1], "index": index}
+        batch = torch.cat(self.steps).numpy() if self.steps else np.zeros(0, dtype=np.int64)
+        return {"correct1": hits[0], "correct5": hits[1], "index": index, "batch": batch}
 
 
 def evaluate_accuracy(model: nn.Module, loader: Iterable, device: torch.device | str, *,

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 
 from antialiased.errors import ConfigError
+from antialiased.evaluation.invariance import InvarianceOptions
 
 __all__ = ["ModelSource", "DataSettings", "RunSettings", "ShiftOptions", "EnsembleOptions", "EvalConfig"]
 
@@ -127,6 +128,7 @@ class EvalConfig:
     run: RunSettings = field(default_factory=RunSettings)
     shift: ShiftOptions = field(default_factory=ShiftOptions)
     ensemble: EnsembleOptions = field(default_factory=EnsembleOptions)
+    invariance: InvarianceOptions = field(default_factory=InvarianceOptions)
     cache_mb: int = 4096
     out_dir: str | os.PathLike | None = "results"
     save_images: bool = False
@@ -145,3 +147,4 @@ class EvalConfig:
         self.model.validate()
         self.data.validate()
         self.shift.validate()
+        self.invariance.validate(self.data.max_shift, self.data.crop_size, self.protocols)

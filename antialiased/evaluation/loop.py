@@ -137,6 +137,9 @@ class Scorer:
     passes: int = 1
     input_size: int | None = None
 
+    def prepare(self, model: nn.Module, device: torch.device) -> None:
+        """Called once before any image is read: check the model, find its layers (raise the package's errors)."""
+
     def score(self, batch: EvalBatch, forward: Forward) -> None:
         raise NotImplementedError
 
@@ -317,6 +320,8 @@ def run_protocols(model: nn.Module, loader: Iterable, device: torch.device | str
     cache = _DecodeCache(opts.cache_bytes, total) if passes > 1 else None
     forward, counts = Forward(model, opts.amp_dtype, opts.channels_last), _Counts()
     model.eval()
+    for scorer in scorers:
+        scorer.prepare(model, device)
     bar = tqdm(total=None if total is None else total * passes, desc=opts.desc or " + ".join(names), unit="img",
                disable=not (opts.progress and is_main_process()), dynamic_ncols=True, smoothing=0.1)
     with torch.inference_mode(), bar:

@@ -154,9 +154,6 @@ def run_scorer(model: nn.Module, loader: Iterable, device: torch.device | str, s
     and the per-unit outcomes (all ranks').
     """
     check_classifier(model, getattr(scorer, "crop_size", None) or 224, device)  # before any image is read
-    prepare = getattr(scorer, "prepare", None)
-    if prepare is not None:
-        prepare(model, device)
     loop = run_protocols(model, loader, device, [scorer], options)
     out = dict(loop.results[scorer.name])
     intervals = getattr(scorer, "intervals", None)

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from antialiased.evaluation import invariance as inv
 from antialiased.evaluation.accuracy import AccuracyScorer
 from antialiased.evaluation.config import EvalConfig
 from antialiased.evaluation.diagonal import DiagonalScorer, plot_diagonal, save_diagonal_arrays
@@ -58,13 +59,25 @@ class ProtocolEntry:
 
 
 def _forward_batch(ctx: ProtocolContext) -> int:
-    if ctx.config.shift.forward_batch is not None:
-        return ctx.config.shift.forward_batch
-    return 256 if ctx.device.type == "cuda" else 0  # a GPU idles on the paper's 16 crops (-b 8) per pass
+    return inv.forward_batch(ctx)  # --forward-batch, else 256 on a GPU (it idles on -b 8's 16 crops), 0 on the CPU
 
 
 def _accuracy_line(out: dict[str, Any]) -> str:
     return f" * Acc@1 {out['acc1']:.3f} Acc@5 {out['acc5']:.3f}"
+
+
+def _accuracy_report(out: dict[str, Any], ctx: ProtocolContext, name: str, per_batch: bool) -> ProtocolReport:
+    """The paper's line, then the 95% bootstrap intervals (over images; over batches for per-batch crops)."""
+    units = ctx.units[name]
+    found = inv.accuracy_intervals(units, groups=units["batch"] if per_batch else None,
+                                   unit="batch" if per_batch else "image",
+                                   resamples=ctx.config.invariance.resamples, seed=inv.bootstrap_seed(ctx))
+    acc1, acc5 = found["acc1"], found["acc5"]
+    line = (f"   95% CI (bootstrap over {acc1.units} {acc1.unit}s): Acc@1 {acc1.low:.3f}-{acc1.high:.3f} "
+            f"Acc@5 {acc5.low:.3f}-{acc5.high:.3f}")
+    metrics = {"acc1": out["acc1"], "acc5": out["acc5"], "acc1_ci95": acc1.as_list(), "acc5_ci95": acc5.as_list()}
+    return ProtocolReport([_accuracy_line(out), line], metrics,
+                          {"bootstrap": acc1.settings(ctx.config.invariance.resamples, inv.bootstrap_seed(ctx))})
 
 
 def _build_accuracy(ctx: ProtocolContext) -> Scorer:
@@ -72,7 +85,7 @@ def _build_accuracy(ctx: ProtocolContext) -> Scorer:
 
 
 def _report_accuracy(out: dict[str, Any], ctx: ProtocolContext) -> ProtocolReport:
-    return ProtocolReport([_accuracy_line(out)], {"acc1": out["acc1"], "acc5": out["acc5"]})
+    return _accuracy_report(out, ctx, "accuracy", per_batch=False)
 
 
 def _build_ensemble(ctx: ProtocolContext) -> Scorer:
@@ -86,7 +99,8 @@ def _report_ensemble(out: dict[str, Any], ctx: ProtocolContext) -> ProtocolRepor
     ens = ctx.config.ensemble
     settings = {"crops": ens.crops, "softmax": ens.softmax, "center_first": ens.center_first,
                 "offset_seed": out["seed"]}
-    return ProtocolReport([_accuracy_line(out)], {"acc1": out["acc1"], "acc5": out["acc5"]}, settings)
+    shown = _accuracy_report(out, ctx, "ensemble", per_batch=True)  # crops are drawn per batch
+    return ProtocolReport(shown.lines, shown.metrics, {**settings, **shown.settings})
 
 
 def _build_shift(ctx: ProtocolContext) -> Scorer:
@@ -97,13 +111,16 @@ def _build_shift(ctx: ProtocolContext) -> Scorer:
 
 
 def _report_shift(out: dict[str, Any], ctx: ProtocolContext) -> ProtocolReport:
-    low, high = out["ci95"]
-    line = (f"Consistency {out['consistency']:.3f}  (95% CI {low:.3f}-{high:.3f}, {out['pairs']} pairs, "
-            f"offset seed {out['seed']})")
-    metrics = {"consistency": out["consistency"], "consistency_ci95": [low, high], "pairs": out["pairs"]}
-    shift = ctx.config.shift
+    shift, resamples = ctx.config.shift, ctx.config.invariance.resamples
+    ci = inv.shift_intervals(ctx.units["shift_consistency"], independent=shift.independent, resamples=resamples,
+                             seed=inv.bootstrap_seed(ctx))
+    units = f"{ci.units} {'batches' if ci.unit == 'batch' else 'images'}"
+    line = (f"Consistency {out['consistency']:.3f}  (95% CI {ci.low:.3f}-{ci.high:.3f}, bootstrap over {units}, "
+            f"{out['pairs']} pairs, offset seed {out['seed']})")
+    metrics = {"consistency": out["consistency"], "consistency_ci95": ci.as_list(), "pairs": out["pairs"]}
     settings = {"epochs_shift": shift.epochs, "independent": shift.independent, "offset_seed": out["seed"],
-                "decode_cache": ctx.cached, "forward_batch": _forward_batch(ctx)}
+                "decode_cache": ctx.cached, "forward_batch": _forward_batch(ctx),
+                "bootstrap": ci.settings(resamples, inv.bootstrap_seed(ctx))}
     return ProtocolReport([line], metrics, settings)
 
 
@@ -125,7 +142,21 @@ def _report_diagonal(out: dict[str, Any], ctx: ProtocolContext) -> ProtocolRepor
         files = {"arrays": [str(p) for p in paths], "plot": str(plot)}
         lines.append(f"Per-image arrays and plot written to {ctx.out_dir} ({plot.name})")
     metrics = {k: out[k] for k in ("mean_true_prob", "acc1", "acc5", "stable", "flips_per_image")}
-    return ProtocolReport(lines, metrics, {"shifts": shifts, "files": files})
+    resamples = ctx.config.invariance.resamples
+    found = inv.diagonal_intervals(ctx.units.get("diagonal") or out["arrays"], resamples=resamples,
+                                   seed=inv.bootstrap_seed(ctx))
+    metrics.update({f"{k}_ci95": v.as_list() for k, v in found.items()})
+    stable = found["stable"]
+    lines.insert(1, f"   95% CI (bootstrap over {stable.units} images): same label {stable.low:.3f}-{stable.high:.3f}, "
+                    f"Acc@1 {found['acc1'].low:.3f}-{found['acc1'].high:.3f}")
+    settings = {"shifts": shifts, "files": files, "bootstrap": stable.settings(resamples, inv.bootstrap_seed(ctx))}
+    return ProtocolReport(lines, metrics, settings)
+
+
+def _entry(build: Callable[[ProtocolContext], Scorer],
+           report: Callable[[dict[str, Any], ProtocolContext], inv.Report]) -> ProtocolEntry:
+    """An entry of :mod:`antialiased.evaluation.invariance` (its reports are (lines, metrics, settings))."""
+    return ProtocolEntry(build, lambda out, ctx: ProtocolReport(*report(out, ctx)))
 
 
 # name (the result file's "protocol") -> entry, in the order results are reported
@@ -134,4 +165,9 @@ PROTOCOLS: dict[str, ProtocolEntry] = {
     "ensemble": ProtocolEntry(_build_ensemble, _report_ensemble),
     "shift_consistency": ProtocolEntry(_build_shift, _report_shift),
     "diagonal": ProtocolEntry(_build_diagonal, _report_diagonal),
+    "circular_consistency": _entry(inv.build_circular, inv.report_circular),
+    "fractional_consistency": _entry(inv.build_fractional, inv.report_fractional),
+    "adversarial": _entry(inv.build_adversarial, inv.report_adversarial),
+    "equivariance": _entry(inv.build_equivariance, inv.report_equivariance),
+    "shift_distance": _entry(inv.build_distance, inv.report_distance),
 }

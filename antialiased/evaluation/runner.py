@@ -18,6 +18,7 @@ from antialiased.errors import ConfigError, MissingFileError
 from antialiased.evaluation.config import EvalConfig
 from antialiased.evaluation.loop import LoopOptions, LoopResult, run_protocols
 from antialiased.evaluation.model_setup import check_model_classes, load_model, model_identity, wrap_for_devices
+from antialiased.evaluation.probe import check_classifier
 from antialiased.evaluation.protocols import PROTOCOLS, ProtocolContext
 from antialiased.evaluation.results import make_result, write_result
 from antialiased.support.devices import resolve_amp, seed_everything, select_device
@@ -68,9 +69,10 @@ def read_class_list(path: str | os.PathLike | None) -> list[str] | None:
 
 def _decode_size(config: EvalConfig, scorers) -> int:
     size = max(s.input_size or config.data.crop_size for s in scorers)
-    centered = any(s.name == "accuracy" for s in scorers)
+    centered = any(getattr(s, "centered", s.name == "accuracy") for s in scorers)
     if centered and size > config.data.crop_size and (size - config.data.crop_size) % 2:
-        raise ConfigError(f"-e with the shift protocols needs an even --max-shift (the center crop of the "
+        raise ConfigError(f"center crops (-e, -ec, -ef, -ea, -eq) with the other shift protocols need an even "
+                          f"--max-shift (the center crop of the "
                           f"{size} image must equal Resize + CenterCrop({config.data.crop_size})), got "
                           f"{config.data.max_shift}")
     return size
@@ -131,6 +133,7 @@ def evaluate(config: EvalConfig) -> EvalReport:
     identity = model_identity(model)
     model = wrap_for_devices(model, device, data_parallel=data_parallel, channels_last=config.run.channels_last,
                              compile_model=config.run.compile)
+    check_classifier(model, config.data.crop_size, device)
     check_model_classes(model, len(dataset.classes), config.data.crop_size, device, str(val_dir))
     amp_dtype, _ = resolve_amp(config.run.amp, device)
     log.info("evaluating %s (%s) on %s: %d images, %d classes, device %s", config.model.name, identity["weights"], val_dir,

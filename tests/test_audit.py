@@ -1,0 +1,140 @@
+"""The shift protocols' flags (``-ec -ef -ea -eq``), the ``antialiased audit`` command and its report."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import antialiased
+from antialiased.cli import main as antialiased_main
+from antialiased.cli.paper import main as paper_main
+from antialiased.evaluation import adversarial_accuracy, circular_consistency
+from antialiased.evaluation.invariance import InvarianceOptions
+from tests._evalutil import make_val_folder, sample_files
+
+N = 4
+SMALL = ["-j", "0", "--no-progress", "-b", "2", "--seed", "3", "--forward-batch", "64"]
+SIZE = ["--crop-size", "64", "--max-shift", "8"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory, imagenet_sample_dir):
+    return make_val_folder(tmp_path_factory.mktemp("ilsvrc"), sample_files(imagenet_sample_dir, N, step=211))
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """Weights files with N classes for a baseline and an anti-aliased ResNet-18."""
+    folder = tmp_path_factory.mktemp("w")
+    paths = {}
+    for name in ("resnet18", "resnet18_lpf2"):
+        torch.manual_seed(1)
+        paths[name] = folder / f"{name}.pth"
+        torch.save({"state_dict": antialiased.create_model(name, num_classes=N).state_dict()}, paths[name])
+    return paths
+
+
+def _record(out_dir: Path, protocol: str) -> dict:
+    files = sorted(out_dir.glob(f"results_*_{protocol}_*.json"))
+    assert len(files) == 1, files
+    return json.loads(files[0].read_text())
+
+
+def test_eval_flags_run_the_new_protocols_in_one_command(data_root, weights, tmp_path, capsys):
+    argv = ["--data", str(data_root), "-a", "resnet18_lpf2", "--weights", str(weights["resnet18_lpf2"]), "-e",
+            "-ec", "-ef", "-ea", "-eq", "--shift-grid", "3", "--epochs-shift", "2", "--bootstrap", "300",
+            "--out-dir", str(tmp_path), *SIZE, *SMALL]
+    assert paper_main(argv) == 0
+    out = capsys.readouterr().out
+    acc, ec, ef = (_record(tmp_path, p) for p in ("accuracy", "circular_consistency", "fractional_consistency"))
+    ea, eq = _record(tmp_path, "adversarial"), _record(tmp_path, "equivariance")
+    assert f"Circular consistency {ec['metrics']['circular_consistency']:.3f}" in out
+    assert f"Fractional consistency {ef['metrics']['fractional_consistency']:.3f}" in out
+    assert f"Adversarial accuracy {ea['metrics']['adversarial_acc1']:.3f} (grid 3x3, crop)" in out
+    assert "Equivariance error" in out and "95% CI (bootstrap over 4 images)" in out
+    # the center crop of the shared 72-pixel decode is -e's crop: the same Acc@1
+    assert ea["metrics"]["center_acc1"] == acc["metrics"]["acc1"]
+    for record, key in ((acc, "acc1"), (ec, "circular_consistency"), (ef, "fractional_consistency"),
+                        (ea, "adversarial_acc1"), (ea, "grid_consistency")):
+        low, high = record["metrics"][f"{key}_ci95"]
+        assert low <= record["metrics"][key] <= high
+    assert ec["metrics"]["pairs"] == 2 * N and ec["settings"]["bootstrap"] == {
+        "unit": "image", "units": N, "resamples": 300, "seed": 3}
+    layers = eq["metrics"]["layers"]
+    assert [layer["stride"][0] for layer in layers if layer["stage"]][-1] == 32
+    assert Path(eq["settings"]["files"]["plot"]).is_file()
+    # the same figure as the library function on the same images, shifts and seed
+    from antialiased.data import ImageFolderDataset, uint8_transform
+    model = antialiased.create_model("resnet18_lpf2", weights=weights["resnet18_lpf2"])
+    data = ImageFolderDataset(data_root / "val", transform=uint8_transform(72, 64), return_index=True)
+    batches = list(torch.utils.data.DataLoader(data, batch_size=2))
+    lib = circular_consistency(model, batches, "cpu", crop_size=64, max_shift=8, epochs=2, seed=3, progress=False,
+                               channels_last=True, resamples=300, min_forward=64)
+    assert (lib["agree"], lib["consistency_ci95"]) == (ec["metrics"]["pairs"] * ec["metrics"][
+        "circular_consistency"] / 100, ec["metrics"]["circular_consistency_ci95"])
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["-ea", "--shift-grid", "10"], "--shift-grid 10 in crop mode needs crops at offsets up to 9"),
+    (["-eq", "--layers", "layer9"], "'layer9' is not a module of the model.*Valid names: conv1, bn1, relu"),
+    (["-e", "--layers", "layer1"], "--layers names feature maps for -eq"),
+    (["-e", "--shift-grid", "4"], "--shift-grid and --shift-mode set the adversarial-shift protocol; add -ea"),
+])
+def test_bad_flags_fail_with_one_line_before_any_work(data_root, weights, tmp_path, capsys, extra, message):
+    argv = ["--data", str(data_root), "-a", "resnet18", "--weights", str(weights["resnet18"]), *extra,
+            "--out-dir", str(tmp_path), *SIZE, *SMALL]
+    assert paper_main(argv) == 2
+    err = capsys.readouterr().err
+    assert pytest.importorskip("re").search(message, err), err
+    assert not list(tmp_path.glob("results_*"))
+
+
+def test_audit_writes_a_report_that_antialiased_report_merges(data_root, weights, tmp_path, capsys):
+    out = tmp_path / "audit"
+    argv = ["audit", "-a", f"resnet18={weights['resnet18']}", "-a", f"resnet18_lpf2={weights['resnet18_lpf2']}",
+            "--data", str(data_root), "--out-dir", str(out), "--epochs-shift", "1", "--shift-grid", "2",
+            "--bootstrap", "200", "--crop-size", "32", "--max-shift", "4", *SMALL]
+    assert antialiased_main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "== resnet18" in printed and "== resnet18_lpf2" in printed and "Audit report written" in printed
+    summary = json.loads((out / "report.json").read_text())
+    assert summary["schema"] == "antialiased.audit/1" and [m["label"] for m in summary["models"]] == [
+        "resnet18", "resnet18_lpf2"]
+    assert {r["protocol"] for r in summary["results"]} == {
+        "accuracy", "shift_consistency", "diagonal", "circular_consistency", "fractional_consistency",
+        "adversarial", "equivariance", "shift_distance"}
+    for model in summary["models"]:
+        records = {r["protocol"]: r for r in summary["results"] if r["model"] == model["model"]}
+        assert model["figures"]["accuracy.acc1"]["value"] == records["accuracy"]["metrics"]["acc1"]
+        assert model["curves"]["distance"]["distances"] == list(range(1, 5))
+        assert len(model["curves"]["diagonal"]["mean_true_prob"]) == 5 and model["layers"]
+        assert model["figures"]["adversarial.adversarial_acc1"]["ci95"] is not None
+    text = (out / "report.md").read_text()
+    assert "| Circular consistency (-ec) (%) |" in text and "## Per-layer equivariance" in text
+    for name in ("metrics", "distance", "diagonal", "equivariance"):
+        assert (out / f"{name}.png").stat().st_size > 1000
+    assert antialiased_main(["report", str(out), "--out-dir", str(tmp_path / "merged"), "--no-plots"]) == 0
+    merged = capsys.readouterr().out
+    acc = summary["models"][1]["figures"]["accuracy.acc1"]["value"]
+    assert f"{acc:.2f}" in merged and "**Shift invariance" in merged and "Circular consistency (-ec)" in merged
+
+
+def test_audit_refuses_bad_input_before_any_model_runs(data_root, tmp_path, capsys):
+    base = ["audit", "--data", str(data_root), "--out-dir", str(tmp_path / "a"), *SIZE, *SMALL]
+    assert antialiased_main([*base, "-a", "resnet18", "-a", "resnet81"]) == 2
+    assert "resnet81" in capsys.readouterr().err
+    assert antialiased_main([*base, "-a", "resnet18", "--protocols", "es", "bogus"]) == 2
+    assert "unknown protocol(s) bogus" in capsys.readouterr().err
+    assert antialiased_main([*base, "-a", "resnet18=missing.pth"]) == 2
+    assert "missing.pth" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+
+
+def test_invariance_options_validate():
+    InvarianceOptions(grid=33).validate(32, 224)
+    with pytest.raises(ValueError, match="--bootstrap must be >= 100"):
+        InvarianceOptions(resamples=10).validate(32, 224)
+    with pytest.raises(ValueError, match="exceeds the 16 crop"):
+        adversarial_accuracy(torch.nn.Identity(), [], "cpu", crop_size=16, grid=17, mode="circular")
