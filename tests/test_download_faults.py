@@ -37,6 +37,7 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="forks downloade
 def fault_server(tmp_path, monkeypatch):
     """Serves tmp_path/served; ``modes[file_name]`` picks how each transfer misbehaves.
 
+    ``error500``: HTTP 500; ``chunked-cut``: a chunked body that ends after half the file;
     ``silent``: accepts and sends nothing; ``headers``: a 200 with its Content-Length, then nothing;
     ``half``: half the body, then waits for ``release``, then the rest; ``together``: waits until two
     requests arrived, sends half, waits until both got it, then the rest (two downloads at once).
@@ -58,6 +59,15 @@ def fault_server(tmp_path, monkeypatch):
             data = (root / name).read_bytes()
             if mode == "silent":
                 return release.wait(RELEASE_AFTER_S)
+            if mode == "error500":
+                return self.send_error(500)
+            if mode == "chunked-cut":  # no Content-Length: only the chunk framing shows the body is incomplete
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data) // 2, data[: len(data) // 2]))
+                self.close_connection = True
+                return None
             if mode == "together":
                 together.wait()
             self.send_response(200)
@@ -203,6 +213,20 @@ def test_timeout_values(monkeypatch):
     for bad in (0, -2.0, float("nan"), True, "10"):
         with pytest.raises(ConfigError, match="timeout=.* is not a download timeout.*seconds"):
             W.download_timeout(bad)
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("error500", r"answered HTTP 500 \(Internal Server Error\): the server failed to send the published weights "
+                 r"'tiny_lpf2'; retry later"),
+    ("chunked-cut", r"The download of the published weights 'tiny_lpf2' from \S+ was cut short \(IncompleteRead"),
+])
+def test_server_errors_leave_nothing(fault_server, mode, expected):
+    record = _publish(fault_server.root, "tiny_lpf2", _state_dict(8))
+    fault_server.modes[record.file_name] = mode
+    with pytest.raises(W.WeightsDownloadError, match=expected) as info:
+        W.load_published(record, progress=False)
+    assert "retry" in str(info.value) and f"export {W.WEIGHTS_URL_ENV}=" in str(info.value)
+    assert os.listdir(_cache_dir()) == []
 
 
 # --------------------------------------------------------------------------- SIGKILL half-way

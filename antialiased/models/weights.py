@@ -494,8 +494,13 @@ def _is_timeout(exc: BaseException) -> bool:
 
 
 def _network_error(exc: Exception, t: _Transfer) -> DownloadError:
-    if isinstance(exc, urllib.error.HTTPError):
+    if isinstance(exc, urllib.error.HTTPError) and exc.code >= 500:
+        problem = f"{t.url} answered HTTP {exc.code} ({exc.reason}): the server failed to send {t.what}; retry later."
+    elif isinstance(exc, urllib.error.HTTPError):
         problem = f"{t.url} answered HTTP {exc.code} ({exc.reason}): {t.what} is not available there."
+    elif isinstance(exc, http.client.IncompleteRead):  # a chunked body that ends early
+        problem = (f"The download of {t.what} from {t.url} was cut short ({exc!r}): retry. Nothing was saved in "
+                   f"{t.dest.parent}.")
     elif _is_timeout(exc):
         problem = (f"Downloading {t.what} from {t.url} stalled: no data for {t.timeout:g} s ({t.timeout_origin}). "
                    f"The host may be busy or the connection stuck: retry, or wait longer "
