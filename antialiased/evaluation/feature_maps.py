@@ -2,9 +2,11 @@
 
 A probe forward pass at the crop size (and one 64 pixels larger, to read each map's stride as
 input pixels per feature-map pixel) records every module's output. Modules called once whose
-output is a spatial (N, C, H, W) map that grows with the input are feature maps; the last one at
-each cumulative stride, in the order the forward pass finishes them, ends a subsampling stage
-(for a ResNet: ``relu``, ``layer1``, ..., ``layer4``).
+output is a spatial (N, C, H, W) map that grows with the input are feature maps. At each cumulative
+stride, the outermost module (fewest dots in its name) that the forward pass finishes last ends a
+subsampling stage: for a ResNet ``relu``, ``layer1``, ..., ``layer4``; for a RegNet ``stem``,
+``trunk_output.block1``, ...; outermost, because a shortcut branch may subsample before the main
+branch of its block runs at the previous stride.
 """
 from __future__ import annotations
 
@@ -126,8 +128,12 @@ def find_feature_maps(model: nn.Module, size: int = 224, device: torch.device | 
     if not maps:
         raise ModelError("-eq measures the equivariance of feature maps, but this model has no module whose output "
                          "is a spatial (N, C, H, W) map that grows with the input (larger than 1x1)")
-    return [FeatureMap(m.name, m.depth, m.stride, m.shape, stage=(i + 1 == len(maps) or maps[i + 1].stride != m.stride))
-            for i, m in enumerate(maps)]
+    ends: dict[tuple[int, int], FeatureMap] = {}
+    for m in maps:  # the outermost module finished last at each stride
+        if m.stride not in ends or m.name.count(".") <= ends[m.stride].name.count("."):
+            ends[m.stride] = m
+    stages = {m.name for m in ends.values()}
+    return [FeatureMap(m.name, m.depth, m.stride, m.shape, stage=m.name in stages) for m in maps]
 
 
 def select_layers(maps: Sequence[FeatureMap], names: Sequence[str] = (), model: nn.Module | None = None
