@@ -219,7 +219,7 @@ def test_timeout_values(monkeypatch):
     ("error500", r"answered HTTP 500 \(Internal Server Error\): the server failed to send the published weights "
                  r"'tiny_lpf2'; retry later"),
     ("chunked-cut", r"The download of the published weights 'tiny_lpf2' from \S+ was cut short \(IncompleteRead"),
-])
+], ids=["http-500", "chunked-body-cut-short"])
 def test_server_errors_leave_nothing(fault_server, mode, expected):
     record = _publish(fault_server.root, "tiny_lpf2", _state_dict(8))
     fault_server.modes[record.file_name] = mode
