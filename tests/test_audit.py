@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -138,3 +141,31 @@ def test_invariance_options_validate():
         InvarianceOptions(resamples=10).validate(32, 224)
     with pytest.raises(ValueError, match="exceeds the 16 crop"):
         adversarial_accuracy(torch.nn.Identity(), [], "cpu", crop_size=16, grid=17, mode="circular")
+
+
+@pytest.mark.slow  # three fresh interpreters: about a minute on a busy 2-core machine
+def test_torchrun_two_processes_give_the_single_process_figures(data_root, weights, tmp_path, capsys):
+    """Under torchrun (2 CPU processes, gloo) each rank scores its shard; the sums and the per-image
+    outcomes behind the intervals are reduced over ranks: the grid and layer figures equal one process's."""
+    root = Path(__file__).resolve().parents[1]
+    args = ["--data", str(data_root), "-a", "resnet18", "--weights", str(weights["resnet18"]), "-ea", "-eq", "-ec",
+            "--shift-grid", "2", "--epochs-shift", "1", "--bootstrap", "200", "--crop-size", "32", "--max-shift", "4",
+            "-j", "0", "--no-progress", "-b", "1", "--seed", "3"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(root / "main.py"), *args, "--out-dir", str(tmp_path / "ddp")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env, cwd=root)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("Adversarial accuracy") == 1  # printed by rank 0 only
+    assert paper_main([*args, "--out-dir", str(tmp_path / "one")]) == 0
+    capsys.readouterr()
+    ddp = {p: _record(tmp_path / "ddp", p)["metrics"] for p in ("adversarial", "equivariance", "circular_consistency")}
+    one = {p: _record(tmp_path / "one", p)["metrics"] for p in ("adversarial", "equivariance", "circular_consistency")}
+    for key in ("adversarial_acc1", "adversarial_acc1_ci95", "center_acc1", "grid_consistency", "images"):
+        assert ddp["adversarial"][key] == one["adversarial"][key], key
+    assert [layer["name"] for layer in ddp["equivariance"]["layers"]] == [
+        layer["name"] for layer in one["equivariance"]["layers"]]
+    for a, b in zip(ddp["equivariance"]["layers"], one["equivariance"]["layers"]):
+        assert a["error"] == pytest.approx(b["error"], rel=1e-4) and a["error_ci95"] == pytest.approx(b["error_ci95"],
+                                                                                                       rel=1e-4)
+    assert ddp["circular_consistency"]["pairs"] == one["circular_consistency"]["pairs"] == N
