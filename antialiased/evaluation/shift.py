@@ -8,7 +8,9 @@ import torch
 from torch import nn
 
 from antialiased.errors import ConfigError, DataError
-from antialiased.evaluation._common import new_generator, wilson_interval
+from antialiased.evaluation._common import new_generator
+from antialiased.evaluation.bootstrap import RESAMPLES
+from antialiased.evaluation.invariance import shift_intervals
 from antialiased.evaluation.loop import EvalBatch, Forward, LoopOptions, Scorer, run_protocols
 
 __all__ = ["ShiftConsistencyScorer", "shift_consistency", "crop_pairs", "new_generator"]
@@ -124,7 +126,7 @@ class ShiftConsistencyScorer(Scorer):
     def result(self, sums: list[float]) -> dict[str, Any]:
         agree, pairs = sums
         out: dict[str, Any] = {"consistency": 100.0 * agree / pairs if pairs else float("nan"),
-                               "ci95": wilson_interval(agree, pairs), "pairs": int(pairs), "agree": int(agree),
+                               "pairs": int(pairs), "agree": int(agree),
                                "seed": self.seed}
         if self.keep_labels:
             out["labels"] = (torch.cat(self.labels).cpu() if self.labels
@@ -151,7 +153,7 @@ def shift_consistency(model: nn.Module, loader: Iterable, device: torch.device |
                       max_shift: int = 32, epochs: int = 5, seed: int | None = None, independent: bool = False,
                       progress: bool = True, amp_dtype: torch.dtype | None = None, channels_last: bool = False,
                       cache_bytes: int = 4 << 30, print_freq: int = 10, save: Callable | None = None,
-                      return_labels: bool = False, min_forward: int = 0) -> dict:
+                      return_labels: bool = False, min_forward: int = 0, resamples: int = RESAMPLES) -> dict:
     """Percentage of images whose top-1 labels agree on two random crops (the paper's protocol).
 
     For each batch of ``loader`` (images of ``crop_size + max_shift`` pixels, e.g. Resize(256) +
@@ -164,9 +166,12 @@ def shift_consistency(model: nn.Module, loader: Iterable, device: torch.device |
     way; else as uint8).
 
     Returns:
-        ``{'consistency', 'ci95', 'pairs', 'agree', 'seed', 'count', 'skipped', 'skipped_indices',
-        'cached'}``: ``ci95`` is the 95% Wilson interval, treating pairs as independent. With
-        ``return_labels``, also ``'labels'``: the (pairs, 2) top-1 labels of both crops, in order.
+        ``{'consistency', 'ci95', 'ci95_unit', 'pairs', 'agree', 'seed', 'count', 'skipped',
+        'skipped_indices', 'cached'}``: ``ci95`` is the 95% interval of a bootstrap (``resamples``,
+        seeded with the offsets' seed) over the independent units (``ci95_unit``): loader batches,
+        whose pairs share their offsets and, over the passes, their images; images with
+        ``independent``. With ``return_labels``, also ``'labels'``: the (pairs, 2) top-1 labels of
+        both crops, in order.
 
     Example:
         >>> pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 4))
@@ -179,4 +184,6 @@ def shift_consistency(model: nn.Module, loader: Iterable, device: torch.device |
     options = LoopOptions(amp_dtype=amp_dtype, channels_last=channels_last, progress=progress,
                           print_freq=print_freq, cache_bytes=cache_bytes, desc="Consistency")
     loop = run_protocols(model, loader, device, [scorer], options)
-    return {**loop.results[scorer.name], "cached": loop.cached}
+    out = loop.results[scorer.name]
+    ci = shift_intervals(loop.units[scorer.name], independent=independent, resamples=resamples, seed=out["seed"])
+    return {**out, "ci95": ci.as_list(), "ci95_unit": ci.unit, "cached": loop.cached}
