@@ -69,7 +69,10 @@ def _published_layout(arch: str, filter_size: int, size: int) -> None:
         torch.testing.assert_close(model.eval()(x), published.eval()(x), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("arch,filter_size,size", FAST_PAPER_CASES)
+# VGG's layout is AlexNet's mechanism (siblings in ``features``); it runs in the sweep.
+@pytest.mark.parametrize("arch,filter_size,size", [
+    ("resnet18", 3, 32), ("resnet50", 4, 32), ("densenet121", 2, 32), ("mobilenet_v2", 5, 32), ("alexnet", 2, 64),
+])
 def test_published_layout_loads_the_published_checkpoints(arch, filter_size, size):
     _published_layout(arch, filter_size, size)
 
