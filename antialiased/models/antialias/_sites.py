@@ -28,10 +28,9 @@ from torch.nn.modules.utils import _ntuple
 
 from antialiased.layers import BlurPool, BlurPool1D, BlurPool3D
 from antialiased.models.antialias._graphs import FUNCTIONAL_NOTES, FUNCTIONAL_POOLS, is_torch_module
+from antialiased.models.antialias._types import SITE_KINDS
 
 __all__ = ["Found", "classify_module", "classify_call", "pool_module", "describe"]
-
-SITE_KINDS = ("conv", "max_pool", "avg_pool")
 
 
 @dataclass(frozen=True)
