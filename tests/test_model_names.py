@@ -301,7 +301,7 @@ def test_loading_refuses_a_checkpoint_of_another_spec(tmp_path):
 
     # files without a record (torchvision's, exported weights, bare state dicts) load into any spec
     torch.save(lpf2.state_dict(), tmp_path / "plain.pth")
-    for method in METHOD_NAMES:
+    for method in ("blurpool", "aps"):
         model = create_model("mobilenet_v3_small_lpf4", aa_method=method, weights=tmp_path / "plain.pth")
         _assert_same(model.state_dict(), lpf2.state_dict())
 

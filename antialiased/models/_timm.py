@@ -90,13 +90,13 @@ def _pretrained(spec: ModelSpec, force_nonfinetuned: bool = False) -> WeightsInf
 
 
 def _download_error(spec: ModelSpec, err: OSError) -> WeightsDownloadError:
-    base = spec.arch
+    arch = spec.arch
     return WeightsDownloadError(
-        f"could not download timm's pretrained weights for {base!r} ({err}). Without network access, download "
-        f"timm's file elsewhere and pass it as a local file: weights='path/to/{base}.pth' (or .safetensors read "
-        f"into a state dict and saved with torch.save) in create_model(), baseline_weights='path/to/{base}.pth' in "
-        f"init_from_baseline(), --weights PATH (or --baseline-weights PATH with --finetune); or put it in the "
-        f"Hugging Face cache and set HF_HUB_OFFLINE=1")
+        f"could not download timm's pretrained weights for {arch!r} ({err}). Without network access, download the "
+        f"file elsewhere (a .safetensors file: save it as a .pth with torch.save(safetensors.torch.load_file(F), "
+        f"'{arch}.pth')) and pass it as a local file: weights='path/to/{arch}.pth' in create_model(), "
+        f"baseline_weights='path/to/{arch}.pth' in init_from_baseline(), --weights PATH (or --baseline-weights PATH "
+        f"with --finetune) on the command line; or put it in the Hugging Face cache and set HF_HUB_OFFLINE=1")
 
 
 def _check_classes(spec: ModelSpec, info: WeightsInfo, kwargs: dict) -> None:
