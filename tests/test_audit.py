@@ -48,7 +48,7 @@ def _record(out_dir: Path, protocol: str) -> dict:
 def test_eval_flags_run_the_new_protocols_in_one_command(data_root, weights, tmp_path, capsys):
     argv = ["--data", str(data_root), "-a", "resnet18_lpf2", "--weights", str(weights["resnet18_lpf2"]), "-e",
             "-ec", "-ef", "-ea", "-eq", "--shift-grid", "3", "--epochs-shift", "2", "--bootstrap", "300",
-            "--out-dir", str(tmp_path), *SIZE, *SMALL]
+            "--evaluate-save", "--out-dir", str(tmp_path), *SIZE, *SMALL]
     assert paper_main(argv) == 0
     out = capsys.readouterr().out
     acc, ec, ef = (_record(tmp_path, p) for p in ("accuracy", "circular_consistency", "fractional_consistency"))
@@ -68,6 +68,9 @@ def test_eval_flags_run_the_new_protocols_in_one_command(data_root, weights, tmp
     layers = eq["metrics"]["layers"]
     assert [layer["stride"][0] for layer in layers if layer["stage"]][-1] == 32
     assert Path(eq["settings"]["files"]["plot"]).is_file()
+    # --evaluate-save: what each protocol fed the model (first pass), one PNG per image and copy
+    saved = {p: len(list((tmp_path / "images" / p).glob("*.png"))) for p in ("circular", "adversarial", "equivariance")}
+    assert saved == {"circular": 2 * N, "adversarial": N * (9 + 1), "equivariance": N * 11}
     # the same figure as the library function on the same images, shifts and seed
     from antialiased.data import ImageFolderDataset, uint8_transform
     model = antialiased.create_model("resnet18_lpf2", weights=weights["resnet18_lpf2"])

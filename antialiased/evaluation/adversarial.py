@@ -8,7 +8,7 @@ Acc@1 over the grid, and the share of images whose top-1 is the same over the wh
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -17,8 +17,8 @@ from torch import nn
 from antialiased.errors import ConfigError, DataError
 from antialiased.evaluation.bootstrap import RESAMPLES, Interval, bootstrap_interval
 from antialiased.evaluation.loop import EvalBatch, Forward, LoopOptions, Scorer
-from antialiased.evaluation.pairs import UnitIds, run_scorer
-from antialiased.evaluation.shifts import crops_at, grid_offsets, roll_images, top1_over
+from antialiased.evaluation.pairs import UnitIds, run_scorer, saving
+from antialiased.evaluation.shifts import crops_at, grid_offsets, rolled_copies, top1_over
 
 __all__ = ["AdversarialScorer", "adversarial_accuracy", "SHIFT_MODES", "check_grid"]
 
@@ -58,11 +58,11 @@ class AdversarialScorer(Scorer):
     centered = True
 
     def __init__(self, crop_size: int = 224, max_shift: int = 32, grid: int = 8, mode: str = "crop", *,
-                 forward_batch: int = 0) -> None:
+                 forward_batch: int = 0, save: Callable | None = None) -> None:
         check_grid(grid, mode, max_shift, crop_size)
         self.crop_size, self.max_shift, self.grid, self.mode = crop_size, max_shift, grid, mode
         self.input_size = crop_size + max_shift if mode == "crop" else crop_size
-        self.forward_batch = forward_batch
+        self.forward_batch, self.save = forward_batch, save
         self.offsets = grid_offsets(grid)
         self.ids = UnitIds()
         self.parts: dict[str, list[np.ndarray]] = {k: [] for k in (*_FIGURES, "unit", "index")}
@@ -72,16 +72,12 @@ class AdversarialScorer(Scorer):
         c, images = self.crop_size, batch.images
         if self.mode == "crop":  # the plain center crop rides along as one more offset
             center = ((images.shape[-2] - c) // 2, (images.shape[-1] - c) // 2)
-            preds = top1_over(forward, lambda offsets: crops_at(images, offsets, c), [center, *self.offsets],
-                              batch.n, self.forward_batch)
+            make = saving(lambda offsets: crops_at(images, offsets, c), self.save, batch)
+            preds = top1_over(forward, make, [center, *self.offsets], batch.n, self.forward_batch)
             return preds[1:], preds[0]
         crop = batch.center(c)
-
-        def rolled(offsets: list[tuple[int, int]]) -> torch.Tensor:
-            shifts = torch.tensor(offsets, device=crop.device).repeat_interleave(batch.n, dim=0)
-            return roll_images(crop.repeat(len(offsets), 1, 1, 1), shifts)
-
-        preds = top1_over(forward, rolled, self.offsets, batch.n, self.forward_batch)
+        make = saving(lambda offsets: rolled_copies(crop, offsets), self.save, batch)
+        preds = top1_over(forward, make, self.offsets, batch.n, self.forward_batch)
         return preds, preds[0]  # shift (0, 0) is the center crop itself
 
     def score(self, batch: EvalBatch, forward: Forward) -> None:

@@ -6,7 +6,7 @@ distance and whether it oscillates with the network's stride (the audit's consis
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from torch import nn
 from antialiased.errors import ConfigError, DataError
 from antialiased.evaluation.bootstrap import RESAMPLES, Interval, bootstrap_columns, bootstrap_interval
 from antialiased.evaluation.loop import EvalBatch, Forward, LoopOptions, Scorer
-from antialiased.evaluation.pairs import UnitIds, run_scorer
+from antialiased.evaluation.pairs import UnitIds, run_scorer, saving
 from antialiased.evaluation.shifts import crops_at, top1_over
 
 __all__ = ["ShiftDistanceScorer", "consistency_by_distance", "distance_curve"]
@@ -30,10 +30,11 @@ class ShiftDistanceScorer(Scorer):
 
     name = "shift_distance"
 
-    def __init__(self, crop_size: int = 224, max_shift: int = 32, *, forward_batch: int = 0) -> None:
+    def __init__(self, crop_size: int = 224, max_shift: int = 32, *, forward_batch: int = 0,
+                 save: Callable | None = None) -> None:
         if max_shift < 1 or crop_size < 1:
             raise ConfigError(f"--crop-size and --max-shift must be >= 1, got {crop_size} and {max_shift}")
-        self.crop_size, self.max_shift, self.forward_batch = crop_size, max_shift, forward_batch
+        self.crop_size, self.max_shift, self.forward_batch, self.save = crop_size, max_shift, forward_batch, save
         self.input_size = crop_size + max_shift
         distances = range(1, max_shift + 1)
         self.offsets = [(0, 0)] + [(0, d) for d in distances] + [(d, 0) for d in distances]
@@ -47,8 +48,8 @@ class ShiftDistanceScorer(Scorer):
         if min(images.shape[-2:]) < self.input_size:
             raise DataError(f"consistency by distance needs images of at least {self.input_size}x{self.input_size}; "
                             f"the loader gave {tuple(images.shape[-2:])}")
-        preds = top1_over(forward, lambda o: crops_at(images, o, self.crop_size), self.offsets, batch.n,
-                          self.forward_batch)
+        make = saving(lambda o: crops_at(images, o, self.crop_size), self.save, batch)
+        preds = top1_over(forward, make, self.offsets, batch.n, self.forward_batch)
         agree = (preds[1:] == preds[:1]).view(2, self.max_shift, batch.n).permute(2, 0, 1)
         self.parts["agree"].append(agree.cpu().numpy())
         self.parts["unit"].append(self.ids(batch))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -22,9 +22,9 @@ from antialiased._plotting import pyplot, save_figure
 from antialiased.evaluation.bootstrap import RESAMPLES, bootstrap_columns
 from antialiased.evaluation.feature_maps import FeatureMap, find_feature_maps, select_layers, spatial_output
 from antialiased.evaluation.loop import EvalBatch, Forward, LoopOptions, Scorer
-from antialiased.evaluation.pairs import UnitIds, run_scorer
+from antialiased.evaluation.pairs import UnitIds, run_scorer, saving
 from antialiased.evaluation.probe import unwrap_model
-from antialiased.evaluation.shifts import roll_images
+from antialiased.evaluation.shifts import rolled_copies
 
 __all__ = ["EquivarianceScorer", "layer_equivariance", "layer_profile", "plot_equivariance", "MULTIPLES"]
 
@@ -44,9 +44,10 @@ class EquivarianceScorer(Scorer):
     name = "equivariance"
     centered = True
 
-    def __init__(self, crop_size: int = 224, layers: Sequence[str] = (), *, forward_batch: int = 0) -> None:
+    def __init__(self, crop_size: int = 224, layers: Sequence[str] = (), *, forward_batch: int = 0,
+                 save: Callable | None = None) -> None:
         self.crop_size, self.input_size, self.names = crop_size, crop_size, tuple(layers)
-        self.forward_batch = forward_batch
+        self.forward_batch, self.save = forward_batch, save
         self.maps: list[FeatureMap] | None = None
         self.prepared_for: int | None = None
         self.shifts: list[tuple[int, int]] = []
@@ -91,8 +92,7 @@ class EquivarianceScorer(Scorer):
         per_pass = max(1, self.forward_batch // n - 1)
         for start in range(0, len(self.shifts), per_pass):
             chunk = self.shifts[start:start + per_pass]
-            shifts = torch.tensor(chunk, device=crop.device).repeat_interleave(n, dim=0)
-            copies = torch.cat([crop, roll_images(crop.repeat(len(chunk), 1, 1, 1), shifts)])
+            copies = torch.cat([crop, saving(lambda c: rolled_copies(crop, c), self.save, batch)(chunk)])
             handles = [modules[m.name].register_forward_hook(self._hook(i, chunk, n, errors))
                        for i, m in enumerate(self.maps)]
             try:

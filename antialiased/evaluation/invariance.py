@@ -116,7 +116,7 @@ def report_fractional(out: dict[str, Any], ctx: Any) -> Report:
 def build_adversarial(ctx: Any) -> AdversarialScorer:
     cfg, opts = ctx.config, _options(ctx)
     return AdversarialScorer(cfg.data.crop_size, cfg.data.max_shift, opts.grid, opts.mode,
-                             forward_batch=forward_batch(ctx))
+                             forward_batch=forward_batch(ctx), save=ctx.saver("adversarial"))
 
 
 def report_adversarial(out: dict[str, Any], ctx: Any) -> Report:
@@ -135,7 +135,8 @@ def report_adversarial(out: dict[str, Any], ctx: Any) -> Report:
 
 
 def build_equivariance(ctx: Any) -> EquivarianceScorer:
-    return EquivarianceScorer(ctx.config.data.crop_size, _options(ctx).layers, forward_batch=forward_batch(ctx))
+    return EquivarianceScorer(ctx.config.data.crop_size, _options(ctx).layers, forward_batch=forward_batch(ctx),
+                              save=ctx.saver("equivariance"))
 
 
 def report_equivariance(out: dict[str, Any], ctx: Any) -> Report:
@@ -171,7 +172,8 @@ def _stage_interval(ctx: Any, out: dict[str, Any]) -> list[float]:
 
 
 def build_distance(ctx: Any) -> ShiftDistanceScorer:
-    return ShiftDistanceScorer(ctx.config.data.crop_size, ctx.config.data.max_shift, forward_batch=forward_batch(ctx))
+    return ShiftDistanceScorer(ctx.config.data.crop_size, ctx.config.data.max_shift, forward_batch=forward_batch(ctx),
+                               save=ctx.saver("shift_distance"))
 
 
 def report_distance(out: dict[str, Any], ctx: Any) -> Report:

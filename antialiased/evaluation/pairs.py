@@ -20,7 +20,7 @@ from antialiased.evaluation.loop import EvalBatch, Forward, LoopOptions, Scorer,
 from antialiased.evaluation.probe import check_classifier, top1
 from antialiased.support.distributed import get_rank, get_world_size
 
-__all__ = ["ShiftPairScorer", "UnitIds", "run_scorer"]
+__all__ = ["ShiftPairScorer", "UnitIds", "run_scorer", "saving"]
 
 
 class UnitIds:
@@ -41,6 +41,21 @@ class UnitIds:
             self.next += batch.n
             self.by_step[batch.step] = local * get_world_size() + get_rank()
         return self.by_step[batch.step]
+
+
+def saving(make_copies: Callable[[list[tuple[int, int]]], torch.Tensor], save: Callable | None,
+           batch: EvalBatch) -> Callable[[list[tuple[int, int]]], torch.Tensor]:
+    """``make_copies`` that also hands each offset's copies to ``save`` (``--evaluate-save``), tagged
+    ``<dh>_<dw>``, in the first pass; ``make_copies`` itself without a saver."""
+    if save is None or batch.pass_index:
+        return make_copies
+
+    def make(offsets: list[tuple[int, int]]) -> torch.Tensor:
+        copies = make_copies(offsets)
+        for k, (dh, dw) in enumerate(offsets):
+            save(copies[k * batch.n:(k + 1) * batch.n], batch.indices, f"{dh}_{dw}")
+        return copies
+    return make
 
 
 class ShiftPairScorer(Scorer):

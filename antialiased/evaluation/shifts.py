@@ -12,7 +12,7 @@ import torch
 
 from antialiased.evaluation.probe import top1
 
-__all__ = ["roll_images", "fourier_shift", "crops_at", "grid_offsets", "top1_over"]
+__all__ = ["roll_images", "rolled_copies", "fourier_shift", "crops_at", "grid_offsets", "top1_over"]
 
 
 def roll_images(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
@@ -39,6 +39,22 @@ def roll_images(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     batch = torch.arange(b, device=images.device).view(b, 1, 1)
     # advanced indices on dims 0, 2, 3 with a slice on 1: the indexed dims come first -> (B, H, W, C)
     return images.permute(0, 2, 3, 1)[batch, rows.view(b, h, 1), cols.view(b, 1, w)].permute(0, 3, 1, 2)
+
+
+def rolled_copies(images: torch.Tensor, offsets: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Every image circularly shifted by each offset, offset-major (as :func:`crops_at` cuts crops).
+
+    Shape:
+        - images: (B, C, H, W)
+        - output: (len(offsets) * B, C, H, W)
+
+    Example:
+        >>> x = torch.arange(8.).view(2, 1, 2, 2)
+        >>> rolled_copies(x, [(0, 0), (0, 1)])[:, 0, 0].tolist()
+        [[0.0, 1.0], [4.0, 5.0], [1.0, 0.0], [5.0, 4.0]]
+    """
+    shifts = torch.tensor([tuple(o) for o in offsets], device=images.device).repeat_interleave(images.shape[0], dim=0)
+    return roll_images(images.repeat(len(offsets), 1, 1, 1), shifts)
 
 
 def fourier_shift(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
