@@ -5,10 +5,13 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from antialiased.cli.demo import main as demo_main
-from antialiased.demo import DemoCNN, DemoConfig, SHAPES, SmallResNet, generate_shapes, run_demo
+from antialiased.demo import (DemoConfig, SHAPES, build_variant, generate_shapes, parse_variant, run_demo,
+                              total_stride)
+from antialiased.errors import ConfigError
 from antialiased.layers import BlurPool
 from antialiased.reporting import load_results, summarize
 
@@ -35,47 +38,127 @@ def _layers(model, kind):
     return [m for m in model.modules() if isinstance(m, kind)]
 
 
-@pytest.mark.parametrize("net", [DemoCNN, SmallResNet])
-def test_nets_follow_the_paper_recipe(net):
-    base, aa = net(num_classes=5), net(num_classes=5, filter_size=3)
+def _build(net, spec, seed=0, width=4):
+    torch.manual_seed(seed)
+    model, built = build_variant(net, parse_variant(spec), num_classes=5, width=width, input_size=(3, 28, 28))
+    return model, built, torch.get_rng_state()
+
+
+@pytest.mark.parametrize("net", ["democnn", "smallresnet"])
+def test_variants_are_the_baseline_converted_by_antialias(net):
+    base, _, base_rng = _build(net, "baseline")
+    aa, built, aa_rng = _build(net, "blurpool:3")
     assert not _layers(base, BlurPool)
     blurs = _layers(aa, BlurPool)
     assert blurs and all(b.filt_size == 3 and b.stride == 2 for b in blurs)
     # no strided conv or max-pool is left in the anti-aliased net: BlurPool does all subsampling
     assert all(m.stride in (1, (1, 1)) for m in _layers(aa, (nn.Conv2d, nn.MaxPool2d)))
     assert any(m.stride in (2, (2, 2)) for m in _layers(base, (nn.Conv2d, nn.MaxPool2d)))
-    x = torch.rand(2, 3, 32, 32)
+    # same initial weights (no extra parameters) and the same random stream afterwards (crops, order)
+    assert base.state_dict().keys() == aa.state_dict().keys()
+    assert all(torch.equal(base.state_dict()[k], v) for k, v in aa.state_dict().items())
+    assert torch.equal(base_rng, aa_rng)
+    x = torch.rand(2, 3, 28, 28)
     assert base(x).shape == aa(x).shape == (2, 5)
-    # no extra parameters, as the paper says
-    assert sum(p.numel() for p in base.parameters()) == sum(p.numel() for p in aa.parameters())
+    assert built["call"] == f"antialias({net}(), method='blurpool', filter_size=3)" and not built["circular"]
+    assert len(built["antialias_summary"]["changed"]) == (3 if net == "democnn" else 4)
+
+
+def _blur3(x):
+    # the triangle filter [1, 2, 1] x [1, 2, 1] / 16 with reflect padding, every other pixel: by hand
+    k = torch.tensor([1.0, 2.0, 1.0])
+    k = (torch.outer(k, k) / 16).expand(x.shape[1], 1, 3, 3)
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), k, stride=2, groups=x.shape[1])
+
+
+def _paper_recipe_by_hand(net, x):
+    # SmallResNet's strided blocks as the paper's ResNets: conv1 at stride 1, BN, ReLU, blur; the
+    # shortcut blurs before its 1x1 projection
+    x = net.stem(x)
+    for block in net.layers:
+        strided = block.conv1.stride[0] == 2
+        out = F.relu(block.bn1(F.conv2d(x, block.conv1.weight, padding=1)))
+        out = block.bn2(block.conv2(_blur3(out) if strided else out))
+        if isinstance(block.shortcut, nn.Identity):
+            short = x
+        else:
+            conv, bn = block.shortcut
+            short = bn(F.conv2d(_blur3(x) if strided else x, conv.weight))
+        x = F.relu(out + short)
+    return net.head(x)
+
+
+def test_blurpool_variant_computes_the_paper_recipe():
+    base, _, _ = _build("smallresnet", "baseline", width=6)
+    aa, _, _ = _build("smallresnet", "blurpool:3", width=6)
+    base.eval(), aa.eval()
+    x = torch.randn(3, 3, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(aa(x), _paper_recipe_by_hand(base, x), rtol=1e-5, atol=1e-5)
+
+
+def test_aps_variant_is_circular_and_exactly_invariant():
+    base, _, _ = _build("smallresnet", "baseline")
+    aps, built, _ = _build("smallresnet", "aps-lpf:3")
+    assert built["circular"] and "circular=True" in built["call"]
+    base.eval(), aps.eval()
+    x = torch.randn(4, 3, 28, 28)
+    with torch.no_grad():
+        gaps = [((net(torch.roll(x, (dh, dw), (2, 3))) - net(x)).abs().max().item())
+                for net in (aps, base) for dh, dw in [(1, 0), (3, 5), (13, 27)]]
+    assert max(gaps[:3]) < 1e-4 < min(gaps[3:])  # 28 is a multiple of the total stride (4)
+
+
+def test_variant_specs():
+    assert [v.spec for v in DemoConfig(filter_sizes=(2, 4), methods=("aps", "blurpool:2", "aps-lpf:3")).variants()] \
+        == ["baseline", "blurpool:2", "blurpool:4", "aps", "aps-lpf:3"]
+    assert [parse_variant(s).model_name("net") for s in ("baseline", "blurpool:5", "blur-first:4", "aps", "aps-lpf:3")] \
+        == ["net", "net_lpf5", "net_blur-first4", "net_aps", "net_aps-lpf3"]
+    with pytest.raises(ConfigError, match="unknown anti-aliasing method 'apss'"):
+        parse_variant("apss")
+    with pytest.raises(ConfigError, match="from 1 to 7"):
+        parse_variant("blurpool:9")
+    with pytest.raises(ConfigError, match="applies no blur filter"):
+        build_variant("smallresnet", parse_variant("aps:3"), num_classes=2, width=2, input_size=(3, 28, 28))
+    assert total_stride("smallresnet", 28) == 4 and total_stride("democnn", 32) == 8
 
 
 def test_quick_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     threads = torch.get_num_threads()
     try:  # one thread: shared CI machines are often oversubscribed
-        assert demo_main(["--quick", "--out-dir", str(out), "--no-progress", "--threads", "1"]) == 0
+        assert demo_main(["--quick", "--out-dir", str(out), "--no-progress", "--threads", "1",
+                          "--methods", "aps"]) == 0
     finally:
         torch.set_num_threads(threads)
     printed = capsys.readouterr().out
-    for label in ("Baseline", "Rect-2", "Tri-3", "Tri-4", "Bin-5"):
-        assert label in printed
+    for label in ("Baseline", "Rect-2", "Tri-3", "Tri-4", "Bin-5", "APS"):
+        assert f"| {label} |" in printed
+    assert "antialias(democnn(), method='aps', filter_size=1, circular=True)" in printed
+    assert "32 is a multiple of the net's total stride 8" in printed
     files = list(out.glob("results_*.json"))
     assert len(files) == 1
     data = json.loads(files[0].read_text())
     assert data["schema"] == "antialiased.result/1" and data["protocol"] == "demo"
     assert data["dataset"] == "generated:shapes" and data["seed"] == 0
-    assert [r["filter_size"] for r in data["results"]] == [None, 2, 3, 4, 5]
+    assert [(r["method"], r["filter_size"]) for r in data["results"]] == \
+        [(None, None), ("blurpool", 2), ("blurpool", 3), ("blurpool", 4), ("blurpool", 5), ("aps", 1)]
     for r in data["results"]:
         m = r["metrics"]
-        assert 0 <= m["acc1"] <= 100 and 0 <= m["consistency"] <= 100 and m["pairs"] == 200
-        assert m["consistency_ci95"][0] <= m["consistency"] <= m["consistency_ci95"][1]
+        assert 0 <= m["acc1"] <= 100 and m["pairs"] == m["circular_pairs"] == 200
+        for key in ("consistency", "circular_consistency"):
+            assert m[f"{key}_ci95"][0] <= m[key] <= m[f"{key}_ci95"][1] <= 100
     # it learned something in the quick run: clearly better than chance (1/8, 200 test images)
     assert max(r["metrics"]["acc1"] for r in data["results"]) > 100 / len(SHAPES) + 7
-    rows = summarize(load_results([files[0]]))["democnn"]
-    assert [v.label for v in rows] == ["Baseline", "Rect-2", "Tri-3", "Tri-4", "Bin-5"]
+    # APS with circular padding: every pair of circular shifts of the 32px crop gets the same class
+    assert data["results"][-1]["metrics"]["circular_consistency"] == 100.0
+    assert min(r["metrics"]["circular_consistency"] for r in data["results"][:-1]) < 100.0
+    rows = summarize(load_results([files[0]]))["democnn"]  # `antialiased report` reads the file
+    assert {v.model for v in rows} == {"democnn", "democnn_lpf2", "democnn_lpf3", "democnn_lpf4", "democnn_lpf5",
+                                       "democnn_aps"}
     assert (out / "demo_democnn_seed0.png").read_bytes()[:4] == b"\x89PNG"
-    assert (out / "demo_democnn_seed0.md").read_text().startswith("|          | Accuracy | Consistency |")
+    assert (out / "demo_democnn_seed0.md").read_text().startswith(
+        "| | Accuracy | Crop-shift consistency | Circular consistency |")
 
 
 def _tiny(tmp_path, **kw):
@@ -93,8 +176,8 @@ def test_demo_is_deterministic_given_seed(tmp_path):
     finally:
         torch.set_num_threads(threads)
     assert [r["metrics"]["train_loss"] for r in a] == [r["metrics"]["train_loss"] for r in b]
-    assert [(r["metrics"]["acc1"], r["metrics"]["consistency"]) for r in a] == \
-           [(r["metrics"]["acc1"], r["metrics"]["consistency"]) for r in b]
+    keys = ("acc1", "consistency", "circular_consistency")
+    assert [[r["metrics"][k] for k in keys] for r in a] == [[r["metrics"][k] for k in keys] for r in b]
 
 
 def test_demo_on_an_imagefolder_dataset(tmp_path, cifar10_dir):
@@ -117,3 +200,7 @@ def test_demo_errors_are_clear(tmp_path, capsys):
     assert demo_main(["--device", "cuda:7" if not torch.cuda.is_available() else "nonsense",
                       "--out-dir", str(tmp_path), "--no-progress"]) == 2
     assert "--device" in capsys.readouterr().err
+    assert demo_main(["--methods", "aps:3", "--out-dir", str(tmp_path), "--no-progress"]) == 2
+    assert "'aps' applies no blur filter" in capsys.readouterr().err
+    assert demo_main(["--methods", "nope:2", "--out-dir", str(tmp_path), "--no-progress"]) == 2
+    assert "unknown anti-aliasing method 'nope'" in capsys.readouterr().err

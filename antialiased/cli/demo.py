@@ -20,15 +20,20 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     d = DemoConfig()
     p = argparse.ArgumentParser(
         prog="antialiased demo", add_help=add_help,
-        description="Train a small CNN as a baseline and anti-aliased (BlurPool, filter sizes 2-5) on "
-                    "generated shapes with aliasing-prone textures (or --data DIR), then print accuracy and "
-                    "shift consistency in the paper's table format and write the results JSON and a plot.")
+        description="Train a small CNN as a baseline and anti-aliased by antialias() (BlurPool, filter sizes 2-5, "
+                    "and any --methods) on generated shapes with aliasing-prone textures (or --data DIR), then "
+                    "print accuracy, crop-shift and circular-shift consistency and write the results JSON and a plot.")
     p.add_argument("--out-dir", default=d.out_dir, metavar="DIR", help=f"output folder (default: {d.out_dir})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"seed of data, init and evaluation (default: {d.seed})")
     p.add_argument("--epochs", type=int, default=None, help=f"training epochs per variant (default: {d.epochs})")
     p.add_argument("--steps", type=int, default=None, help="cap on training iterations per epoch (default: none)")
     p.add_argument("--filter-sizes", type=int, nargs="+", default=list(d.filter_sizes), metavar="N",
-                   help="anti-aliased variants to train besides the baseline (default: 2 3 4 5)")
+                   help="filter sizes of the paper's recipe (method blurpool) to train besides the baseline "
+                        "(default: 2 3 4 5)")
+    p.add_argument("--methods", nargs="+", default=list(d.methods), metavar="METHOD[:N]",
+                   help="further variants, each an antialias() method with an optional filter size (none: 1, no "
+                        "blur), e.g. blur-first:4 aps aps-lpf:3; methods that support it (APS) are built with "
+                        "circular=True (default: none)")
     p.add_argument("--data", default=None, metavar="DIR",
                    help="ImageFolder dataset with DIR/train and DIR/test (or DIR/val) class folders instead of "
                         "the generated shapes, e.g. ../shared/data/cifar10; images are resized to "
@@ -64,7 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     import torch
 
+    from antialiased.demo.report import describe_builds
     from antialiased.demo.run import DemoConfig, run_demo
+    from antialiased.errors import AntialiasedError
 
     defaults = QUICK if args.quick else {}
     chosen = {k: getattr(args, k) for k in ("epochs", "width", "train_size", "test_size", "epochs_shift")}
@@ -74,19 +81,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     torch.set_num_threads(args.threads)
     cfg = DemoConfig(out_dir=args.out_dir, seed=args.seed, steps=args.steps, filter_sizes=tuple(args.filter_sizes),
-                     data=args.data, net=args.net, crop_size=args.crop_size, max_shift=args.max_shift,
-                     batch_size=args.batch_size, lr=args.lr, device=args.device, progress=not args.no_progress,
+                     methods=tuple(args.methods), data=args.data, net=args.net, crop_size=args.crop_size,
+                     max_shift=args.max_shift, batch_size=args.batch_size, lr=args.lr, device=args.device, progress=not args.no_progress,
                      plot=not args.no_plot, **sized)
     start = time.perf_counter()
     try:
         result = run_demo(cfg)
-    except (ValueError, FileNotFoundError) as exc:
+    except AntialiasedError as exc:
         print(f"antialiased demo: {exc}", file=sys.stderr)
         return 2
     source = "generated shapes" if cfg.data is None else cfg.data
-    print(f"\n{cfg.net} on {source}: accuracy (center crop) and shift consistency "
-          f"(two random {cfg.crop_size}px crops of {cfg.crop_size + cfg.max_shift}px images), seed {cfg.seed}\n")
+    print(f"\n{cfg.net} on {source}, seed {cfg.seed}. {cfg.describe_protocols(result.total_stride)}\n")
     print(result.table)
+    print("\nVariants (the baseline net, converted by antialias(); all start from the same weights):\n  "
+          + "\n  ".join(describe_builds(result.records)))
     print(f"\nwrote {result.results_path}" + (f" and {result.plot_path}" if result.plot_path else "")
           + f" in {time.perf_counter() - start:.0f}s ({os.cpu_count()} CPUs visible, {torch.get_num_threads()} threads)")
     return 0

@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from antialiased.errors import ConfigError, DataError, MissingFileError
+
 __all__ = ["DemoData", "CropDataset", "load_generated", "load_folder"]
 
 
@@ -45,7 +47,7 @@ class CropDataset(Dataset):
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, *, crop: int, mode: str,
                  mean: list[float], std: list[float]) -> None:
         if mode not in ("random", "center", "full"):
-            raise ValueError(f"mode must be 'random', 'center' or 'full', got {mode!r}")
+            raise ConfigError(f"mode must be 'random', 'center' or 'full', got {mode!r}")
         self.images, self.labels, self.crop, self.mode = images, labels, crop, mode
         self.mean = torch.tensor(mean).view(3, 1, 1)
         self.std = torch.tensor(std).view(3, 1, 1)
@@ -79,12 +81,12 @@ def load_generated(*, train_size: int, test_size: int, image_size: int, crop_siz
 
 def _split_dirs(root: Path) -> tuple[Path, Path]:
     if not root.is_dir():
-        raise FileNotFoundError(f"--data {str(root)!r} does not exist; expected an ImageFolder dataset "
+        raise MissingFileError(f"--data {str(root)!r} does not exist; expected an ImageFolder dataset "
                                 f"DIR/train/<class>/* and DIR/test/<class>/* (or DIR/val/<class>/*)")
     train = root / "train"
     evals = [root / name for name in ("val", "test") if (root / name).is_dir()]
     if not train.is_dir() or not evals:
-        raise FileNotFoundError(f"--data {str(root)!r} must hold a train/ folder and a val/ or test/ folder, "
+        raise DataError(f"--data {str(root)!r} must hold a train/ folder and a val/ or test/ folder, "
                                 f"each with one sub-folder per class (found: "
                                 f"{sorted(p.name for p in root.iterdir()) if root.is_dir() else []})")
     return train, evals[0]
@@ -98,7 +100,7 @@ def _load_split(folder: Path, limit: int, image_size: int, seed: int, classes: l
     transform = T.Compose([T.PILToTensor(), T.Resize(image_size, antialias=True), T.CenterCrop(image_size)])
     ds = ImageFolderDataset(str(folder), transform=transform)
     if classes is not None and ds.classes != classes:
-        raise ValueError(f"class folders of {folder} {ds.classes} differ from the training classes {classes}")
+        raise DataError(f"class folders of {folder} {ds.classes} differ from the training classes {classes}")
     order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))
     if limit:
         order = order[:limit]
@@ -110,7 +112,7 @@ def _load_split(folder: Path, limit: int, image_size: int, seed: int, classes: l
         images.append(img)
         labels.append(target)
     if not images:
-        raise ValueError(f"no readable images in {folder}")
+        raise DataError(f"no readable images in {folder}")
     return torch.stack(images), torch.tensor(labels), ds.classes, len(ds.skipped)
 
 

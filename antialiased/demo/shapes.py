@@ -12,6 +12,8 @@ from typing import Callable
 
 import torch
 
+from antialiased.errors import ConfigError
+
 __all__ = ["SHAPES", "generate_shapes"]
 
 Mask = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -100,9 +102,9 @@ def generate_shapes(n: int, *, image_size: int = 40, crop_size: int = 32, seed: 
     names = tuple(SHAPES) if classes is None else tuple(classes)
     unknown = [c for c in names if c not in SHAPES]
     if unknown:
-        raise ValueError(f"unknown shape classes {unknown}; choose from {sorted(SHAPES)}")
+        raise ConfigError(f"unknown shape classes {unknown}; choose from {sorted(SHAPES)}")
     if n < 1 or crop_size < 8 or image_size < crop_size:
-        raise ValueError(f"need n >= 1, crop_size >= 8 and image_size >= crop_size; got n={n}, "
+        raise ConfigError(f"need n >= 1, crop_size >= 8 and image_size >= crop_size; got n={n}, "
                          f"crop_size={crop_size}, image_size={image_size}")
     g = torch.Generator().manual_seed(seed)
     labels = torch.arange(n) % len(names)
