@@ -134,6 +134,25 @@ def test_conversion_on_cuda():
         torch.testing.assert_close(model(x.cuda()).cpu(), model.cpu()(x), rtol=1e-4, atol=1e-4)
 
 
+def test_conversion_leaves_the_model_state_as_it_was():
+    class Counting(nn.Module):  # a forward that updates a buffer, as timm's BatchNormAct2d does
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, 2, 1)
+            self.register_buffer("calls", torch.zeros(()))
+
+        def forward(self, x):
+            self.calls.add_(1)
+            return F.max_pool2d(self.conv(x), 2)
+
+    net = nn.Sequential(Counting(), nn.BatchNorm2d(4))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    model = antialias(net)
+    assert [c.path for c in model.antialias_summary.changed] == ["0.max_pool2d"]
+    after = model.state_dict()
+    assert list(after) == list(before) and all(torch.equal(after[k], v) for k, v in before.items())
+
+
 def test_converted_model_copies_and_pickles():
     model = antialias(torchvision.models.resnet18(num_classes=4)).eval()
     buffer = io.BytesIO()

@@ -71,10 +71,20 @@ def _sequential_graph(module: nn.Sequential) -> fx.Graph:
 
 
 def shallow_graph(module: nn.Module) -> fx.Graph:
-    """The module's own forward as a graph (children as leaves); raises what tracing raises."""
+    """The module's own forward as a graph (children as leaves); raises what tracing raises.
+
+    Tracing runs the forward's Python code, which may update real buffers in place (timm's
+    BatchNormAct2d counts ``num_batches_tracked`` up): every buffer is put back as it was.
+    """
     if is_plain_sequential(module):
         return _sequential_graph(module)
-    return ShallowTracer(module).trace(module)
+    saved = [(buffer, buffer.detach().clone()) for buffer in module.buffers() if buffer.device.type != "meta"]
+    try:
+        return ShallowTracer(module).trace(module)
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
 
 
 def _graph_text(module: nn.Module, training: bool) -> str:
