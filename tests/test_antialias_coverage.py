@@ -129,8 +129,9 @@ def check_model(build: Callable[[], nn.Module], small: int = 32, sizes: tuple[in
     with warnings.catch_warnings():
         warnings.simplefilter("error", AntialiasWarning)
         model = antialias(copy.deepcopy(baseline), filter_size=3)
-    model.load_state_dict(baseline.state_dict(), strict=True)
-    assert list(model.state_dict()) == list(baseline.state_dict())
+    state, want = model.state_dict(), baseline.state_dict()
+    assert list(state) == list(want) and all(torch.equal(state[k], v) for k, v in want.items())  # untouched
+    model.load_state_dict(want, strict=True)
     model.eval()
     for size in sorted({small, *sizes}):
         x = torch.rand(1, 3, size, size, requires_grad=True)
