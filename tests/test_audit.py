@@ -56,7 +56,7 @@ def test_eval_flags_run_the_new_protocols_in_one_command(data_root, weights, tmp
     assert f"Circular consistency {ec['metrics']['circular_consistency']:.3f}" in out
     assert f"Fractional consistency {ef['metrics']['fractional_consistency']:.3f}" in out
     assert f"Adversarial accuracy {ea['metrics']['adversarial_acc1']:.3f} (grid 3x3, crop)" in out
-    assert "Equivariance error" in out and "95% CI (bootstrap over 4 images)" in out
+    assert "Equivariance error" in out and "bootstrap over 4 images: Acc@1 95% CI" in out
     # the center crop of the shared 72-pixel decode is -e's crop: the same Acc@1
     assert ea["metrics"]["center_acc1"] == acc["metrics"]["acc1"]
     for record, key in ((acc, "acc1"), (ec, "circular_consistency"), (ef, "fractional_consistency"),

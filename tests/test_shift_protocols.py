@@ -24,6 +24,7 @@ from antialiased.data import IMAGENET_MEAN, IMAGENET_STD, ImageFolderDataset, ui
 from antialiased.errors import ConfigError, ModelError
 from antialiased.evaluation.adversarial import adversarial_accuracy
 from antialiased.evaluation.bootstrap import bootstrap_columns, bootstrap_interval
+from antialiased.evaluation._common import wilson_interval
 from antialiased.evaluation.circular import circular_consistency
 from antialiased.evaluation.distance import consistency_by_distance
 from antialiased.evaluation.equivariance import layer_equivariance
@@ -122,7 +123,10 @@ def test_roll_and_fourier_shift_equal_independent_computations():
 def test_circularly_invariant_model_scores_100_and_zero_error(batches):
     model = CircularNet().eval()
     ec = circular_consistency(model, batches, "cpu", epochs=2, seed=0, **QUIET)
-    assert ec["consistency"] == 100.0 and ec["consistency_ci95"] == [100.0, 100.0] and ec["pairs"] == 2 * N_IMAGES
+    assert ec["consistency"] == 100.0 and ec["pairs"] == 2 * N_IMAGES
+    # every image consistent: not a zero-width interval, but the Wilson interval over the 8 images
+    assert ec["consistency_ci95"] == pytest.approx(list(wilson_interval(N_IMAGES, N_IMAGES)))
+    assert ec["consistency_ci95"][0] < 75
     ea = adversarial_accuracy(model, batches, "cpu", grid=2, mode="circular", **QUIET)
     assert ea["grid_consistency"] == 100.0
     assert ea["adversarial_acc1"] == ea["center_acc1"] == ea["grid_acc1"] == ec["shifted_acc1"]
@@ -330,6 +334,10 @@ def test_clustered_outcomes_get_wider_intervals_with_right_coverage():
     assert 85 <= covered <= 100
     value, low, high, units = bootstrap_columns(np.zeros((0, 3)))
     assert units == 0 and np.isnan(value).all()
+    one = bootstrap_interval([1, 1, 0], groups=[7, 7, 7])  # one unit: no interval, said so
+    assert one.value == pytest.approx(200 / 3) and math.isnan(one.low) and one.text() == "95% CI n/a (1 image)"
+    zeros = bootstrap_interval(np.zeros(10), scale=1.0, proportion=False)  # an exact figure (e.g. error 0)
+    assert (zeros.low, zeros.high) == (0.0, 0.0)
 
 
 # ---- bad input -------------------------------------------------------------------------------------

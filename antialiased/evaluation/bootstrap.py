@@ -4,13 +4,21 @@ Outcomes of one image (several shifted pairs, several passes) or of one batch (`
 offsets per batch) are not independent, so resampling single pairs gives intervals that are too
 narrow. Here whole units are resampled with replacement, and the statistic is the pooled mean of
 the outcomes of the resampled units (a cluster bootstrap, percentile interval).
+
+Two cases the bootstrap cannot see get other answers: one unit has no interval (NaN); a proportion
+that is 0% or 100% in every unit (a model consistent on every image) would get the zero-width
+interval of a single point, so it gets the Wilson score interval over units instead (a finite
+sample never proves 100%).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
+
+from antialiased.evaluation._common import wilson_interval
 
 __all__ = ["Interval", "bootstrap_interval", "bootstrap_columns", "RESAMPLES"]
 
@@ -31,6 +39,12 @@ class Interval:
     def as_list(self) -> list[float]:
         return [self.low, self.high]
 
+    def text(self, digits: int = 3) -> str:
+        """``95% CI low-high``, or why there is none."""
+        if np.isnan(self.low):
+            return f"95% CI n/a ({self.units} {self.unit})"
+        return f"95% CI {self.low:.{digits}f}-{self.high:.{digits}f}"
+
     def settings(self, resamples: int, seed: int) -> dict[str, Any]:
         return {"unit": self.unit, "units": self.units, "resamples": resamples, "seed": seed}
 
@@ -49,18 +63,33 @@ def _unit_sums(values: np.ndarray, groups: np.ndarray | None) -> tuple[np.ndarra
     return sums, np.bincount(inverse, minlength=len(sums)).astype(float)
 
 
+def _at_boundary(sums: np.ndarray, counts: np.ndarray, low: np.ndarray, high: np.ndarray, scale: float,
+                 level: float) -> None:
+    """Columns of 0/1 outcomes that are 0% or 100% in every unit get the Wilson interval over units (in place)."""
+    means = sums / counts[:, None]
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    for column in range(means.shape[1]):
+        first = means[0, column]
+        if first in (0.0, 1.0) and np.all(means[:, column] == first):
+            lo, hi = wilson_interval(first * len(counts), len(counts), z)
+            low[column], high[column] = lo * scale / 100, hi * scale / 100
+
+
 def bootstrap_columns(values: Any, groups: Any = None, *, resamples: int = RESAMPLES, seed: int = 0,
-                      level: float = 0.95, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+                      level: float = 0.95, scale: float = 1.0, proportion: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Pooled means of each column and their bootstrap intervals, resampling whole units.
 
     ``values`` holds one row of outcomes per observation (booleans or numbers), ``groups`` the unit
     of each row (an image id, a batch number; rows with equal ids are resampled together; None:
     every row is its own unit). Every resample draws as many units as there are, with replacement,
     with a ``numpy`` generator seeded by ``seed``: the same inputs give the same interval.
+    ``proportion``: the outcomes are 0/1 (agreement, correctness), so a column that is 0 or 1 in
+    every unit gets the Wilson interval over units rather than a zero-width one.
 
     Returns:
         ``(value, low, high, units)``: arrays of one entry per column (times ``scale``) and the
-        number of units. With no observations the figures are NaN.
+        number of units. With no observations the figures are NaN; with one unit the interval.
 
     Example:
         >>> v = np.array([[1, 0], [1, 1], [0, 1], [1, 1]])
@@ -72,10 +101,12 @@ def bootstrap_columns(values: Any, groups: Any = None, *, resamples: int = RESAM
     values = values.reshape(values.shape[0], int(np.prod(values.shape[1:])))  # (observations, columns)
     sums, counts = _unit_sums(values, groups)
     units = len(counts)
+    nan = np.full(values.shape[1], np.nan)
     if units == 0:
-        nan = np.full(values.shape[1], np.nan)
         return nan, nan, nan, 0
     value = sums.sum(axis=0) / counts.sum() * scale
+    if units == 1:
+        return value, nan, nan.copy(), 1
     rng = np.random.default_rng(seed)
     chunk = max(1, _CHUNK_ELEMENTS // units)
     stats = []
@@ -84,14 +115,19 @@ def bootstrap_columns(values: Any, groups: Any = None, *, resamples: int = RESAM
         stats.append(sums[picks].sum(axis=1) / counts[picks].sum(axis=1, keepdims=True))
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(np.concatenate(stats) * scale, [tail, 100 - tail], axis=0)
-    return value, np.minimum(low, value), np.maximum(high, value), units
+    low, high = np.minimum(low, value), np.maximum(high, value)
+    if proportion:
+        _at_boundary(sums, counts, low, high, scale, level)
+    return value, low, high, units
 
 
 def bootstrap_interval(values: Any, groups: Any = None, *, resamples: int = RESAMPLES, seed: int = 0,
-                       level: float = 0.95, scale: float = 100.0, unit: str = "image") -> Interval:
-    """The pooled mean of ``values`` (percent by default) with its bootstrap interval over units.
+                       level: float = 0.95, scale: float = 100.0, unit: str = "image",
+                       proportion: bool = True) -> Interval:
+    """The pooled mean of ``values`` (percent of 0/1 outcomes by default) with its bootstrap interval over units.
 
-    See :func:`bootstrap_columns`; ``unit`` names what a unit is, for the record.
+    See :func:`bootstrap_columns`; ``unit`` names what a unit is, for the record; ``proportion=False``
+    for other figures (errors, probabilities).
 
     Example:
         >>> agree = np.array([1, 1, 0, 1, 1, 1, 0, 0])
@@ -100,5 +136,6 @@ def bootstrap_interval(values: Any, groups: Any = None, *, resamples: int = RESA
         >>> by_pair.value, by_image.value, by_image.units
         (62.5, 62.5, 4)
     """
-    v, lo, hi, units = bootstrap_columns(values, groups, resamples=resamples, seed=seed, level=level, scale=scale)
+    v, lo, hi, units = bootstrap_columns(values, groups, resamples=resamples, seed=seed, level=level, scale=scale,
+                                         proportion=proportion)
     return Interval(float(v[0]), float(lo[0]), float(hi[0]), units, unit)

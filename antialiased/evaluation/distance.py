@@ -83,7 +83,8 @@ def distance_curve(units: dict[str, np.ndarray], *, resamples: int = RESAMPLES, 
     """Agreement (both directions) per distance with 95% bootstrap intervals over images: ``{'consistency',
     'low', 'high'}``, one entry per distance."""
     agree = units["agree"].mean(axis=1)  # (images, distances)
-    value, low, high, _ = bootstrap_columns(agree, units["unit"], resamples=resamples, seed=seed, scale=100)
+    value, low, high, _ = bootstrap_columns(agree, units["unit"], resamples=resamples, seed=seed, scale=100,
+                                            proportion=True)
     return {"consistency": value.tolist(), "low": low.tolist(), "high": high.tolist()}
 
 

@@ -21,7 +21,7 @@ from antialiased.evaluation.equivariance import EquivarianceScorer, layer_profil
 from antialiased.evaluation.fractional import FractionalConsistencyScorer
 from antialiased.evaluation.pairs import ShiftPairScorer
 
-__all__ = ["InvarianceOptions", "Report", "bootstrap_seed", "forward_batch", "ci_text",
+__all__ = ["InvarianceOptions", "Report", "bootstrap_seed", "forward_batch",
            "build_circular", "build_fractional", "build_adversarial", "build_equivariance", "build_distance",
            "report_circular", "report_fractional", "report_adversarial", "report_equivariance", "report_distance",
            "accuracy_intervals", "shift_intervals", "diagonal_intervals"]
@@ -65,10 +65,6 @@ def _options(ctx: Any) -> InvarianceOptions:
     return getattr(ctx.config, "invariance", None) or InvarianceOptions()
 
 
-def ci_text(interval: Interval, digits: int = 3) -> str:
-    return f"95% CI {interval.low:.{digits}f}-{interval.high:.{digits}f}"
-
-
 def _intervals(ctx: Any, name: str, scorer_type: Any) -> dict[str, Interval]:
     return scorer_type.intervals(ctx.units[name], resamples=_options(ctx).resamples, seed=bootstrap_seed(ctx))
 
@@ -92,9 +88,9 @@ def build_fractional(ctx: Any) -> FractionalConsistencyScorer:
 def _report_pairs(out: dict[str, Any], ctx: Any, name: str, label: str, metric: str) -> Report:
     found = _intervals(ctx, name, ShiftPairScorer)
     cons, acc = found["consistency"], found["shifted_acc1"]
-    lines = [f"{label} consistency {out['consistency']:.3f}  ({ci_text(cons)} over {cons.units} images, "
+    lines = [f"{label} consistency {out['consistency']:.3f}  ({cons.text()} over {cons.units} images, "
              f"{out['pairs']} pairs, offset seed {out['seed']}); Acc@1 of the shifted copies "
-             f"{out['shifted_acc1']:.3f} ({ci_text(acc)})"]
+             f"{out['shifted_acc1']:.3f} ({acc.text()})"]
     metrics = {metric: out["consistency"], f"{metric}_ci95": cons.as_list(), "shifted_acc1": out["shifted_acc1"],
                "shifted_acc1_ci95": acc.as_list(), "pairs": out["pairs"]}
     settings = {"epochs_shift": ctx.config.shift.epochs, "offset_seed": out["seed"], "decode_cache": ctx.cached,
@@ -123,9 +119,9 @@ def report_adversarial(out: dict[str, Any], ctx: Any) -> Report:
     found = _intervals(ctx, "adversarial", AdversarialScorer)
     adv, center, same = found["adversarial_acc1"], found["center_acc1"], found["grid_consistency"]
     grid = f"grid {out['grid']}x{out['grid']}, {out['mode']}"
-    lines = [f"Adversarial accuracy {out['adversarial_acc1']:.3f} ({grid})  ({ci_text(adv)}); center-crop Acc@1 "
-             f"{out['center_acc1']:.3f} ({ci_text(center)}); same top-1 over the grid {out['grid_consistency']:.3f}% "
-             f"({ci_text(same)}); {adv.units} images"]
+    lines = [f"Adversarial accuracy {out['adversarial_acc1']:.3f} ({grid})  ({adv.text()}); center-crop Acc@1 "
+             f"{out['center_acc1']:.3f} ({center.text()}); same top-1 over the grid {out['grid_consistency']:.3f}% "
+             f"({same.text()}); {adv.units} images"]
     metrics = {"images": out["images"]}
     for figure, interval in found.items():
         metrics.update({figure: out[figure], f"{figure}_ci95": interval.as_list()})
@@ -146,7 +142,7 @@ def report_equivariance(out: dict[str, Any], ctx: Any) -> Report:
     lines = [f"Equivariance error ||f(Tx) - T'f(x)|| / ||f(x)|| (shifts (s,s), (2s,2s), (3s,3s) of each map's "
              f"stride s; {out['images']} images): mean over {stages} stages {out['mean_stage_error']:.4f}"]
     lines += [f"  {layer['name']} (stride {layer['stride'][0]}{'' if layer['stage'] else ', --layers'}): "
-              f"{layer['error']:.4f} (95% CI {layer['error_ci95'][0]:.4f}-{layer['error_ci95'][1]:.4f})"
+              f"{layer['error']:.4f} ({Interval(layer['error'], *layer['error_ci95'], out['images']).text(4)})"
               for layer in layers]
     files: dict[str, Any] = {}
     if ctx.write_files and ctx.out_dir is not None:
@@ -167,7 +163,8 @@ def _stage_interval(ctx: Any, out: dict[str, Any]) -> list[float]:
     errors = ctx.units["equivariance"]["errors"]
     stages = np.array([layer["stage"] for layer in out["layers"]], dtype=bool)
     per_image = errors[:, stages].mean(axis=(1, 2)) if len(errors) and stages.any() else np.zeros(0)
-    interval = bootstrap_interval(per_image, resamples=_options(ctx).resamples, seed=bootstrap_seed(ctx), scale=1.0)
+    interval = bootstrap_interval(per_image, resamples=_options(ctx).resamples, seed=bootstrap_seed(ctx), scale=1.0,
+                                  proportion=False)
     return interval.as_list()
 
 
@@ -182,7 +179,7 @@ def report_distance(out: dict[str, Any], ctx: Any) -> Report:
     curve = distance_curve(units, resamples=_options(ctx).resamples, seed=bootstrap_seed(ctx))
     shown = sorted({1, 2, 4, 8, 16, len(out["distances"])} & set(out["distances"]))
     lines = [f"Consistency by distance (crops (0,0) vs (0,d) and (d,0)): mean over d = 1..{len(out['distances'])} "
-             f"{out['mean_consistency']:.3f} ({ci_text(mean)}); "
+             f"{out['mean_consistency']:.3f} ({mean.text()}); "
              + ", ".join(f"d={d} {out['consistency'][d - 1]:.1f}" for d in shown)]
     metrics = {"distance_consistency_mean": out["mean_consistency"], "distance_consistency_mean_ci95": mean.as_list(),
                "distances": out["distances"], "distance_consistency": out["consistency"],
@@ -214,4 +211,5 @@ def diagonal_intervals(arrays: dict[str, np.ndarray], *, resamples: int = RESAMP
     per_image = {"mean_true_prob": arrays["true_prob"].mean(axis=1), "acc1": arrays["correct"].mean(axis=1),
                  "acc5": arrays["correct5"].mean(axis=1),
                  "stable": (arrays["pred"] == arrays["pred"][:, :1]).all(axis=1)}
-    return {k: bootstrap_interval(v, resamples=resamples, seed=seed) for k, v in per_image.items()}
+    return {k: bootstrap_interval(v, resamples=resamples, seed=seed, proportion=k != "mean_true_prob")
+            for k, v in per_image.items()}

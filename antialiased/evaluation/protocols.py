@@ -73,8 +73,7 @@ def _accuracy_report(out: dict[str, Any], ctx: ProtocolContext, name: str, per_b
                                    unit="batch" if per_batch else "image",
                                    resamples=ctx.config.invariance.resamples, seed=inv.bootstrap_seed(ctx))
     acc1, acc5 = found["acc1"], found["acc5"]
-    line = (f"   95% CI (bootstrap over {acc1.units} {acc1.unit}s): Acc@1 {acc1.low:.3f}-{acc1.high:.3f} "
-            f"Acc@5 {acc5.low:.3f}-{acc5.high:.3f}")
+    line = f"   bootstrap over {acc1.units} {acc1.unit}s: Acc@1 {acc1.text()}, Acc@5 {acc5.text()}"
     metrics = {"acc1": out["acc1"], "acc5": out["acc5"], "acc1_ci95": acc1.as_list(), "acc5_ci95": acc5.as_list()}
     return ProtocolReport([_accuracy_line(out), line], metrics,
                           {"bootstrap": acc1.settings(ctx.config.invariance.resamples, inv.bootstrap_seed(ctx))})
@@ -115,8 +114,8 @@ def _report_shift(out: dict[str, Any], ctx: ProtocolContext) -> ProtocolReport:
     ci = inv.shift_intervals(ctx.units["shift_consistency"], independent=shift.independent, resamples=resamples,
                              seed=inv.bootstrap_seed(ctx))
     units = f"{ci.units} {'batches' if ci.unit == 'batch' else 'images'}"
-    line = (f"Consistency {out['consistency']:.3f}  (95% CI {ci.low:.3f}-{ci.high:.3f}, bootstrap over {units}, "
-            f"{out['pairs']} pairs, offset seed {out['seed']})")
+    line = (f"Consistency {out['consistency']:.3f}  ({ci.text()}, bootstrap over {units}, {out['pairs']} pairs, "
+            f"offset seed {out['seed']})")
     metrics = {"consistency": out["consistency"], "consistency_ci95": ci.as_list(), "pairs": out["pairs"]}
     settings = {"epochs_shift": shift.epochs, "independent": shift.independent, "offset_seed": out["seed"],
                 "decode_cache": ctx.cached, "forward_batch": _forward_batch(ctx),
@@ -147,8 +146,7 @@ def _report_diagonal(out: dict[str, Any], ctx: ProtocolContext) -> ProtocolRepor
                                    seed=inv.bootstrap_seed(ctx))
     metrics.update({f"{k}_ci95": v.as_list() for k, v in found.items()})
     stable = found["stable"]
-    lines.insert(1, f"   95% CI (bootstrap over {stable.units} images): same label {stable.low:.3f}-{stable.high:.3f}, "
-                    f"Acc@1 {found['acc1'].low:.3f}-{found['acc1'].high:.3f}")
+    lines.insert(1, f"   bootstrap over {stable.units} images: same label {stable.text()}, Acc@1 {found['acc1'].text()}")
     settings = {"shifts": shifts, "files": files, "bootstrap": stable.settings(resamples, inv.bootstrap_seed(ctx))}
     return ProtocolReport(lines, metrics, settings)
 
