@@ -354,3 +354,116 @@ def test_a_failing_write_is_one_clear_error_and_leaves_nothing(fault_server, tmp
                               f"(File too large)"), message
     assert os.listdir(_cache_dir()) == []
     _assert_same(W.load_published(record, progress=False), _state_dict(7))  # without the limit it works
+
+
+# --------------------------------------------------------------------------- torchvision's and timm's baselines
+# create_model("<torchvision arch>", pretrained=True), converted names (their baseline's weights) and --finetune
+# fetch torchvision's file through the same download; timm's URL-hosted files too.
+
+
+def _serve_file(root: Path, stem: str, state_dict: dict) -> str:
+    """Serve ``state_dict`` as ``<stem>-<sha256[:8]>.pth`` (the hash torch hub reads from the name); its URL."""
+    buffer = io.BytesIO()
+    torch.save(state_dict, buffer)
+    name = f"{stem}-{hashlib.sha256(buffer.getvalue()).hexdigest()[:8]}.pth"
+    (root / name).write_bytes(buffer.getvalue())
+    return f"{os.environ[W.WEIGHTS_URL_ENV]}/{name}"  # the server answers by file name, whatever the folder
+
+
+@pytest.fixture
+def torchvision_baseline(fault_server, monkeypatch):
+    """torchvision's MobileNet-v3-small IMAGENET1K_V1 served (random values) by the fault server: (url, state dict)."""
+    import torchvision
+
+    torch.manual_seed(9)
+    state_dict = torchvision.models.mobilenet_v3_small().state_dict()
+    url = _serve_file(fault_server.root, "mobilenet_v3_small", state_dict)
+    monkeypatch.setattr(torchvision.models.MobileNet_V3_Small_Weights.IMAGENET1K_V1.value, "url", url)
+    return url, state_dict
+
+
+@pytest.mark.parametrize("mode", ["silent", "headers", "half"])
+def test_a_stalled_torchvision_download_times_out(fault_server, torchvision_baseline, monkeypatch, mode):
+    from antialiased.models import create_model
+
+    url, state_dict = torchvision_baseline
+    name = url.rsplit("/", 1)[1]
+    fault_server.modes[name] = mode
+    monkeypatch.setenv(W.DOWNLOAD_TIMEOUT_ENV, "0.5")
+    with pytest.raises(W.WeightsDownloadError) as info:
+        create_model("mobilenet_v3_small_lpf2", pretrained=True, progress=False)  # a converted name: its baseline's
+    message = str(info.value)
+    assert info.value.url == url and message.startswith(
+        f"Downloading torchvision's ImageNet weights for 'mobilenet_v3_small' from {url} stalled: no data for 0.5 s "
+        f"({W.DOWNLOAD_TIMEOUT_ENV}=0.5)")
+    for needle in ("retry", "weights='path/to/mobilenet_v3_small.pth'", "--baseline-weights PATH",
+                   f"put it at {_cache_dir() / name} (torch hub's cache)"):
+        assert needle in message, needle
+    assert os.listdir(_cache_dir()) == []  # neither the weights nor a temporary (torch hub's .partial included)
+    fault_server.modes.clear()  # once the server answers, the same call works
+    model = create_model("mobilenet_v3_small_lpf2", pretrained=True, progress=False)
+    _assert_same(model.state_dict(), state_dict)
+    assert os.listdir(_cache_dir()) == [name]
+
+
+def _build_in_child(name: str, report: Path) -> None:
+    from antialiased.models import create_model
+
+    try:
+        create_model(name, pretrained=True, progress=False)
+    except BaseException as exc:  # noqa: BLE001 - the parent reads it
+        report.write_text(f"{type(exc).__name__}: {exc}")
+        os._exit(1)
+    os._exit(0)
+
+
+def test_a_torchvision_download_killed_half_way_is_cleaned_up_by_the_next(fault_server, torchvision_baseline,
+                                                                           tmp_path):
+    from antialiased.models import create_model, init_from_baseline
+
+    url, state_dict = torchvision_baseline
+    name = url.rsplit("/", 1)[1]
+    fault_server.modes[name] = "half"
+    child = multiprocessing.get_context("fork").Process(target=_build_in_child,
+                                                         args=("mobilenet_v3_small", tmp_path / "child.txt"))
+    child.start()
+    try:
+        _wait_for(lambda: any(p.stat().st_size > 0 for p in _temporaries(child.pid)),
+                  "half the file to reach the temporary", child)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.join()
+    partial, = _temporaries(child.pid)
+    assert os.listdir(_cache_dir()) == [partial.name] and partial.name.startswith(f".{name}.")
+
+    fault_server.release.set()
+    model = init_from_baseline("mobilenet_v3_small_lpf3", progress=False)  # --finetune's way in
+    _assert_same(model.state_dict(), state_dict)
+    assert fault_server.requests == [name] * 2  # the killed download's temporary was not taken for the weights
+    assert os.listdir(_cache_dir()) == [name]  # and it is gone
+    _assert_same(create_model("mobilenet_v3_small", pretrained=True).state_dict(), state_dict)  # from the cache
+    assert fault_server.requests == [name] * 2
+
+
+def test_a_stalled_timm_url_download_times_out(fault_server, monkeypatch):
+    timm = pytest.importorskip("timm", reason="timm is an optional dependency (pip install timm)")
+    from antialiased.models import create_model
+
+    torch.manual_seed(10)
+    state_dict = timm.create_model("mobilenetv3_small_050").state_dict()
+    url = _serve_file(fault_server.root, "mobilenetv3_small_050", state_dict)
+    name = url.rsplit("/", 1)[1]
+    overlay = {"url": url, "hf_hub_id": None}  # timm's URL loader (torch hub), not the Hugging Face hub
+    fault_server.modes[name] = "headers"
+    monkeypatch.setenv(W.DOWNLOAD_TIMEOUT_ENV, "0.5")
+    with pytest.raises(W.WeightsDownloadError) as info:
+        create_model("timm/mobilenetv3_small_050_lpf2", pretrained=True, pretrained_cfg_overlay=overlay)
+    message = str(info.value)
+    assert info.value.url == url and message.startswith(
+        f"Downloading timm's pretrained weights for 'mobilenetv3_small_050' from {url} stalled: no data for 0.5 s")
+    assert "weights='path/to/mobilenetv3_small_050.pth'" in message and f"put it at {_cache_dir() / name}" in message
+    assert os.listdir(_cache_dir()) == []
+    fault_server.modes.clear()
+    model = create_model("timm/mobilenetv3_small_050_lpf2", pretrained=True, pretrained_cfg_overlay=overlay)
+    _assert_same(model.state_dict(), state_dict)
+    assert os.listdir(_cache_dir()) == [name] and fault_server.requests == [name] * 2

@@ -10,6 +10,7 @@ import copy
 import hashlib
 import io
 import json
+import os
 import sys
 import threading
 import warnings
@@ -402,7 +403,7 @@ def test_pretrained_converted_name_starts_from_torchvisions_weights(server, monk
 def test_pretrained_offline_and_corrupt_downloads_are_clear_errors(server, monkeypatch):
     weights = torchvision.models.MobileNet_V3_Small_Weights.IMAGENET1K_V1
     monkeypatch.setattr(weights.value, "url", _closed_url("mobilenet_v3_small-047dcff4.pth"))
-    with pytest.raises(WeightsDownloadError, match=r"could not download torchvision's ImageNet weights for "
+    with pytest.raises(WeightsDownloadError, match=r"Could not download torchvision's ImageNet weights for "
                                                    r"'mobilenet_v3_small'.*weights='path/to/mobilenet_v3_small\.pth'"):
         create_model("mobilenet_v3_small_lpf2", pretrained=True, progress=False)
     with pytest.raises(WeightsDownloadError, match="baseline_weights='path/to/mobilenet_v3_small.pth'"):
@@ -411,8 +412,10 @@ def test_pretrained_offline_and_corrupt_downloads_are_clear_errors(server, monke
     bad = good.rsplit("-", 1)[0] + "-00000000.pth"  # the served file does not match the name's hash
     Path(server["root"] / bad.rsplit("/", 1)[1]).write_bytes(Path(server["root"] / good.rsplit("/", 1)[1]).read_bytes())
     monkeypatch.setattr(weights.value, "url", bad)
-    with pytest.raises(WeightsDownloadError, match="does not match its checksum"):
+    with pytest.raises(WeightsDownloadError, match=r"is not the published mobilenet_v3_small-00000000\.pth: its SHA-256 "
+                                                   r"does not start with 00000000"):
         create_model("mobilenet_v3_small_lpf2", pretrained=True, progress=False)
+    assert os.listdir(Path(torch.hub.get_dir()) / "checkpoints") == []  # neither the bad file nor a temporary
 
 
 def test_paper_names_with_another_method_start_from_torchvisions_v1():
@@ -449,7 +452,7 @@ def test_timm_pretrained_downloads_into_the_converted_model(server, tmp_path):
     _assert_same(local.state_dict(), state)
 
     offline = {"url": _closed_url("mobilenetv3_small_050.pth"), "hf_hub_id": None}
-    with pytest.raises(WeightsDownloadError, match=r"could not download timm's pretrained weights for "
+    with pytest.raises(WeightsDownloadError, match=r"Could not download timm's pretrained weights for "
                                                    r"'mobilenetv3_small_050'.*weights='path/to/mobilenetv3_small_050"):
         create_model("timm/mobilenetv3_small_050_lpf2", pretrained=True, pretrained_cfg_overlay=offline)
     with pytest.raises(WeightsError, match="timm's mobilenetv3_small_050 weights have 1000 classes, not num_classes=5"):

@@ -6,6 +6,11 @@
 into them); timm's transformers are refused by ``antialias()`` when built. timm is imported only
 when a ``timm/`` name is used (importing it takes seconds); without it, a
 :class:`~antialiased.errors.MissingDependencyError` gives the pip command.
+
+Pretrained weights that timm takes from a URL (torch hub's cache) are fetched first by
+:func:`~antialiased.models.weights.fetch_to_cache` (a timeout on stalled transfers, one atomic
+rename, leftovers of killed downloads removed), where timm then finds them; those on the Hugging
+Face hub are timm's to download (``HF_HUB_DOWNLOAD_TIMEOUT``, ``HF_HUB_OFFLINE``).
 """
 from __future__ import annotations
 
@@ -17,11 +22,12 @@ from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms._presets import ImageClassification
 
-from antialiased.errors import MissingDependencyError, ModelError, WeightsError
+from antialiased.errors import DownloadError, MissingDependencyError, ModelError, WeightsError
+from antialiased.models._torchvision import cached_file, hash_prefix
 from antialiased.models.antialias import METHODS
 from antialiased.models.converted import convert
 from antialiased.models.registry import ModelSpec, Source, register_source
-from antialiased.models.weights import WeightsDownloadError
+from antialiased.models.weights import WeightsDownloadError, fetch_to_cache
 from antialiased.models.weights_info import WeightsInfo, baseline_info, timm_info
 
 __all__ = ["TIMM_PREFIX", "TIMM_SOURCE", "has_pretrained", "import_timm"]
@@ -89,14 +95,49 @@ def _pretrained(spec: ModelSpec, force_nonfinetuned: bool = False) -> WeightsInf
     return baseline_info(info) if spec.antialiased else info
 
 
+def _offline_advice(arch: str, cache: str) -> str:
+    return (f"Without network access, download the file elsewhere (a .safetensors file: save it as a .pth with "
+            f"torch.save(safetensors.torch.load_file(F), '{arch}.pth')) and pass it as a local file: "
+            f"weights='path/to/{arch}.pth' in create_model(), baseline_weights='path/to/{arch}.pth' in "
+            f"init_from_baseline(), --weights PATH (or --baseline-weights PATH with --finetune) on the command line; "
+            f"or {cache}")
+
+
 def _download_error(spec: ModelSpec, err: OSError) -> WeightsDownloadError:
-    arch = spec.arch
     return WeightsDownloadError(
-        f"could not download timm's pretrained weights for {arch!r} ({err}). Without network access, download the "
-        f"file elsewhere (a .safetensors file: save it as a .pth with torch.save(safetensors.torch.load_file(F), "
-        f"'{arch}.pth')) and pass it as a local file: weights='path/to/{arch}.pth' in create_model(), "
-        f"baseline_weights='path/to/{arch}.pth' in init_from_baseline(), --weights PATH (or --baseline-weights PATH "
-        f"with --finetune) on the command line; or put it in the Hugging Face cache and set HF_HUB_OFFLINE=1")
+        f"Could not download timm's pretrained weights for {spec.arch!r} ({err}). "
+        f"{_offline_advice(spec.arch, 'put it in the Hugging Face cache and set HF_HUB_OFFLINE=1')}")
+
+
+def _weights_url(spec: ModelSpec, kwargs: dict) -> str | None:
+    """The URL timm reads ``spec``'s weights from through torch hub; None when they come from elsewhere.
+
+    timm's order (``timm.models._builder._resolve_pretrained_source``): a state dict or file given in
+    the config, else the Hugging Face hub, else the URL.
+    """
+    timm = import_timm()
+    base, _, tag = spec.arch.partition(".")
+    cfg = timm.models.resolve_pretrained_cfg(base, pretrained_cfg=kwargs.get("pretrained_cfg") or tag or None,
+                                             pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay"))
+    if cfg.source in ("hf-hub", "local-dir") or cfg.state_dict or cfg.file or cfg.hf_hub_id:
+        return None
+    return cfg.url if isinstance(cfg.url, str) and cfg.url else None
+
+
+def _prefetch(spec: ModelSpec, kwargs: dict, progress: bool) -> None:
+    """Fetch the file timm would download with torch hub into the place it looks first (its cache)."""
+    url = _weights_url(spec, kwargs)
+    if url is None:
+        return
+    dest = cached_file(url, kwargs.get("cache_dir"))
+    # timm checks the hash in the file name only when asked (timm.models.set_pretrained_check_hash)
+    checked = getattr(getattr(import_timm().models, "_builder", None), "_CHECK_HASH", False)
+    try:
+        fetch_to_cache(url, dest, sha256_prefix=hash_prefix(dest.name) if checked else "", progress=progress,
+                       what=f"timm's pretrained weights for {spec.arch!r}",
+                       advice=_offline_advice(spec.arch, f"put it at {dest} (torch hub's cache)"))
+    except DownloadError as err:
+        raise WeightsDownloadError(str(err), err.url) from err
 
 
 def _check_classes(spec: ModelSpec, info: WeightsInfo, kwargs: dict) -> None:
@@ -109,9 +150,10 @@ def _check_classes(spec: ModelSpec, info: WeightsInfo, kwargs: dict) -> None:
 
 
 def _load_pretrained(spec: ModelSpec, info: WeightsInfo, *, progress: bool = True, **kwargs) -> nn.Module:
-    """timm's model with its pretrained weights (timm downloads them; ``progress`` is timm's to show)."""
+    """timm's model with its pretrained weights (a URL's file fetched first; the Hugging Face hub's by timm)."""
     timm = import_timm()
     _check_classes(spec, info, kwargs)
+    _prefetch(spec, kwargs, progress)
     try:
         model = timm.create_model(spec.arch, pretrained=True, **kwargs)
     except OSError as err:  # URLError, Hugging Face's LocalEntryNotFoundError, ...: no network or no file
