@@ -64,3 +64,43 @@ def test_bad_arguments(tmp_path, capsys):
     assert "unknown model" in capsys.readouterr().err
     assert runtime_main(["--archs", "resnet18", "--repeats", "0", "--out-dir", str(tmp_path)]) == 2
     assert "--repeats" in capsys.readouterr().err
+
+
+def test_every_name_the_registry_builds_is_timed(tmp_path, capsys):
+    """timm/ names (absent from list_models()'s default list) and converted torchvision names are accepted."""
+    pytest.importorskip("timm", reason="timm is an optional dependency (pip install timm)")
+    out = tmp_path / "rt"
+    rc = runtime_main(["--archs", "timm/mobilenetv3_small_050", "mobilenet_v3_small", "--filter-sizes", "2",
+                       "-b", "1", "--image-size", "64", "--repeats", "1", "--warmup", "0", "--device", "cpu",
+                       "--out-dir", str(out), "--no-progress", "--no-plot"])
+    assert rc == 0, capsys.readouterr().err
+    rows = json.loads((out / "runtime.json").read_text())["rows"]
+    assert [r["model"] for r in rows] == ["timm/mobilenetv3_small_050", "timm/mobilenetv3_small_050_lpf2",
+                                          "mobilenet_v3_small", "mobilenet_v3_small_lpf2"]
+    assert all(r["median_ms"] > 0 for r in rows) and rows[0]["acc1"] is None  # no paper figures for these
+
+
+def test_names_are_checked_before_any_timing(tmp_path, capsys, monkeypatch):
+    import antialiased.runtime
+
+    monkeypatch.setattr(antialiased.runtime, "benchmark_runtime", lambda *a, **k: pytest.fail("must not time"))
+    argv = ["--archs", "resnet5000", "vit_b_16", "resnet18_lpf2", "resnet18", "--filter-sizes", "2", "8",
+            "--out-dir", str(tmp_path / "rt")]
+    assert runtime_main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert lines[0].startswith("antialiased bench-runtime: cannot time every model asked for")
+    assert lines[1].startswith("  unknown model 'resnet5000'. Closest names: resnet50")
+    assert "resnet5000_lpf" not in err  # an unknown baseline is named once, not once per variant
+    assert "'vit_b_16_lpf2' cannot be made: vit_b_16 is a vision transformer" in err
+    assert "--archs takes baseline names: 'resnet18_lpf2' is anti-aliased; give 'resnet18'" in err
+    assert "filter size 8 in 'resnet18_lpf8' is out of range" in err
+    assert not (tmp_path / "rt").exists()
+
+
+def test_timm_names_without_timm_say_how_to_install_it(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "timm", None)  # import timm now raises ImportError
+    assert runtime_main(["--archs", "timm/resnet18", "--out-dir", str(tmp_path)]) == 2
+    assert "timm/ model names need timm, an optional dependency: pip install timm" in capsys.readouterr().err

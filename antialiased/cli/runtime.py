@@ -21,7 +21,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                     "of interleaved rounds, as a Markdown table, JSON and a plot against the paper's "
                     "accuracy/consistency.")
     p.add_argument("--archs", nargs="+", default=list(DEFAULT_ARCHS), metavar="ARCH",
-                   help=f"networks (torchvision names; default: {' '.join(DEFAULT_ARCHS)})")
+                   help=f"baseline model names, each timed beside its ARCH_lpfN variants: the paper's and torchvision's "
+                        f"architectures, timm/NAME with timm installed ('antialiased models' lists them; default: "
+                        f"{' '.join(DEFAULT_ARCHS)})")
     p.add_argument("--filter-sizes", nargs="+", type=int, default=[2, 3, 4, 5], metavar="N",
                    help="anti-aliased variants timed beside the baseline (default: 2 3 4 5)")
     p.add_argument("-b", "--batch-size", type=int, default=48, help="images per forward pass (default: 48)")
@@ -50,18 +52,41 @@ def _error(message: str) -> int:
     return 2
 
 
+def _model_problems(archs: Sequence[str], filter_sizes: Sequence[int]) -> list[str]:
+    """Why some of the names to time cannot be built: the registry's own resolution, as create_model uses it."""
+    from antialiased.errors import AntialiasedError
+    from antialiased.models import get_model_spec
+
+    problems = []
+    for arch in archs:
+        try:
+            spec = get_model_spec(arch)
+        except AntialiasedError as exc:  # ModelError (unknown name), MissingDependencyError (timm not installed)
+            problems.append(str(exc))
+            continue
+        if spec.filter_size is not None:
+            problems.append(f"--archs takes baseline names: {arch!r} is anti-aliased; give "
+                            f"{arch.rsplit('_lpf', 1)[0]!r} (--filter-sizes picks the _lpfN variants timed beside it)")
+            continue
+        for fs in filter_sizes:
+            try:
+                get_model_spec(f"{arch}_lpf{fs}")
+            except AntialiasedError as exc:  # a filter size out of range, a model antialias() refuses
+                problems.append(str(exc))
+    return problems
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     import torch
 
-    from antialiased.models import list_models
+    from antialiased.errors import AntialiasedError
     from antialiased.runtime import benchmark_runtime, plot_runtime, runtime_markdown
 
-    known = set(list_models())
-    wanted = [a if fs is None else f"{a}_lpf{fs}" for a in args.archs for fs in [None, *args.filter_sizes]]
-    missing = [name for name in wanted if name not in known]
-    if missing:
-        return _error(f"unknown model(s) {', '.join(missing)}; 'antialiased models' lists them")
+    problems = _model_problems(args.archs, args.filter_sizes)
+    if problems:
+        return _error("cannot time every model asked for (--archs ARCH gives ARCH and ARCH_lpfN for each "
+                      "--filter-sizes N):\n  " + "\n  ".join(dict.fromkeys(problems)))
     if args.repeats < 1 or args.warmup < 0:
         return _error("--repeats must be >= 1 and --warmup >= 0")
     if args.threads is not None:
@@ -79,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  image_size=args.image_size, device=device, repeats=args.repeats,
                                  warmup=args.warmup, channels_last=args.channels_last,
                                  progress=not args.no_progress)
-    except ValueError as exc:
+    except (ValueError, AntialiasedError) as exc:
         return _error(str(exc))
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
