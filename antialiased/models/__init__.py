@@ -9,12 +9,9 @@ are their baselines converted by :func:`~antialiased.models.antialias.antialias`
 (:class:`ModelSpec`: what the name means) and ``model.weights_info`` (:class:`WeightsInfo`:
 which weights it holds).
 """
-# Importing the family modules registers their architectures; the names are listed there only.
-from antialiased.models import alexnet as _alexnet  # noqa: F401
-from antialiased.models import densenet as _densenet  # noqa: F401
-from antialiased.models import mobilenet as _mobilenet  # noqa: F401
-from antialiased.models import resnet as _resnet  # noqa: F401
-from antialiased.models import vgg as _vgg  # noqa: F401
+# Importing it registers the paper's architectures (antialias() in the published layout); the names
+# are listed once, in antialias/_paper.py's table of the paper's choices.
+from antialiased.models import paper as _paper  # noqa: F401
 from antialiased.models.factory import create_model, get_model, paper_constructor
 
 # The sources after the paper's, in lookup order (importing registers them).
@@ -35,7 +32,7 @@ from antialiased.models.antialias import AntialiasSummary, antialias  # noqa: F4
 from antialiased.models.weights_info import WeightsInfo
 
 PAPER_ARCHS: tuple[str, ...] = tuple(list_archs())
-"""The paper's architectures, as the family modules above registered them."""
+"""The paper's architectures, as :mod:`antialiased.models.paper` registered them."""
 
 # The paper's constructors: arch(pretrained=False, filter_size=4, **kwargs), e.g. antialiased.resnet50.
 globals().update({arch: paper_constructor(arch) for arch in PAPER_ARCHS})
