@@ -142,6 +142,48 @@ def test_paper_placement(name, first_blur):
             assert set(stride) == {1}, f"{name}: {key} still subsamples"
 
 
+def _strided_layers(model: nn.Module) -> set[str]:
+    """Every conv and pool of ``model`` that subsamples (computed here, not by antialias())."""
+    def stride(module):
+        return max(module.stride) if isinstance(module.stride, tuple) else module.stride
+    return {path for path, module in model.named_modules()
+            if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)) and stride(module) > 1}
+
+
+@pytest.mark.parametrize("arch,stem", [
+    ("resnet18", "conv1"), ("resnext50_32x4d", "conv1"), ("densenet121", "features.conv0"),
+    ("mobilenet_v2", "features.0.0"), ("alexnet", None), ("vgg11_bn", None)])
+def test_paper_builders_are_antialias_in_the_published_layout(arch, stem):
+    """The paper's builders are antialias(): each of torchvision's subsampling layers is converted,
+    except the stem the paper keeps strided (AlexNet's conv1 is converted, at half its stride),
+    with one saved blur per site."""
+    from antialiased.models.paper import antialias_published
+
+    with torch.device("meta"):
+        baseline = torchvision.models.get_model(arch)
+        model = create_model(f"{arch}_lpf3")
+    summary = model.antialias_summary
+    assert (summary.method, summary.filter_size, summary.include_stem) == ("blurpool", 3, False)
+    changed = [change.path for change in summary.changed]
+    assert set(changed) == _strided_layers(baseline) - {stem} and len(changed) == len(set(changed))
+    assert [s.path for s in summary.left_alone if s.kind == "conv"] == ([stem] if stem else [])
+    assert all("stem" in s.reason for s in summary.left_alone if s.kind == "conv")
+    assert sum(key.endswith(".filt") for key in model.state_dict()) == len(changed)  # the published layout
+    assert type(model) is type(baseline) and not summary.graph_modules
+    assert getattr(antialiased, arch).__doc__ and "antialias_published" in registry.get_arch(arch).build.__doc__
+    with torch.device("meta"):
+        assert layout(antialias_published(torchvision.models.get_model(arch), filter_size=3)) == layout(model)
+
+
+def test_antialias_published_refuses_other_models():
+    from antialiased.models.paper import antialias_published
+
+    with pytest.raises(ModelError, match=r"paper's architectures \(ResNet, DenseNet.*got Sequential.*antialias\(model\)"):
+        antialias_published(nn.Sequential(nn.Conv2d(3, 8, 3, stride=2)), filter_size=3)
+    with torch.device("meta"), pytest.raises(ModelError, match="got EfficientNet"):
+        antialias_published(torchvision.models.efficientnet_b0(), filter_size=3)
+
+
 def test_baseline_is_torchvision():
     model = create_model("resnet18", num_classes=7)
     reference = torchvision.models.resnet18(num_classes=7)
