@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,68 @@ def test_worker_errors_end_in_the_original_message(data_root, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("main.py: error: ") and "broken.JPEG" in err
     assert "Original Traceback" not in err and "DataLoader worker" not in err
+
+
+# --- --resume auto outside training: the newest readable checkpoint of --out-dir ---------------------
+
+
+def test_resume_auto_with_save_weights_exports_the_newest_readable_checkpoint(checkpoint, tmp_path, capsys,
+                                                                               monkeypatch):
+    monkeypatch.setattr(paper, "run_training", lambda args: pytest.fail("must not train"))
+    path, state = checkpoint
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint_prev.pth.tar").write_bytes(path.read_bytes())
+    (run / "checkpoint.pth.tar").write_bytes(path.read_bytes()[:1000])  # torn newest: passed over, left alone
+    weights = tmp_path / "w.pth"
+    with pytest.warns(RuntimeWarning, match=r"passed over checkpoint\.pth\.tar .*resuming from .*checkpoint_prev"):
+        assert paper_main(["-a", "resnet18_lpf2", "--resume", "auto", "--out-dir", str(run),
+                           "--save_weights", str(weights)]) == 0
+    out = capsys.readouterr().out
+    assert f"=> --resume auto: {run / 'checkpoint_prev.pth.tar'} (epoch 1)" in out
+    assert f"=> wrote weights of {run / 'checkpoint_prev.pth.tar'} to {weights}" in out
+    exported = torch.load(weights, weights_only=True)["state_dict"]
+    assert set(exported) == set(state) and all(torch.equal(exported[k], v) for k, v in state.items())
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pth.tar", "checkpoint_prev.pth.tar"]
+
+
+def test_resume_auto_with_evaluation_evaluates_the_newest_checkpoint(data_root, checkpoint, tmp_path, capsys):
+    path, _ = checkpoint
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pth.tar").write_bytes(path.read_bytes())
+    argv = ["--data", str(data_root), "-a", "resnet18_lpf2", "-e", "--resume", "auto", "--out-dir", str(run), *SMALL]
+    assert paper_main(argv) == 0
+    assert " * Acc@1" in capsys.readouterr().out
+    result = json.loads(next(run.glob("results_*_accuracy_*.json")).read_text())
+    assert result["weights"] == f"checkpoint:{(run / 'checkpoint.pth.tar').resolve()}"
+
+
+@pytest.mark.parametrize("where, expected", [
+    (None, r"main.py: error: --resume auto takes the newest readable checkpoint in --out-dir: add --out-dir DIR"),
+    ("empty", r"main.py: error: --resume auto: \S+empty holds no training checkpoint \(checkpoint\.pth\.tar, .*"
+              r"--resume PATH"),
+    ("absent", r"main.py: error: --resume auto: \S+absent holds no training checkpoint"),
+])
+def test_resume_auto_without_a_checkpoint_is_a_clear_error(where, expected, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(paper, "run_evaluation", lambda args: pytest.fail("must not evaluate"))
+    (tmp_path / "empty").mkdir()
+    weights = tmp_path / "w.pth"
+    argv = ["-a", "resnet18_lpf2", "--resume", "auto", "--save_weights", str(weights), "-e"]
+    assert paper_main(argv + (["--out-dir", str(tmp_path / where)] if where else [])) == 2
+    err = capsys.readouterr().err
+    assert re.match(expected, err), err
+    assert "Traceback" not in err and not weights.exists()
+
+
+def test_training_resolves_resume_auto_itself(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(paper, "run_training", lambda args: seen.append(args.resume) or 0)
+    assert paper_main(["--data", str(tmp_path), "-a", "resnet18_lpf2", "--out-dir", str(tmp_path / "new"),
+                       "--resume", "auto"]) == 0
+    assert seen == ["auto"]  # a new run when the folder holds no checkpoint: training's decision
+
+
+def test_resume_help_mentions_auto():
+    help_text = " ".join(get_args_parser().format_help().split())
+    assert "or 'auto': the newest readable checkpoint in --out-dir" in help_text

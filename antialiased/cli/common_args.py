@@ -36,7 +36,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--weights", default=None, metavar="PATH",
                        help="load model weights from a local file ({'state_dict': ...} or a bare state dict)")
     group.add_argument("--resume", default="", metavar="PATH",
-                       help="resume from a training checkpoint (also usable for evaluation)")
+                       help="resume from a training checkpoint (also usable for evaluation and --save_weights), or "
+                            "'auto': the newest readable checkpoint in --out-dir (training starts a new run when "
+                            "there is none; evaluation and --save_weights need one)")
     group.add_argument("--save_weights", "--save-weights", dest="save_weights", default=None, metavar="PATH",
                        help="write {'state_dict': ...} without optimizer or DataParallel/DDP prefixes: of the "
                             "--resume checkpoint (then evaluate, with -e/-es/-ed), or of model_best after training")

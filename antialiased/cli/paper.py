@@ -15,6 +15,10 @@ flags                                           does
 ``--data D --save_weights W`` (no ``-e``)       train, then export model_best to W
 anything else                                   train
 ==============================================  =========================================
+
+``--resume auto`` means the newest readable checkpoint in ``--out-dir``. Training resolves it itself
+(and starts a new run when there is none); for an export or an evaluation it is resolved here
+first, and a missing ``--out-dir`` or a folder without a readable checkpoint is an error.
 """
 from __future__ import annotations
 
@@ -28,7 +32,8 @@ from antialiased.cli.eval_args import add_eval_args, wants_evaluation
 from antialiased.cli.evaluate import run_evaluation
 from antialiased.cli.train import export_weights_from_args, run_training
 from antialiased.cli.train_args import add_distributed_args, add_train_args
-from antialiased.errors import ConfigError
+from antialiased.errors import CheckpointError, ConfigError
+from antialiased.training.checkpoint import find_resumable
 
 __all__ = ["get_args_parser", "main", "add_common_args"]
 
@@ -52,6 +57,23 @@ def _export(args: argparse.Namespace) -> int:
                           f"--resume CHECKPOINT (e.g. --resume out/model_best.pth.tar); to evaluate a weights file, "
                           f"use --weights PATH without --save_weights")
     return export_weights_from_args(args)
+
+
+def resolve_resume_auto(args: argparse.Namespace) -> None:
+    """``--resume auto`` for an export or an evaluation: the newest readable checkpoint of ``--out-dir``."""
+    if args.resume != "auto":
+        return
+    if not args.out_dir:
+        raise ConfigError("--resume auto takes the newest readable checkpoint in --out-dir: add --out-dir DIR (the "
+                          "training run's folder), or name the file: --resume DIR/checkpoint.pth.tar")
+    found = find_resumable(args.out_dir, set_aside=False)  # only reads: a torn file is named, not renamed
+    if found is None:
+        raise CheckpointError(f"--resume auto: {args.out_dir} holds no training checkpoint (checkpoint.pth.tar, "
+                              f"checkpoint_prev.pth.tar, checkpoint_NNN.pth.tar or model_best.pth.tar); give the "
+                              f"run's --out-dir, or name the file with --resume PATH")
+    path, checkpoint = found
+    print(f"=> --resume auto: {path} (epoch {checkpoint.get('epoch', '?')})")
+    args.resume = str(path)
 
 
 def route(args: argparse.Namespace, mode: str | None) -> list[str]:
@@ -83,7 +105,10 @@ def _main(argv: Sequence[str] | None, mode: str | None, prog: str) -> int:
     if mode == "train" and wants_evaluation(args):
         parser.error("'antialiased train' does not take -e/-es/-ed; use 'antialiased eval'")
     steps = {"export": _export, "evaluate": run_evaluation, "train": run_training}
-    for step in route(args, mode):
+    todo = route(args, mode)
+    if "train" not in todo:  # training resolves 'auto' itself (a new run when there is no checkpoint)
+        resolve_resume_auto(args)
+    for step in todo:
         status = steps[step](args) or 0
         if status:
             return status
