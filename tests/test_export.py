@@ -27,7 +27,7 @@ from antialiased.export import (EXTRA_FILE, ExportMetadata, VerificationError, V
                                 export_model, exported_program_bytes, exporter_opsets, onnx_bytes, onnx_session,
                                 onnxruntime_max_opset, resolve_opset, trace_model, verify_onnx)
 from antialiased.export import opsets as opsets_module
-from antialiased.export.metadata import blur_filter_sizes
+from antialiased.export.metadata import NOT_RECORDED, antialiasing_of, blur_filter_sizes
 from antialiased.export.samples import find_images, generated_samples, photo_samples, photo_transform
 from antialiased.layers import BlurPool, binomial_filter
 from antialiased.models import create_model
@@ -392,6 +392,24 @@ def test_blur_filter_sizes_recorded():
     assert blur_filter_sizes(TinyNet()) == [3] and blur_filter_sizes(create_model("resnet18")) == []
 
 
+def test_source_and_method_recorded():
+    """The spec the registry attaches says how a model was anti-aliased; antialias() by hand gives the method."""
+    import torchvision
+
+    from antialiased.models import antialias
+
+    aps = create_model("mobilenet_v3_small_lpf3", aa_method="aps", num_classes=5)
+    by_hand = antialias(torchvision.models.mobilenet_v3_small(num_classes=5), filter_size=2, method="blur-first")
+    assert antialiasing_of(aps) == ("torchvision", "aps")
+    assert antialiasing_of(create_model("mobilenet_v3_small", num_classes=5)) == ("torchvision", "none")
+    assert antialiasing_of(by_hand) == (NOT_RECORDED, "blur-first")
+    assert antialiasing_of(TinyNet()) == (NOT_RECORDED, NOT_RECORDED)
+    # files written before source/method were recorded read back as "not recorded"
+    old = {k: v for k, v in ExportMetadata("m", "4", "w", (224, 224), 10, source="paper", method="blurpool")
+           .to_props().items() if k not in ("source", "method")}
+    assert (ExportMetadata.from_props(old).source, ExportMetadata.from_props(old).method) == (NOT_RECORDED,) * 2
+
+
 # --- the command line ---------------------------------------------------------------------------------
 
 
@@ -412,6 +430,17 @@ def test_cli_onnx_end_to_end(ort, tmp_path, capsys, imagenet_sample_dir):
     meta = session.get_modelmeta().custom_metadata_map
     assert (meta["model_name"], meta["filter_size"], meta["weights"]) == ("resnet18_lpf2", "2", f"file {weights}")
     assert (meta["input_size"], meta["num_classes"]) == ("32x32", "10")
+    assert (meta["source"], meta["method"]) == ("paper", "blurpool")
+
+
+def test_cli_records_how_the_model_was_antialiased(ort, tmp_path, capsys):
+    out = tmp_path / "mnv3.onnx"
+    assert cli("-a", "mobilenet_v3_small_lpf2", "--aa-method", "blur-first", "--num-classes", 10, "--input-size", 32,
+               "--out", out, "--no-verify") == 0
+    assert "blur filter size: 2; anti-aliasing method: blur-first (source: torchvision)" in capsys.readouterr().out
+    meta = onnx_session(out).get_modelmeta().custom_metadata_map
+    assert (meta["model_name"], meta["filter_size"], meta["source"], meta["method"]) == (
+        "mobilenet_v3_small_lpf2", "2", "torchvision", "blur-first")
 
 
 def test_cli_exported_program_from_checkpoint_without_onnx(tmp_path, capsys, monkeypatch):

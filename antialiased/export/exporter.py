@@ -19,8 +19,8 @@ from torch import nn
 
 from antialiased.errors import ConfigError, ModelError, OutputError
 from antialiased.export._optional import require
-from antialiased.export.metadata import (EXTRA_FILE, ExportMetadata, blur_filter_sizes, eval_resize, input_hw,
-                                         preprocessing_of)
+from antialiased.export.metadata import (EXTRA_FILE, ExportMetadata, antialiasing_of, blur_filter_sizes, eval_resize,
+                                         input_hw, preprocessing_of)
 from antialiased.export.opsets import resolve_opset
 from antialiased.export.verify import (VerificationError, VerificationReport, VerifySettings, verify_exported_program,
                                        verify_onnx)
@@ -69,7 +69,8 @@ class ExportResult:
         lines = [f"wrote {self.path} ({self.size_bytes / 2**20:.1f} MiB): {meta.model_name} as {kind}",
                  f"  input{names[0]} float32 [{shape}] ({'dynamic' if batch == BATCH_DIM else 'static'} batch), "
                  f"output{names[1]} [{batch}, {meta.num_classes}] raw logits",
-                 f"  weights: {meta.weights}; blur filter size: {meta.filter_size}"]
+                 f"  weights: {meta.weights}; blur filter size: {meta.filter_size}; anti-aliasing method: "
+                 f"{meta.method} (source: {meta.source})"]
         if self.op_counts:
             ops = ", ".join(f"{op} {n}" for op, n in sorted(self.op_counts.items(), key=lambda kv: (-kv[1], kv[0])))
             lines.append(f"  ops: {ops}")
@@ -203,7 +204,9 @@ def _metadata(model: nn.Module, name: str, weights_source: str | None, hw: tuple
     if weights_source is None:  # the record the registry attaches to the models it builds, if any
         weights_source = getattr(getattr(model, "weights_info", None), "label", None) or "not recorded"
     sizes = ",".join(map(str, blur_filter_sizes(model))) or "none"
-    return ExportMetadata(name, sizes, weights_source, hw, num_classes, mean, std, eval_resize(hw, ratio))
+    source, method = antialiasing_of(model)
+    return ExportMetadata(name, sizes, weights_source, hw, num_classes, mean, std, eval_resize(hw, ratio),
+                          source=source, method=method)
 
 
 def _readable_by_others(path: Path) -> None:

@@ -15,11 +15,14 @@ from antialiased import __version__
 from antialiased.data import IMAGENET_MEAN, IMAGENET_STD
 from antialiased.errors import ConfigError
 
-__all__ = ["ExportMetadata", "EXTRA_FILE", "blur_filter_sizes", "eval_resize", "input_hw", "preprocessing_of"]
+__all__ = ["ExportMetadata", "EXTRA_FILE", "NOT_RECORDED", "antialiasing_of", "blur_filter_sizes", "eval_resize",
+           "input_hw", "preprocessing_of"]
 
 PAPER_RESIZE_RATIO = 256 / 224  # resize the shorter side to 256, center crop 224
 
 EXTRA_FILE = "antialiased.json"
+
+NOT_RECORDED = "not recorded"
 
 
 def input_hw(input_size: int | tuple[int, int]) -> tuple[int, int]:
@@ -77,6 +80,29 @@ def blur_filter_sizes(model: nn.Module) -> list[int]:
                    if isinstance(getattr(m, "filt_size", None), int) and not isinstance(m.filt_size, bool)})
 
 
+def antialiasing_of(model: nn.Module) -> tuple[str, str]:
+    """``(source, method)``: where the model's architecture comes from and how it was anti-aliased.
+
+    Read from the spec the registry attaches (``model.model_spec``: source ``paper``, ``torchvision``
+    or ``timm``; method ``blurpool``, ``blur-first``, ``aps`` or ``aps-lpf``, ``none`` for a baseline);
+    for a model converted by hand with :func:`~antialiased.models.antialias.antialias`, the method of
+    its ``antialias_summary``; :data:`NOT_RECORDED` otherwise.
+
+    Example:
+        >>> from antialiased.models import create_model
+        >>> antialiasing_of(create_model("resnet18_lpf3")), antialiasing_of(create_model("resnet18"))
+        (('paper', 'blurpool'), ('paper', 'none'))
+        >>> antialiasing_of(nn.Linear(2, 2))
+        ('not recorded', 'not recorded')
+    """
+    spec = getattr(model, "model_spec", None)
+    if callable(getattr(spec, "to_dict", None)):
+        record = spec.to_dict()
+        return str(record.get("source") or NOT_RECORDED), str(record.get("method") or "none")
+    method = getattr(getattr(model, "antialias_summary", None), "method", None)
+    return NOT_RECORDED, str(method) if isinstance(method, str) else NOT_RECORDED
+
+
 @dataclass(frozen=True)
 class ExportMetadata:
     """The metadata written into an exported file; all values are strings in the file.
@@ -90,12 +116,19 @@ class ExportMetadata:
         mean, std: the per-channel normalization the input must already have (RGB, [0, 1] scale).
         resize: the shorter side to resize photos to before center-cropping ``input_size``
             (default: the paper's 256/224 ratio, scaled to the input size).
+        source: where the architecture comes from (``paper``, ``torchvision``, ``timm``; see
+            :func:`antialiasing_of`).
+        method: how it was anti-aliased (``blurpool``, ``blur-first``, ``aps``, ``aps-lpf``; ``none``
+            for a baseline).
 
     Example:
-        >>> m = ExportMetadata("resnet18_lpf4", "4", "random initialization", (224, 224), 1000)
+        >>> m = ExportMetadata("resnet18_lpf4", "4", "random initialization", (224, 224), 1000, source="paper",
+        ...                    method="blurpool")
         >>> props = m.to_props()
         >>> props["input"], props["mean"], props["resize"]
         ('float32 NCHW [batch, 3, 224, 224], RGB scaled to [0, 1] then (x - mean) / std', '0.485,0.456,0.406', '256')
+        >>> props["source"], props["method"]
+        ('paper', 'blurpool')
         >>> ExportMetadata.from_props(props) == m
         True
     """
@@ -109,6 +142,8 @@ class ExportMetadata:
     std: tuple[float, ...] = IMAGENET_STD
     resize: int = 0
     antialiased_version: str = __version__
+    source: str = NOT_RECORDED
+    method: str = NOT_RECORDED
 
     def __post_init__(self) -> None:
         if not self.resize:  # frozen: set the default that depends on input_size once
@@ -120,6 +155,8 @@ class ExportMetadata:
         return {
             "model_name": self.model_name,
             "filter_size": self.filter_size,
+            "source": self.source,
+            "method": self.method,
             "weights": self.weights,
             "input_size": f"{h}x{w}",
             "num_classes": str(self.num_classes),
@@ -145,4 +182,5 @@ class ExportMetadata:
                    mean=tuple(float(v) for v in props["mean"].split(",")),
                    std=tuple(float(v) for v in props["std"].split(",")),
                    resize=int(props.get("resize") or 0),
-                   antialiased_version=props["antialiased_version"])
+                   antialiased_version=props["antialiased_version"],
+                   source=props.get("source", NOT_RECORDED), method=props.get("method", NOT_RECORDED))
