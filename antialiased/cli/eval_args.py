@@ -63,7 +63,10 @@ def _add_protocol_options(parser: argparse.ArgumentParser) -> None:
                             "--channels-last is implied)")
     group.add_argument("--class-list", dest="class_list", default=None, metavar="FILE",
                        help="text file with one class folder name per line, in the model's output order, "
-                            "for a dataset holding only some of the model's classes")
+                            "for a dataset holding only some of the model's classes (each folder once). It must "
+                            "equal the class list a checkpoint recorded (weights trained on other classes are "
+                            "refused); for ImageNet weights (published, torchvision, timm ImageNet-1k) outputs "
+                            "follow the sorted order of the 1000 WordNet ids, so a list of wnids must be sorted")
     group.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bar")
     add_invariance_options(group)
 

@@ -18,7 +18,7 @@ from antialiased.errors import ConfigError, MissingFileError
 from antialiased.evaluation.bootstrap import bootstrap_columns
 from antialiased.evaluation.config import DataSettings, EvalConfig, ModelSource, RunSettings, ShiftOptions
 from antialiased.evaluation.invariance import InvarianceOptions
-from antialiased.evaluation.runner import EvalReport, evaluate
+from antialiased.evaluation.runner import EvalReport, check_models_fit_data, evaluate
 from antialiased.models import get_model_spec
 
 __all__ = ["AUDIT_PROTOCOLS", "PROTOCOL_ALIASES", "AuditConfig", "ModelAudit", "AuditResult", "resolve_protocols",
@@ -124,6 +124,7 @@ def run_audit(config: AuditConfig) -> AuditResult:
     """Run the audit's protocols on every model in turn (see :class:`AuditConfig`)."""
     config.validate()
     labels = _labels(config.models)
+    check_models_fit_data(config.models, config.data)  # a misfit last model must not wait for the others
     audits = [ModelAudit(label, source, evaluate(config.eval_config(source)))
               for label, source in zip(labels, config.models)]
     return AuditResult(config, audits)

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 import warnings
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -11,8 +13,10 @@ from torch import nn
 from antialiased.errors import DataError
 from antialiased.evaluation.config import ModelSource
 from antialiased.models import create_model
+from antialiased.models.weights import IMAGENET_CATEGORIES
+from antialiased.models.weights_info import WeightsInfo
 
-__all__ = ["load_model", "model_identity", "wrap_for_devices", "check_model_classes"]
+__all__ = ["load_model", "model_identity", "wrap_for_devices", "check_model_classes", "check_class_identity"]
 
 log = logging.getLogger(__name__)
 
@@ -72,3 +76,86 @@ def check_model_classes(model: nn.Module, num_classes: int, crop_size: int, devi
         raise DataError(f"the dataset {where!r} has {num_classes} classes but the model outputs {outputs.shape[1]} "
                         f"logits. ImageNet models need all 1000 <wnid> folders of the validation set; for a "
                         f"subset, pass --class-list FILE with the model's classes in output order.")
+
+
+
+WNID = re.compile(r"n\d{8}")  # a WordNet id, ImageNet's class folder name
+
+
+def _names(classes: Sequence[str], limit: int = 12) -> str:
+    if len(classes) <= limit:
+        return repr(list(classes))
+    return "[" + ", ".join(map(repr, classes[:limit - 2])) + f", ... ({len(classes)} in all)]"
+
+
+def _differences(recorded: list[str], classes: list[str]) -> str:
+    if sorted(recorded) == sorted(classes):
+        first = next(i for i, (a, b) in enumerate(zip(recorded, classes)) if a != b)
+        return (f"the same classes in another order: output {first} is {recorded[first]!r}, the data's class "
+                f"{first} is {classes[first]!r}")
+    known, present = set(recorded), set(classes)
+    parts = [f"only in the data: {_names([c for c in classes if c not in known])}" if present - known else "",
+             f"only in the model: {_names([c for c in recorded if c not in present])}" if known - present else ""]
+    return "; ".join(p for p in parts if p)
+
+
+def _check_recorded(info: WeightsInfo, classes: list[str], where: str, class_list: str | None) -> None:
+    recorded = list(info.classes or ())
+    if info.classes is None or recorded == classes:
+        return
+    trained_on = info.recorded.get("data")
+    folder = f" (data folder {trained_on})" if trained_on else ""
+    evaluated = f"{where} with --class-list {class_list}" if class_list else where
+    raise DataError(f"the weights {info.label} were trained on {len(recorded)} classes {_names(recorded)}{folder}, "
+                    f"but {evaluated} has {len(classes)} classes {_names(classes)}: {_differences(recorded, classes)}. "
+                    f"Evaluate on data with these class folders (--data), pass --class-list FILE naming the "
+                    f"model's classes in this order (one per line), or give the weights trained on these classes")
+
+
+def _imagenet_order(info: WeightsInfo) -> bool:
+    """Whether the outputs are ImageNet-1k's (published, torchvision, timm weights, or a model started from them)."""
+    return info.categories is not None and tuple(info.categories) == IMAGENET_CATEGORIES
+
+
+def _check_wnid_order(info: WeightsInfo, classes: list[str], where: str, class_list: str | None) -> None:
+    if not _imagenet_order(info) or not classes or not all(WNID.fullmatch(c) for c in classes):
+        return
+    for before, after in zip(classes, classes[1:]):
+        if after < before:
+            source = f"--class-list {class_list}" if class_list else f"the classes of {where}"
+            raise DataError(f"in {source}, {before} comes before {after}, but the outputs of the ImageNet weights "
+                            f"{info.label} follow the sorted order of the WordNet ids (output i is the i-th wnid "
+                            f"in sorted order): sort the list (sort FILE), or give all 1000 wnids in sorted order")
+
+
+def check_class_identity(info: WeightsInfo | None, classes: Sequence[str], *, where: str,
+                         class_list: str | os.PathLike | None = None) -> None:
+    """Refuse to evaluate ``classes`` (the data's, in target order) with weights that mean other classes.
+
+    - Weights that record their classes (a training checkpoint, weights exported from one:
+      ``info.classes``) must be evaluated on the same class list in the same order.
+    - ImageNet weights (published, torchvision, timm ImageNet-1k, or an anti-aliased model started
+      from them) output the 1000 classes in the sorted order of their WordNet ids, so a list of
+      wnids must be in sorted order (a subset in sorted order is fine).
+
+    Files that record no classes (the published files, plain state dicts) are accepted as they are.
+
+    Raises:
+        DataError: naming both lists (or their differences), the data folder the weights were trained
+            on when recorded, and the fix (the right --data, --class-list or weights).
+
+    Example:
+        >>> from antialiased.models.weights_info import random_info, timm_info
+        >>> check_class_identity(random_info(), ["n02", "n01"], where="val")   # records nothing: accepted
+        >>> check_class_identity(timm_info("resnet18.a1_in1k", 1000, None), ["n01443537", "n01440764"],
+        ...                      where="val")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        antialiased.errors.DataError: in the classes of val, n01443537 comes before n01440764, but ...
+    """
+    if info is None:
+        return
+    classes = list(classes)
+    listing = None if class_list is None else str(class_list)
+    _check_recorded(info, classes, where, listing)
+    _check_wnid_order(info, classes, where, listing)

@@ -8,23 +8,24 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch.utils.data import DataLoader
 
 from antialiased.data import ImageFolderDataset, find_split, uint8_transform
 from antialiased.errors import ConfigError, MissingFileError
-from antialiased.evaluation.config import EvalConfig
+from antialiased.evaluation.config import DataSettings, EvalConfig, ModelSource
 from antialiased.evaluation.loop import LoopOptions, LoopResult, run_protocols
-from antialiased.evaluation.model_setup import check_model_classes, load_model, model_identity, wrap_for_devices
+from antialiased.evaluation.model_setup import (check_class_identity, check_model_classes, load_model, model_identity,
+                                                wrap_for_devices)
 from antialiased.evaluation.probe import check_classifier
 from antialiased.evaluation.protocols import PROTOCOLS, ProtocolContext
 from antialiased.evaluation.results import make_result, write_result
 from antialiased.support.devices import resolve_amp, seed_everything, select_device
 from antialiased.support.distributed import DistInfo, ShardSampler, detect_launch, init_distributed, is_main_process
 
-__all__ = ["evaluate", "EvalReport", "ProtocolRun", "read_class_list"]
+__all__ = ["evaluate", "EvalReport", "ProtocolRun", "read_class_list", "evaluated_classes", "check_models_fit_data"]
 
 log = logging.getLogger("antialiased.eval")
 
@@ -55,16 +56,59 @@ class EvalReport:
 
 
 def read_class_list(path: str | os.PathLike | None) -> list[str] | None:
-    """Class folder names, one per line, in the model's output order (None: no list given)."""
+    """Class folder names, one per line, in the model's output order (None: no list given).
+
+    Raises:
+        MissingFileError: no such file.
+        ConfigError: the list is empty or names a class twice (two outputs cannot share a folder).
+    """
     if path is None:
         return None
     file = Path(path)
     if not file.is_file():
         raise MissingFileError(f"--class-list {str(path)!r} not found (a text file, one class folder name per line)")
     names = [line.strip() for line in file.read_text().splitlines() if line.strip()]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"--class-list {str(path)!r} repeats class names")
+    if not names:
+        raise ConfigError(f"--class-list {str(path)!r} is empty: list the model's classes, one class folder name "
+                          f"per line, in its output order")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"--class-list {str(path)!r} repeats class names: it lists "
+                          f"{', '.join(map(repr, repeated[:5]))} twice; each class folder once, in the model's "
+                          f"output order")
     return names
+
+
+def evaluated_classes(data: DataSettings) -> tuple[list[str], Path]:
+    """The classes an evaluation of ``data`` scores, in target order, and its validation folder.
+
+    The ``--class-list`` when given (checked against the class folders), else the class folders;
+    the files are listed, no image is decoded.
+    """
+    val_dir = find_split(data.root, "val")
+    dataset = ImageFolderDataset(val_dir, classes=read_class_list(data.class_list))
+    return list(dataset.classes), val_dir
+
+
+def check_models_fit_data(models: Sequence[ModelSource], data: DataSettings) -> None:
+    """Refuse, before any model runs, one whose weights mean other classes than ``data``'s.
+
+    For several evaluations in a row (the audit): :func:`evaluate` checks its own model, but only
+    after the models before it ran. Models whose check cannot fail (random weights; ImageNet
+    weights on class folders, which are listed in sorted order) are not loaded here.
+
+    Raises:
+        DataError: see :func:`~antialiased.evaluation.model_setup.check_class_identity`.
+    """
+    chosen = [m for m in models if m.weights or m.checkpoint or (m.pretrained and data.class_list is not None)]
+    if not chosen:
+        return
+    classes, val_dir = evaluated_classes(data)
+    for source in chosen:
+        model = load_model(source, len(classes))
+        check_class_identity(getattr(model, "weights_info", None), classes, where=str(val_dir),
+                             class_list=data.class_list)
+        del model
 
 
 def _decode_size(config: EvalConfig, scorers) -> int:
@@ -130,6 +174,9 @@ def evaluate(config: EvalConfig) -> EvalReport:
     decode = _decode_size(config, scorers)
     dataset, val_dir = _dataset(config, decode)
     model = load_model(config.model, len(dataset.classes))
+    # weights trained on other classes (or ImageNet's in another order) would be scored without complaint
+    check_class_identity(getattr(model, "weights_info", None), dataset.classes, where=str(val_dir),
+                         class_list=config.data.class_list)
     identity = model_identity(model)
     model = wrap_for_devices(model, device, data_parallel=data_parallel, channels_last=config.run.channels_last,
                              compile_model=config.run.compile)
