@@ -1,8 +1,9 @@
 """The paper's deliverables from result JSON files: tables with the Pareto front marked, plots.
 
 ``load_results`` reads files written by ``antialiased eval``/``demo`` (schema
-``antialiased.result/1``); ``summarize`` merges them per network and variant (accuracy from one
-file, consistency from another, several seeds averaged with their spread); ``markdown_table`` and
+``antialiased.result/1``); ``summarize`` merges them per network, dataset and variant (accuracy
+from one file, consistency from another, several seeds averaged with their spread, identical
+re-runs counted once: :mod:`antialiased.reporting.grouping`); ``markdown_table`` and
 ``write_csv`` format the paper's tables; ``plot_network``/``plot_overview`` draw
 consistency-vs-accuracy plots.
 """
@@ -15,6 +16,7 @@ from antialiased.reporting.tables import (
     markdown_table,
     pareto_front,
     summarize,
+    table_title,
     variant_label,
     write_csv,
 )
@@ -30,6 +32,7 @@ __all__ = [
     "markdown_table",
     "pareto_front",
     "summarize",
+    "table_title",
     "variant_label",
     "write_csv",
     "plot_network",

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from antialiased.evaluation.audit import AuditResult, ModelAudit, diagonal_curve
 from antialiased.reporting.audit_plots import write_audit_plots
+from antialiased.reporting.grouping import RowKey, dataset_labels, row_details, row_key, unique_runs
 from antialiased.support.files import atomic_write_text
 
 __all__ = ["AUDIT_SCHEMA", "Figure", "FIGURES", "summarize_audit", "audit_markdown", "write_audit_report",
@@ -87,7 +88,7 @@ def _model_summary(audit: ModelAudit, seed: int, resamples: int) -> dict[str, An
     layers = records.get("equivariance", {}).get("metrics", {}).get("layers", [])
     return {"label": audit.label, "model": audit.source.name, "arch": first.get("arch"),
             "filter_size": first.get("filter_size"), "weights": first.get("weights"),
-            "images": first.get("counts", {}).get("images"), "skipped": first.get("counts", {}).get("skipped"),
+            "classes": first.get("classes"), "images": first.get("counts", {}).get("images"), "skipped": first.get("counts", {}).get("skipped"),
             "figures": _figures(records), "curves": _curves(audit, records, seed, resamples), "layers": layers,
             "lines": [line for run in audit.report.runs for line in run.lines]}
 
@@ -103,7 +104,8 @@ def summarize_audit(result: AuditResult) -> dict[str, Any]:
                 "layers": list(cfg.invariance.layers), "seed": cfg.run.seed, "bootstrap_resamples": resamples,
                 "batch_size": cfg.data.batch_size, "amp": cfg.run.amp}
     return {"schema": AUDIT_SCHEMA, "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "dataset": first.get("dataset", str(cfg.data.root)), "device": first.get("device"),
+            "dataset": first.get("dataset", str(cfg.data.root)), "classes": first.get("classes"),
+            "device": first.get("device"),
             "protocols": list(cfg.protocols), "settings": settings, "figures": _present(models), "models": models,
             "results": [r for m in result.models for r in m.records]}
 
@@ -203,24 +205,43 @@ def write_audit_report(result: AuditResult, out_dir: str | os.PathLike, *, plots
     return written + list(pictures)
 
 
-def invariance_markdown(records: Sequence[dict[str, Any]], digits: int = 2) -> str:
-    """A table of the invariance figures beyond the paper's two (one row per model, one column per figure).
+def _row_names(keys: Sequence[RowKey]) -> dict[RowKey, str]:
+    """Model names, with the dataset's short name when the records span several, and what tells
+    apart rows of one model on one dataset (method, source, weights kind)."""
+    several = len({k.dataset for k in keys}) > 1
+    labels = dataset_labels(k.dataset for k in keys)
+    names = {}
+    for key in keys:
+        same = [k for k in keys if (k.model, k.dataset) == (key.model, key.dataset)]
+        parts = [labels[key.dataset]] if several else []
+        if len(same) > 1:
+            parts.append(row_details(same)[key])
+        names[key] = key.model + (f" ({', '.join(parts)})" if parts else "")
+    return names
 
-    For ``antialiased report``: several records of a model and figure (seeds) give their mean and
-    standard deviation; a single one its 95% interval. Empty when no record has such a figure.
+
+def invariance_markdown(records: Sequence[dict[str, Any]], digits: int = 2) -> str:
+    """A table of the invariance figures beyond the paper's two (one row per model and dataset, one column
+    per figure).
+
+    For ``antialiased report``: rows are grouped as the paper's tables are
+    (:mod:`antialiased.reporting.grouping`: identical re-runs count once); several records of a row
+    and figure (seeds) give their mean and standard deviation, a single one its 95% interval. Empty
+    when no record has such a figure.
     """
     columns = [f for f in FIGURES if f.id not in ("accuracy.acc1", "shift_consistency.consistency")]
-    values: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for r in records:
+    values: dict[RowKey, dict[str, list[dict[str, Any]]]] = {}
+    for r in unique_runs(records)[0]:
         metrics = r.get("metrics", {})
         for fig in columns:
             if r.get("protocol") == fig.protocol and _finite(metrics.get(fig.key)) is not None:
-                values.setdefault(str(r["model"]), {}).setdefault(fig.id, []).append(
+                values.setdefault(row_key(r), {}).setdefault(fig.id, []).append(
                     {"value": float(metrics[fig.key]), "ci95": metrics.get(f"{fig.key}_ci95")})
     used = [f for f in columns if any(f.id in v for v in values.values())]
     if not used:
         return ""
-    rows = [[model] + [_merged(found.get(f.id), f.unit, digits) for f in used] for model, found in values.items()]
+    names = _row_names(list(values))
+    rows = [[names[key]] + [_merged(found.get(f.id), f.unit, digits) for f in used] for key, found in values.items()]
     header = ["Model"] + [f.label + (" (%)" if f.unit == "%" else "") for f in used]
     return "\n".join(["**Shift invariance (95% intervals; mean ± sd over runs)**", "", *_table(header, rows)]) + "\n"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Sequence
 
 from antialiased._plotting import pyplot, save_figure
-from antialiased.reporting.tables import Variant, arch_title
+from antialiased.reporting.tables import Variant, table_title
 
 __all__ = ["plot_network", "plot_overview"]
 
@@ -35,7 +35,7 @@ def plot_network(variants: Sequence[Variant], path: str | os.PathLike, *, title:
         ax.legend(loc="lower right", fontsize=8)
     ax.set_xlabel("Accuracy (%)")
     ax.set_ylabel("Consistency (%)")
-    ax.set_title(title or arch_title(rows[0].arch if rows else ""))
+    ax.set_title(title or table_title(rows))
     ax.grid(alpha=0.3)
     ax.margins(0.15)
     return save_figure(fig, path)
@@ -52,7 +52,7 @@ def plot_overview(tables: dict[str, Sequence[Variant]], path: str | os.PathLike)
             continue
         color = f"C{i % 10}"
         ax.plot([v.acc.mean for v in rows], [v.cons.mean for v in rows], "-", color=color, lw=1,
-                alpha=0.7, label=arch_title(arch))
+                alpha=0.7, label=table_title(rows, arch))
         for v in rows:
             ax.plot(v.acc.mean, v.cons.mean, "s" if v.filter_size is None else "o", color=color,
                     mfc="white" if v.filter_size is None else color, ms=6)

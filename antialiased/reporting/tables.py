@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from antialiased.reporting.grouping import RowKey, dataset_labels, row_details, row_key, unique_runs
+
 __all__ = [
     "Metric",
     "Variant",
@@ -22,6 +24,7 @@ __all__ = [
     "markdown_table",
     "pareto_front",
     "summarize",
+    "table_title",
     "variant_label",
     "write_csv",
 ]
@@ -93,7 +96,14 @@ class Metric:
 
 @dataclass
 class Variant:
-    """One table row: a model of a network, its metrics and its marks."""
+    """One table row: a model of a network on one dataset, its metrics and its marks.
+
+    ``dataset`` is the evaluated folder (None: not recorded); ``dataset_label`` its short name,
+    set when the network's results span several datasets (one table each). ``source``, ``method``
+    and ``weights`` (the weights' kind) tell models of one name apart; ``detail`` is what the row
+    label adds when another row of the table has the same filter size. ``duplicates``: identical
+    re-runs left out (each run counts once).
+    """
 
     arch: str
     model: str
@@ -104,10 +114,18 @@ class Variant:
     pareto: bool | None = None  # None: not ranked (a metric is missing)
     best_acc: bool = False
     best_cons: bool = False
+    dataset: str | None = None
+    dataset_label: str | None = None
+    source: str | None = None
+    method: str | None = None
+    weights: str | None = None
+    detail: str = ""
+    duplicates: int = 0
 
     @property
     def label(self) -> str:
-        return variant_label(self.filter_size)
+        base = variant_label(self.filter_size)
+        return f"{base} ({self.detail})" if self.detail else base
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
@@ -134,33 +152,74 @@ def _mark(variants: list[Variant]) -> None:
         v.best_cons = v.cons is not None and v.cons.mean == max(conss)
 
 
-def summarize(records: Iterable[dict[str, Any]]) -> dict[str, list[Variant]]:
-    """Merge result records per network (``arch``) and model, rank them and mark the Pareto front.
+@dataclass
+class _Slot:
+    filter_size: int | None = None
+    acc: list[float] = field(default_factory=list)
+    cons: list[float] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    duplicates: int = 0
 
-    Accuracy (``metrics.acc1``) and consistency (``metrics.consistency``) of a model may come from
-    different records (not from ``-ed`` records, whose Acc@1 is over the diagonal crops); several records of one model (seeds) are averaged, keeping their spread.
-    Rows are ordered baseline first, then by filter size.
-    """
-    grouped: dict[str, dict[str, dict[str, Any]]] = {}
-    for r in records:
-        slot = grouped.setdefault(str(r["arch"]), {}).setdefault(
-            str(r["model"]), {"filter_size": None, "acc": [], "cons": [], "sources": []})
+
+def _collect(records: Iterable[dict[str, Any]]) -> dict[RowKey, _Slot]:
+    kept, dropped = unique_runs(records)
+    slots: dict[RowKey, _Slot] = {}
+    for r in kept:
+        slot = slots.setdefault(row_key(r), _Slot())
         if r.get("filter_size") is not None:
-            slot["filter_size"] = int(r["filter_size"])
+            slot.filter_size = int(r["filter_size"])
         metrics = {} if r.get("protocol") in _OTHER_FIGURES else r["metrics"]
         if metrics.get("acc1") is not None:
-            slot["acc"].append(metrics["acc1"])
+            slot.acc.append(metrics["acc1"])
         if metrics.get("consistency") is not None:
-            slot["cons"].append(metrics["consistency"])
+            slot.cons.append(metrics["consistency"])
         if r.get("source"):
-            slot["sources"].append(r["source"])
+            slot.sources.append(r["source"])
+    for r in dropped:  # an identical re-run of a kept record: the same row
+        slots[row_key(r)].duplicates += 1
+    return slots
+
+
+def _rows(keys: list[RowKey], slots: dict[RowKey, _Slot], dataset_label: str | None) -> list[Variant]:
+    details: dict[RowKey, str] = {}
+    for size in {slots[k].filter_size for k in keys}:
+        same = [k for k in keys if slots[k].filter_size == size]
+        if len(same) > 1:
+            details.update(row_details(same))
+    rows = []
+    for k in keys:
+        s = slots[k]
+        rows.append(Variant(k.arch, k.model, s.filter_size, Metric.of(s.acc), Metric.of(s.cons),
+                            sorted(set(s.sources)), dataset=k.dataset, dataset_label=dataset_label, source=k.source,
+                            method=k.method, weights=k.weights, detail=details.get(k, ""), duplicates=s.duplicates))
+    rows.sort(key=lambda v: (v.filter_size is not None, v.filter_size or 0, v.model, v.detail))
+    _mark(rows)
+    return rows
+
+
+def summarize(records: Iterable[dict[str, Any]]) -> dict[str, list[Variant]]:
+    """Merge result records per network (``arch``), dataset and model; rank them and mark the Pareto front.
+
+    Accuracy (``metrics.acc1``) and consistency (``metrics.consistency``) of a model may come from
+    different records (not from ``-ed`` records, whose Acc@1 is over the diagonal crops). A row is
+    one model on one dataset (see :mod:`antialiased.reporting.grouping`: also its source, method
+    and weights kind); its runs with different seeds are averaged, keeping their spread, and an
+    identical re-run counts once (``Variant.duplicates``). A network evaluated on one dataset is
+    the table ``arch``; on several, one table per dataset, ``"<arch> @ <dataset's short name>"``.
+    Rows are ordered baseline first, then by filter size.
+    """
+    slots = _collect(records)
+    labels = dataset_labels(k.dataset for k in slots)
+    by_arch: dict[str, list[RowKey]] = {}
+    for key in slots:
+        by_arch.setdefault(key.arch, []).append(key)
     tables: dict[str, list[Variant]] = {}
-    for arch, models in grouped.items():
-        rows = [Variant(arch, model, s["filter_size"], Metric.of(s["acc"]), Metric.of(s["cons"]),
-                        sorted(set(s["sources"]))) for model, s in models.items()]
-        rows.sort(key=lambda v: (v.filter_size is not None, v.filter_size or 0, v.model))
-        _mark(rows)
-        tables[arch] = rows
+    for arch, keys in by_arch.items():
+        datasets = list(dict.fromkeys(k.dataset for k in keys))
+        for dataset in datasets:
+            split = len(datasets) > 1
+            name = f"{arch} @ {labels[dataset]}" if split else arch
+            tables[name] = _rows([k for k in keys if k.dataset == dataset], slots, labels[dataset] if split else None)
     return tables
 
 
@@ -197,30 +256,52 @@ def markdown_table(variants: Sequence[Variant], *, title: str | None = None, dig
     return "\n".join(lines)
 
 
+def table_title(rows: Sequence[Variant], default: str = "") -> str:
+    """A network's display name, with the short name of its dataset when its results span several."""
+    if not rows:
+        return arch_title(default)
+    first = rows[0]
+    return arch_title(first.arch) + (f" on {first.dataset_label}" if first.dataset_label else "")
+
+
 def markdown_report(tables: dict[str, list[Variant]], *, digits: int = 2) -> str:
-    """All networks' tables, each titled with the network's display name."""
-    parts = [markdown_table(rows, title=arch_title(arch), digits=digits) for arch, rows in tables.items()]
-    return "\n\n".join(parts) + "\n"
+    """All networks' tables, each titled with the network's display name and the dataset it was evaluated on.
+
+    Ends with the number of identical re-runs left out, if any.
+    """
+    parts = []
+    for name, rows in tables.items():
+        dataset = rows[0].dataset if rows else None
+        title = f"**{arch_title(rows[0].arch if rows else name)}**" + (f" (data: {dataset})" if dataset else "")
+        parts.append(f"{title}\n\n{markdown_table(rows, digits=digits)}")
+    text = "\n\n".join(parts) + "\n"
+    duplicates = sum(v.duplicates for rows in tables.values() for v in rows)
+    if duplicates:
+        text += (f"\n{duplicates} duplicate run{'s' if duplicates != 1 else ''} ignored (identical re-runs: same "
+                 f"model, weights, data, classes, protocol, settings and seed; each run counts once).\n")
+    return text
 
 
 def write_csv(tables: dict[str, list[Variant]], path: str | os.PathLike) -> Path:
-    """One CSV row per network and variant with means, spreads, run counts and marks."""
+    """One CSV row per network, dataset and variant with means, spreads, run counts, marks and identity."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = ["arch", "model", "variant", "filter_size", "acc1", "acc1_std", "acc1_runs", "consistency",
-               "consistency_std", "consistency_runs", "pareto", "best_acc1", "best_consistency"]
+               "consistency_std", "consistency_runs", "pareto", "best_acc1", "best_consistency", "dataset", "source",
+               "method", "weights", "duplicates_ignored"]
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
-        for arch, rows in tables.items():
+        for rows in tables.values():
             for v in rows:
                 acc, cons = v.acc, v.cons
                 writer.writerow([
-                    arch, v.model, v.label, "" if v.filter_size is None else v.filter_size,
+                    v.arch, v.model, v.label, "" if v.filter_size is None else v.filter_size,
                     "" if acc is None else f"{acc.mean:.4f}", "" if acc is None else f"{acc.std:.4f}",
                     0 if acc is None else acc.n,
                     "" if cons is None else f"{cons.mean:.4f}", "" if cons is None else f"{cons.std:.4f}",
                     0 if cons is None else cons.n,
                     "" if v.pareto is None else int(v.pareto), int(v.best_acc), int(v.best_cons),
+                    v.dataset or "", v.source or "", v.method or "", v.weights or "", v.duplicates,
                 ])
     return path
