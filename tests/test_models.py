@@ -436,11 +436,15 @@ def test_one_registration_helper_refuses_duplicates(monkeypatch):
 
 
 def test_architecture_names_are_listed_once():
-    """The family modules register the names; the constructors and __all__ follow from the registry."""
+    """models/paper.py registers the names of the paper's table (antialias/_paper.py); the constructors and
+    __all__ follow from the registry."""
     assert antialiased.PAPER_ARCHS == tuple(sorted(PAPER_ARCHS))
     for arch in PAPER_ARCHS:
         assert getattr(antialiased, arch).__name__ == arch
     assert set(PAPER_ARCHS) <= set(antialiased.models.__all__)
+    from antialiased.models.antialias._paper import PAPER_TABLE
+
+    assert list_archs() == sorted(arch for family in PAPER_TABLE for arch in family.archs)
 
 
 # --- weights_info: what a model holds, recorded on it ---------------------------------------------
