@@ -14,6 +14,12 @@ from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
+
+from antialiased._plotting import pyplot, save_figure
+from antialiased.errors import ConfigError
+from antialiased.models import create_model, weights
+from antialiased.reporting import variant_label
 
 __all__ = ["RuntimeRow", "benchmark_runtime", "time_forward", "published_metrics", "runtime_markdown",
            "plot_runtime", "DEFAULT_ARCHS"]
@@ -57,7 +63,7 @@ def time_forward(models: dict[str, nn.Module], batch: torch.Tensor, *, repeats: 
         (['a', 'b'], 3)
     """
     if repeats < 1 or warmup < 0:
-        raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+        raise ConfigError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
     names = list(models)
     times: dict[str, list[float]] = {name: [] for name in names}
     device = batch.device
@@ -77,10 +83,6 @@ def time_forward(models: dict[str, nn.Module], batch: torch.Tensor, *, repeats: 
 def published_metrics(arch: str, filter_size: int | None) -> dict[str, float] | None:
     """The paper's ImageNet accuracy and consistency of a model when the weights registry has them
     (trained-from-scratch files for filter sizes 2-5, torchvision's numbers for the baseline)."""
-    try:
-        from antialiased.models import weights
-    except ImportError:
-        return None
     if filter_size is None:
         found = getattr(weights, "PAPER_BASELINE_METRICS", {}).get(arch)
     else:
@@ -103,13 +105,9 @@ def benchmark_runtime(archs: Sequence[str] = DEFAULT_ARCHS, filter_sizes: Sequen
     """Time the forward pass of ``<arch>`` and ``<arch>_lpf<N>`` (randomly initialized: time does not
     depend on the weights) on a random batch; one network's variants are interleaved.
     """
-    from tqdm.auto import tqdm
-
-    from antialiased.models import create_model
-
     device = torch.device(device)
     if batch_size < 1 or image_size < 32:
-        raise ValueError(f"need batch_size >= 1 and image_size >= 32, got {batch_size} and {image_size}")
+        raise ConfigError(f"need batch_size >= 1 and image_size >= 32, got {batch_size} and {image_size}")
     variants: list[int | None] = [None, *dict.fromkeys(filter_sizes)]
     batch = torch.randn(batch_size, 3, image_size, image_size, generator=torch.Generator().manual_seed(seed))
     batch = batch.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
@@ -136,8 +134,6 @@ def benchmark_runtime(archs: Sequence[str] = DEFAULT_ARCHS, filter_sizes: Sequen
 def runtime_markdown(rows: Sequence[RuntimeRow]) -> str:
     """A Markdown table: one row per model with median time, its overhead over the baseline and the
     paper's metrics where known."""
-    from antialiased.reporting import variant_label
-
     baseline = {r.arch: r.median_ms for r in rows if r.filter_size is None}
     lines = ["| Network | Variant | Forward (ms, median) | IQR (ms) | vs baseline | Acc (paper) | Cons (paper) |",
              "| :------ | :-----: | ---: | ---: | ---: | ---: | ---: |"]
@@ -153,9 +149,6 @@ def runtime_markdown(rows: Sequence[RuntimeRow]) -> str:
 def plot_runtime(rows: Sequence[RuntimeRow], path: str | os.PathLike, *, title: str = "") -> Path:
     """The seed's figure: run time (x) against accuracy (left) and consistency (right), a line per
     network through its variants; without the paper's metrics, run time per variant."""
-    from antialiased.reporting import variant_label
-    from antialiased._plotting import pyplot, save_figure
-
     plt = pyplot()
     archs = list(dict.fromkeys(r.arch for r in rows))
     with_metrics = all(r.acc1 is not None and r.consistency is not None for r in rows)

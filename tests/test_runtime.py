@@ -81,15 +81,15 @@ def test_every_name_the_registry_builds_is_timed(tmp_path, capsys):
 
 
 def test_names_are_checked_before_any_timing(tmp_path, capsys, monkeypatch):
-    import antialiased.runtime
+    import antialiased.cli.runtime
 
-    monkeypatch.setattr(antialiased.runtime, "benchmark_runtime", lambda *a, **k: pytest.fail("must not time"))
+    monkeypatch.setattr(antialiased.cli.runtime, "benchmark_runtime", lambda *a, **k: pytest.fail("must not time"))
     argv = ["--archs", "resnet5000", "vit_b_16", "resnet18_lpf2", "resnet18", "--filter-sizes", "2", "8",
             "--out-dir", str(tmp_path / "rt")]
     assert runtime_main(argv) == 2
     err = capsys.readouterr().err
     lines = err.splitlines()
-    assert lines[0].startswith("antialiased bench-runtime: cannot time every model asked for")
+    assert lines[0].startswith("antialiased bench-runtime: error: cannot time every model asked for")
     assert lines[1].startswith("  unknown model 'resnet5000'. Closest names: resnet50")
     assert "resnet5000_lpf" not in err  # an unknown baseline is named once, not once per variant
     assert "'vit_b_16_lpf2' cannot be made: vit_b_16 is a vision transformer" in err

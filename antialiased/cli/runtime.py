@@ -8,12 +8,18 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+import torch
+
+from antialiased.cli._errors import user_errors
+from antialiased.errors import AntialiasedError, ConfigError
+from antialiased.models import get_model_spec
+from antialiased.runtime import DEFAULT_ARCHS, benchmark_runtime, plot_runtime, runtime_markdown
+from antialiased.support.files import atomic_write_text
+
 __all__ = ["get_args_parser", "main"]
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    from antialiased.runtime import DEFAULT_ARCHS
-
     p = argparse.ArgumentParser(
         prog="antialiased bench-runtime", add_help=add_help,
         description="The paper's 'Extra Run-Time' figure: forward time of a batch (48 images at 224x224 by "
@@ -30,7 +36,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=224, help="input height and width (default: 224)")
     p.add_argument("--repeats", type=int, default=10, help="timed rounds (default: 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default: 2)")
-    p.add_argument("--device", default="cuda" if _cuda() else "cpu",
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
@@ -41,22 +47,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return p
 
 
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def _error(message: str) -> int:
-    print(f"antialiased bench-runtime: {message}", file=sys.stderr)
-    return 2
-
-
 def _model_problems(archs: Sequence[str], filter_sizes: Sequence[int]) -> list[str]:
     """Why some of the names to time cannot be built: the registry's own resolution, as create_model uses it."""
-    from antialiased.errors import AntialiasedError
-    from antialiased.models import get_model_spec
-
     problems = []
     for arch in archs:
         try:
@@ -76,36 +68,34 @@ def _model_problems(archs: Sequence[str], filter_sizes: Sequence[int]) -> list[s
     return problems
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = get_args_parser().parse_args(argv)
-    import torch
-
-    from antialiased.errors import AntialiasedError
-    from antialiased.runtime import benchmark_runtime, plot_runtime, runtime_markdown
-
+def _checked_device(args: argparse.Namespace) -> torch.device:
     problems = _model_problems(args.archs, args.filter_sizes)
     if problems:
-        return _error("cannot time every model asked for (--archs ARCH gives ARCH and ARCH_lpfN for each "
-                      "--filter-sizes N):\n  " + "\n  ".join(dict.fromkeys(problems)))
+        raise ConfigError("cannot time every model asked for (--archs ARCH gives ARCH and ARCH_lpfN for each "
+                          "--filter-sizes N):\n  " + "\n  ".join(dict.fromkeys(problems)))
     if args.repeats < 1 or args.warmup < 0:
-        return _error("--repeats must be >= 1 and --warmup >= 0")
-    if args.threads is not None:
-        if args.threads < 1:
-            return _error("--threads must be >= 1")
-        torch.set_num_threads(args.threads)
+        raise ConfigError("--repeats must be >= 1 and --warmup >= 0")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError("--threads must be >= 1")
     try:
         device = torch.device(args.device)
     except RuntimeError:
-        return _error(f"--device {args.device!r} is not a device name (e.g. cpu, cuda, cuda:0)")
+        raise ConfigError(f"--device {args.device!r} is not a device name (e.g. cpu, cuda, cuda:0)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        return _error(f"--device {args.device!r} asked for CUDA, but no CUDA GPU is available; use --device cpu")
-    try:
-        rows = benchmark_runtime(args.archs, args.filter_sizes, batch_size=args.batch_size,
-                                 image_size=args.image_size, device=device, repeats=args.repeats,
-                                 warmup=args.warmup, channels_last=args.channels_last,
-                                 progress=not args.no_progress)
-    except (ValueError, AntialiasedError) as exc:
-        return _error(str(exc))
+        raise ConfigError(f"--device {args.device!r} asked for CUDA, but no CUDA GPU is available; use --device cpu")
+    return device
+
+
+@user_errors("antialiased bench-runtime")
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    device = _checked_device(args)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    rows = benchmark_runtime(args.archs, args.filter_sizes, batch_size=args.batch_size,
+                             image_size=args.image_size, device=device, repeats=args.repeats,
+                             warmup=args.warmup, channels_last=args.channels_last,
+                             progress=not args.no_progress)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
     title = (f"Forward pass of {args.batch_size} images at {args.image_size}x{args.image_size} on {where} "
@@ -113,13 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = runtime_markdown(rows)
     print(f"{title}\n\n{table}")
     out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "runtime.md").write_text(f"{title}\n\n{table}\n")
     settings = {k: v for k, v in vars(args).items() if k not in ("out_dir", "no_plot", "no_progress")}
-    (out / "runtime.json").write_text(json.dumps(
-        {"settings": {**settings, "device": str(device), "device_name": where, "torch": torch.__version__},
-         "rows": [r.to_dict() for r in rows]}, indent=2) + "\n")
-    written = [out / "runtime.md", out / "runtime.json"]
+    written = [atomic_write_text(out / "runtime.md", f"{title}\n\n{table}\n"),
+               atomic_write_text(out / "runtime.json", json.dumps(
+                   {"settings": {**settings, "device": str(device), "device_name": where, "torch": torch.__version__},
+                    "rows": [r.to_dict() for r in rows]}, indent=2) + "\n")]
     if not args.no_plot:
         written.append(plot_runtime(rows, out / "runtime.png", title=title))
     print(f"\nwrote {', '.join(map(str, written))}", file=sys.stderr)

@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from antialiased.errors import DataError, MissingDependencyError, MissingFileError, OutputError
 
 __all__ = ["LabelFileError", "PrepareReport", "labels_from_solution_csv", "labels_from_ground_truth",
@@ -168,8 +170,6 @@ def labels_from_ground_truth(ground_truth: str | os.PathLike, synsets: dict[int,
 
 def labels_from_torchvision_meta(path: str | os.PathLike) -> dict[str, str]:
     """``{image file name: wnid}`` from torchvision's ``meta.bin`` ((wnid_to_classes, val_wnids))."""
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"torchvision meta file {str(path)!r} not found")
