@@ -3,6 +3,7 @@
 Zhang, "Making Convolutional Networks Shift-Invariant Again", ICML 2019.
 """
 from antialiased.layers import (
+    AdaptivePolyphaseSampling,
     BlurPool,
     BlurPool1D,
     BlurPool3D,
@@ -13,11 +14,11 @@ from antialiased.layers import (
 )
 from antialiased.models import *  # noqa: F401,F403  (create_model, list_models, the paper's constructors)
 from antialiased.models import __all__ as _models_all
-from antialiased.models.antialias import AntialiasSummary, antialias  # noqa: F401  (anti-alias any CNN)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdaptivePolyphaseSampling",
     "BlurPool",
     "BlurPool1D",
     "BlurPool3D",

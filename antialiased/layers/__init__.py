@@ -300,3 +300,14 @@ class BlurPool3D(_BlurPoolNd):
     """
 
     ndim = 3
+
+
+# Adaptive polyphase sampling (APS): imported last, since it blurs with this module's functionals.
+from antialiased.layers.polyphase import (  # noqa: E402
+    AdaptivePolyphaseSampling,
+    adaptive_polyphase_sampling,
+    polyphase_phase,
+    polyphase_select,
+)
+
+__all__ += ["AdaptivePolyphaseSampling", "adaptive_polyphase_sampling", "polyphase_phase", "polyphase_select"]

@@ -52,5 +52,7 @@ __all__ = [
     "PAPER_ARCHS",
     "copy_params_buffers",
     "init_from_baseline",
+    "antialias",
+    "AntialiasSummary",
     *PAPER_ARCHS,
 ]
