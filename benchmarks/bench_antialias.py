@@ -1,7 +1,8 @@
 """Cost of ``antialias(model)``: time to convert, inference time and saved activations, side by side.
 
 For each architecture: the torchvision baseline, ``antialias(baseline)`` with each method asked
-for, and (for the paper's architectures) the hand-built ``create_model("<arch>_lpf<N>")``, which
+for, and (for the paper's architectures) the paper's model ``create_model("<arch>_lpf<N>")`` (the
+same recipe in the published layout, verified against the published code by the golden tests), which
 must cost the same as ``antialias`` with ``method="blurpool"`` (it computes the same function).
 
 - convert: seconds of ``antialias(torchvision model)`` (fresh model each time; building it not
@@ -10,7 +11,7 @@ must cost the same as ``antialias`` with ``method="blurpool"`` (it computes the 
   with the other contenders (``common.interleaved``), median of ``--repeats``.
 - saved: bytes autograd saves for backward in one training-mode forward (exact, via
   ``torch.autograd.graph.saved_tensors_hooks``; ``bench_memory.saved_bytes``). Target: the same
-  bytes as the hand-built model.
+  bytes as the paper's model.
 
 Examples:
     python benchmarks/bench_antialias.py                                   # resnet50, efficientnet_b0, blurpool
@@ -81,16 +82,16 @@ def conversion_seconds(arch: str, method: str, args: argparse.Namespace) -> floa
 
 
 def build_contenders(arch: str, methods: list[str], args: argparse.Namespace) -> dict[str, nn.Module]:
-    """The baseline, antialias(baseline) per method and, for the paper's archs, the hand-built model."""
+    """The baseline, antialias(baseline) per method and, for the paper's archs, the paper's model."""
     torch.manual_seed(0)
     baseline = torchvision.models.get_model(arch)
     models = {"baseline": baseline}
     for method in methods:
         models[f"antialias_{method}"] = antialias(copy.deepcopy(baseline), filter_size=args.filter_size, method=method)
     if arch in list_archs():
-        hand_built = create_model(f"{arch}_lpf{args.filter_size}")
-        copy_params_buffers(baseline, hand_built)
-        models[f"hand_built_lpf{args.filter_size}"] = hand_built
+        paper = create_model(f"{arch}_lpf{args.filter_size}")
+        copy_params_buffers(baseline, paper)
+        models[f"paper_lpf{args.filter_size}"] = paper
     return models
 
 
@@ -106,7 +107,7 @@ def bench_arch(arch: str, args: argparse.Namespace, device: torch.device) -> tup
     convert = {m: conversion_seconds(arch, m, args) for m in methods}
     models = {k: m.to(device).eval() for k, m in build_contenders(arch, methods, args).items()}
     x = torch.rand(args.batch, 3, args.size, args.size, device=device)
-    hand = next((k for k in models if k.startswith("hand_built")), None)
+    hand = next((k for k in models if k.startswith("paper_lpf")), None)
 
     def forward(model: nn.Module):
         def step() -> None:

@@ -1,8 +1,9 @@
 """antialias(model): the paper's architectures as instances, the summary, the methods, bad input.
 
-The exactness tests compare with the hand-built families (``create_model("<arch>_lpf<N>")``), an
-independent implementation of the paper's recipe; coverage of other models is in
-test_antialias_coverage.py.
+The exactness tests compare the default layout (state-dict keys of the torchvision model) with the
+paper's models (``create_model("<arch>_lpf<N>")``: the same recipe in the published layout); that the
+paper's models equal the published implementation is the golden test's job (test_models.py).
+Coverage of other models is in test_antialias_coverage.py.
 """
 from __future__ import annotations
 
