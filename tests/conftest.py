@@ -1,6 +1,7 @@
 """Shared fixtures: the read-only data and references in ../shared (tests skip cleanly without it)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -13,6 +14,25 @@ SHARED = Path(os.environ.get("ANTIALIASED_SHARED", ROOT.parent / "shared"))
 
 # Keep the suite predictable on a 2-core CI machine.
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run with ``n`` torch threads, then restore the previous count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors run fastest on one thread: with two, every op pays a thread hand-off that on a
+    busy 2-core machine costs milliseconds. Also keeps float sums identical between runs."""
+    with torch_threads(1):
+        yield
 
 
 def _require(path: Path, what: str) -> Path:

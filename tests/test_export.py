@@ -45,12 +45,7 @@ PAD_TYPES = ("reflect", "replicate", "zero", "circular")
 ONNX_PAD_MODES = {"reflect", "edge", "wrap", "constant"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -570,3 +565,34 @@ def test_missing_dependency_error_is_an_import_error(monkeypatch):
     with pytest.raises(MissingDependencyError) as info:
         require("onnxruntime")
     assert isinstance(info.value, ImportError) and "pip install 'antialiased[export]'" in str(info.value)
+
+
+def test_exported_files_record_the_class_list_and_data_folder(tmp_path):
+    """Identity travels with the exported file (issue 13): the classes in output order where the weights know
+    them (a checkpoint's recorded list, ImageNet's categories) and the data folder a checkpoint recorded."""
+    from torchvision.models import ResNet18_Weights
+
+    from antialiased.export.metadata import identity_of
+    from antialiased.models.weights_info import attach, torchvision_info
+
+    checkpoint = tmp_path / "checkpoint.pth.tar"
+    torch.save({"epoch": 1, "arch": "resnet18_lpf2", "classes": ["airplane", "cat"], "data": "/data/cifar2",
+                "state_dict": create_model("resnet18_lpf2", num_classes=2).state_dict()}, checkpoint)
+    out = tmp_path / "r18.pt2"
+    assert cli("-a", "resnet18_lpf2", "--resume", checkpoint, "--num-classes", 2, "--format", "exported-program",
+               "--input-size", 32, "--out", out, "--no-verify") == 0
+    extra = {EXTRA_FILE: ""}
+    torch.export.load(out, extra_files=extra)
+    props = json.loads(extra[EXTRA_FILE])
+    assert json.loads(props["classes"]) == ["airplane", "cat"] and props["data"] == "/data/cifar2"
+    assert ExportMetadata.from_props(props).to_props() == props
+    imagenet = attach(create_model("resnet18"), create_model("resnet18").model_spec,
+                      torchvision_info(ResNet18_Weights.IMAGENET1K_V1))
+    classes, data = identity_of(imagenet, 1000)
+    assert json.loads(classes)[:2] == ["tench", "goldfish"] and len(json.loads(classes)) == 1000
+    assert data == NOT_RECORDED
+    assert identity_of(imagenet, 10) == (NOT_RECORDED, NOT_RECORDED)  # a new head: the categories no longer apply
+    assert identity_of(TinyNet(), 10) == (NOT_RECORDED, NOT_RECORDED)
+    # files written before the class list was recorded read back as "not recorded"
+    old = {k: v for k, v in props.items() if k not in ("classes", "data")}
+    assert (ExportMetadata.from_props(old).classes, ExportMetadata.from_props(old).data) == (NOT_RECORDED,) * 2

@@ -18,12 +18,7 @@ MODES = ("reflect", "replicate", "constant", "circular")
 SIZES = {1: (1, 2, 5, 9), 2: ((3, 5), (7, 4), (2, 1)), 3: ((3, 5, 4), (1, 3, 2))}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _filter(f: int, ndim: int, channels: int) -> torch.Tensor:

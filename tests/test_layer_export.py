@@ -14,12 +14,7 @@ from antialiased.layers import BlurPool, BlurPool1D, _conv, _separable, _taps
 PAD_TYPES = ("reflect", "replicate", "zero", "circular")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @contextlib.contextmanager

@@ -52,14 +52,7 @@ def _binomial_row(n: int) -> list[int]:
     return row
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tensors are tiny: with two threads, every op pays a thread hand-off that on a busy
-    2-core machine costs milliseconds (80x slower measured); one thread keeps the suite fast."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------- published outputs

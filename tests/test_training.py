@@ -12,8 +12,10 @@ from antialiased.training import build_lr_scheduler, build_optimizer, train_one_
 from antialiased.training.optim import lr_factor
 from antialiased.errors import CheckpointError, ConfigError, DataError, MissingDependencyError, OutputError
 from antialiased.training import NonFiniteLossError
-from test_training_fixtures import (cifar_subset, load, one_thread, tiny_args, tiny_models, train_cli,  # noqa: F401
+from test_training_fixtures import (cifar_subset, load, tiny_args, tiny_models, train_cli,  # noqa: F401
                                     train_fails)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _log_lines(out: Path) -> list[dict]:

@@ -20,8 +20,11 @@ from torch import nn
 from antialiased.data import SKIPPED_TARGET
 from antialiased.errors import CheckpointError, ConfigError, OutputError
 from antialiased.training import NonFiniteLossError, train_one_epoch
-from test_training_fixtures import (cifar_subset, load, one_thread, register_tiny_models, tiny_args,  # noqa: F401
+from conftest import torch_threads
+from test_training_fixtures import (cifar_subset, load, register_tiny_models, tiny_args,  # noqa: F401
                                     train_cli, train_fails)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SEEDED = ("--seed", "4", "-j", "0")
 
@@ -39,12 +42,8 @@ def _same_weights(a: Path, b: Path) -> bool:
 def straight(cifar_subset, tmp_path_factory) -> Path:
     """An uninterrupted two-epoch run, the reference for every resumed one."""
     out = tmp_path_factory.mktemp("straight") / "run"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the tests run (one_thread): the same float sums, bit for bit
-    try:
+    with torch_threads(1):  # as the tests run (one_thread): the same float sums, bit for bit
         assert train_cli(*tiny_args(cifar_subset, out, "-ep", "2", *SEEDED)) == 0
-    finally:
-        torch.set_num_threads(threads)
     return out
 
 

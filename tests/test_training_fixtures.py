@@ -69,15 +69,6 @@ def cifar_subset(cifar10_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return make_subset(cifar10_dir, tmp_path_factory.mktemp("cifar_subset"))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; two threads spin badly on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture()
 def tiny_models() -> None:
     register_tiny_models()

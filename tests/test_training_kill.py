@@ -26,7 +26,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from test_training_fixtures import cifar_subset, load, one_thread, tiny_args, train_cli  # noqa: F401
+from test_training_fixtures import cifar_subset, load, tiny_args, train_cli  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 if not hasattr(os, "fork"):
     pytest.skip("the kill harness forks training processes (POSIX only)", allow_module_level=True)

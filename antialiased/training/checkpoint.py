@@ -105,13 +105,9 @@ def save_epoch(out_dir: str | os.PathLike, state: Mapping[str, Any], *, is_best:
             link_checkpoint(staged, out / snapshot_name(epoch))
         if is_best:
             link_checkpoint(staged, out / BEST_NAME)
-        if (out / CHECKPOINT_NAME).exists():
-            os.replace(out / CHECKPOINT_NAME, out / PREVIOUS_NAME)
-        os.replace(staged, out / CHECKPOINT_NAME)
     except OSError as exc:
         raise output_error(exc, out / CHECKPOINT_NAME, "checkpoint") from exc
-    fsync_dir(out)
-    return out / CHECKPOINT_NAME
+    return _finish_save(staged)
 
 
 def _set_aside(path: Path) -> Path:
