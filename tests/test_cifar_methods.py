@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cifar_reproduction.py"
 
@@ -37,15 +36,11 @@ def _mean_std(cell: str) -> tuple[float, float]:
     return float(mean), float(std)
 
 
-def test_two_variants_two_seeds_end_to_end(script, tmp_path, capsys, cifar10_dir):
-    threads = torch.get_num_threads()
-    try:
-        rc = script.main(["--data", str(cifar10_dir), "--seeds", "0", "1", "--filter-sizes", "--methods", "aps",
-                          "--epochs", "1", "--train-size", "96", "--test-size", "48", "--width", "4",
-                          "--epochs-shift", "1", "--out-dir", str(tmp_path), "--no-progress"])
-    finally:
-        torch.set_num_threads(threads)
-    assert rc == 0
+def test_two_variants_two_seeds_end_to_end(script, tmp_path, capsys, cifar10_dir, one_thread):
+    # one_thread restores the thread count the script sets
+    assert script.main(["--data", str(cifar10_dir), "--seeds", "0", "1", "--filter-sizes", "--methods", "aps",
+                        "--epochs", "1", "--train-size", "96", "--test-size", "48", "--width", "4",
+                        "--epochs-shift", "1", "--out-dir", str(tmp_path), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     rows = _table_rows(printed)
     assert list(rows) == ["Baseline", "APS"]

@@ -123,14 +123,9 @@ def test_variant_specs():
     assert total_stride("smallresnet", 28) == 4 and total_stride("democnn", 32) == 8
 
 
-def test_quick_demo_end_to_end(tmp_path, capsys):
+def test_quick_demo_end_to_end(tmp_path, capsys, one_thread):  # the fixture restores the thread count
     out = tmp_path / "demo"
-    threads = torch.get_num_threads()
-    try:  # one thread: shared CI machines are often oversubscribed
-        assert demo_main(["--quick", "--out-dir", str(out), "--no-progress", "--threads", "1",
-                          "--methods", "aps"]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert demo_main(["--quick", "--out-dir", str(out), "--no-progress", "--threads", "1", "--methods", "aps"]) == 0
     printed = capsys.readouterr().out
     for label in ("Baseline", "Rect-2", "Tri-3", "Tri-4", "Bin-5", "APS"):
         assert f"| {label} |" in printed
@@ -167,14 +162,9 @@ def _tiny(tmp_path, **kw):
     return run_demo(DemoConfig(**{**base, **kw}))
 
 
-def test_demo_is_deterministic_given_seed(tmp_path):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # summation order: identical threads for identical floats
-    try:
-        a = _tiny(tmp_path / "a", seed=5).records
-        b = _tiny(tmp_path / "b", seed=5).records
-    finally:
-        torch.set_num_threads(threads)
+def test_demo_is_deterministic_given_seed(tmp_path, one_thread):  # identical threads: identical float sums
+    a = _tiny(tmp_path / "a", seed=5).records
+    b = _tiny(tmp_path / "b", seed=5).records
     assert [r["metrics"]["train_loss"] for r in a] == [r["metrics"]["train_loss"] for r in b]
     keys = ("acc1", "consistency", "circular_consistency")
     assert [[r["metrics"][k] for k in keys] for r in a] == [[r["metrics"][k] for k in keys] for r in b]

@@ -41,14 +41,17 @@ class CropDataset(Dataset):
     """Normalized crops of in-memory uint8 images.
 
     Modes: 'random' (random crop + horizontal flip, for training), 'center' (accuracy), 'full'
-    (the whole image, for the shift-consistency protocol, which crops it itself).
+    (the whole image, for the shift protocols, which crop or roll it themselves). With
+    ``return_index`` items are ``(image, label, index)``: the shift protocols' intervals treat each
+    image as one unit when they know which image a pair came from.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, *, crop: int, mode: str,
-                 mean: list[float], std: list[float]) -> None:
+                 mean: list[float], std: list[float], return_index: bool = False) -> None:
         if mode not in ("random", "center", "full"):
             raise ConfigError(f"mode must be 'random', 'center' or 'full', got {mode!r}")
         self.images, self.labels, self.crop, self.mode = images, labels, crop, mode
+        self.return_index = return_index
         self.mean = torch.tensor(mean).view(3, 1, 1)
         self.std = torch.tensor(std).view(3, 1, 1)
 
@@ -67,7 +70,8 @@ class CropDataset(Dataset):
         elif self.mode == "center":
             o = (size - c) // 2
             img = img[:, o:o + c, o:o + c]
-        return (img.float().div(255) - self.mean) / self.std, self.labels[i]
+        image = (img.float().div(255) - self.mean) / self.std
+        return (image, self.labels[i], i) if self.return_index else (image, self.labels[i])
 
 
 def load_generated(*, train_size: int, test_size: int, image_size: int, crop_size: int, seed: int) -> DemoData:

@@ -139,7 +139,8 @@ def _loaders(cfg: DemoConfig, data: DemoData, gen: torch.Generator) -> tuple[Dat
     mean, std = data.channel_stats()
 
     def crops(images, labels, mode):
-        return CropDataset(images, labels, crop=cfg.crop_size, mode=mode, mean=mean, std=std)
+        return CropDataset(images, labels, crop=cfg.crop_size, mode=mode, mean=mean, std=std,
+                           return_index=mode == "full")
 
     train = DataLoader(crops(data.train_images, data.train_labels, "random"), batch_size=cfg.batch_size,
                        shuffle=True, generator=gen, drop_last=len(data.train_labels) > cfg.batch_size)
