@@ -20,7 +20,7 @@ from torch import nn
 from antialiased.errors import ConfigError, ModelError, OutputError
 from antialiased.export._optional import require
 from antialiased.export.metadata import (EXTRA_FILE, ExportMetadata, antialiasing_of, blur_filter_sizes, eval_resize,
-                                         input_hw, preprocessing_of)
+                                         identity_of, input_hw, preprocessing_of)
 from antialiased.export.opsets import resolve_opset
 from antialiased.export.verify import (VerificationError, VerificationReport, VerifySettings, verify_exported_program,
                                        verify_onnx)
@@ -205,8 +205,9 @@ def _metadata(model: nn.Module, name: str, weights_source: str | None, hw: tuple
         weights_source = getattr(getattr(model, "weights_info", None), "label", None) or "not recorded"
     sizes = ",".join(map(str, blur_filter_sizes(model))) or "none"
     source, method = antialiasing_of(model)
+    classes, data = identity_of(model, num_classes)
     return ExportMetadata(name, sizes, weights_source, hw, num_classes, mean, std, eval_resize(hw, ratio),
-                          source=source, method=method)
+                          source=source, method=method, classes=classes, data=data)
 
 
 def _readable_by_others(path: Path) -> None:

@@ -16,7 +16,7 @@ from antialiased.data import IMAGENET_MEAN, IMAGENET_STD
 from antialiased.errors import ConfigError
 
 __all__ = ["ExportMetadata", "EXTRA_FILE", "NOT_RECORDED", "antialiasing_of", "blur_filter_sizes", "eval_resize",
-           "input_hw", "preprocessing_of"]
+           "identity_of", "input_hw", "preprocessing_of"]
 
 PAPER_RESIZE_RATIO = 256 / 224  # resize the shorter side to 256, center crop 224
 
@@ -103,6 +103,26 @@ def antialiasing_of(model: nn.Module) -> tuple[str, str]:
     return NOT_RECORDED, str(method) if isinstance(method, str) else NOT_RECORDED
 
 
+def identity_of(model: nn.Module, num_classes: int) -> tuple[str, str]:
+    """``(classes, data)``: the class names in output order as a JSON list, and the data folder of training.
+
+    Read from the record the registry attaches (``model.weights_info``): a checkpoint's recorded
+    ``classes`` (or the weights' categories, e.g. ImageNet's for published and torchvision weights)
+    when they name exactly ``num_classes`` outputs, and the ``data`` folder a training checkpoint
+    recorded; :data:`NOT_RECORDED` where the model does not know.
+
+    Example:
+        >>> identity_of(nn.Linear(2, 2), 2)
+        ('not recorded', 'not recorded')
+    """
+    info = getattr(model, "weights_info", None)
+    names = getattr(info, "classes", None) or getattr(info, "categories", None)
+    recorded = getattr(info, "recorded", None)
+    data = recorded.get("data") if isinstance(recorded, Mapping) else None
+    classes = json.dumps(list(names)) if names and len(names) == num_classes else NOT_RECORDED
+    return classes, str(data) if data else NOT_RECORDED
+
+
 @dataclass(frozen=True)
 class ExportMetadata:
     """The metadata written into an exported file; all values are strings in the file.
@@ -120,6 +140,8 @@ class ExportMetadata:
             :func:`antialiasing_of`).
         method: how it was anti-aliased (``blurpool``, ``blur-first``, ``aps``, ``aps-lpf``; ``none``
             for a baseline).
+        classes: the class names in output order, a JSON list (see :func:`identity_of`).
+        data: the data folder the weights were trained on, where a checkpoint recorded it.
 
     Example:
         >>> m = ExportMetadata("resnet18_lpf4", "4", "random initialization", (224, 224), 1000, source="paper",
@@ -144,6 +166,8 @@ class ExportMetadata:
     antialiased_version: str = __version__
     source: str = NOT_RECORDED
     method: str = NOT_RECORDED
+    classes: str = NOT_RECORDED
+    data: str = NOT_RECORDED
 
     def __post_init__(self) -> None:
         if not self.resize:  # frozen: set the default that depends on input_size once
@@ -168,6 +192,8 @@ class ExportMetadata:
             "output": f"logits [batch, {self.num_classes}] (no softmax)",
             "preprocessing": f"resize the shorter side to {self.resize} (bilinear), center crop {h}x{w}, "
                              f"scale to [0, 1], normalize with mean and std",
+            "classes": self.classes,
+            "data": self.data,
         }
 
     def to_json(self) -> str:
@@ -183,4 +209,5 @@ class ExportMetadata:
                    std=tuple(float(v) for v in props["std"].split(",")),
                    resize=int(props.get("resize") or 0),
                    antialiased_version=props["antialiased_version"],
-                   source=props.get("source", NOT_RECORDED), method=props.get("method", NOT_RECORDED))
+                   source=props.get("source", NOT_RECORDED), method=props.get("method", NOT_RECORDED),
+                   classes=props.get("classes", NOT_RECORDED), data=props.get("data", NOT_RECORDED))
