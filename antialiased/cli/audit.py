@@ -63,7 +63,9 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cache-mb", type=int, default=4096, metavar="MB",
                        help="memory for decoded images reused by the multi-pass protocols (default: 4096)")
     group.add_argument("--class-list", default=None, metavar="FILE",
-                       help="one class folder name per line, in the model's output order (a subset of classes)")
+                       help="one class folder name per line, in the model's output order (a subset of classes, "
+                            "each once); it must equal the class list a checkpoint recorded, and for ImageNet "
+                            "weights a list of wnids must be in sorted order (as 'antialiased eval --class-list')")
     group.add_argument("--strict", action="store_true", help="stop at the first unreadable file")
     group.add_argument("--fast-decode", action="store_true", help="APPROXIMATE: JPEG draft-mode decoding")
     group.add_argument("--dist-backend", default=None, help="torchrun: process group backend (default: nccl/gloo)")

@@ -16,9 +16,11 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         description="Per-network tables (Baseline, Rect-2, Tri-3, Tri-4, Bin-5; accuracy and consistency; "
                     "Pareto front bold, dominated variants italic, best values bold) as Markdown and CSV, "
                     "and consistency-vs-accuracy plots, from result JSON files of 'antialiased eval' or "
-                    "'antialiased demo' and 'antialiased audit' (its report.json). Several files of one model are "
-                    "merged (accuracy from one, consistency from another); repeated runs (seeds) are averaged "
-                    "with their spread. Circular, sub-pixel and adversarial-shift figures and equivariance errors "
+                    "'antialiased demo' and 'antialiased audit' (its report.json). A row is one model (its source, "
+                    "method and kind of weights) on one dataset; a network evaluated on several datasets gets a "
+                    "table per dataset. Several files of one row are merged (accuracy from one, consistency from "
+                    "another); runs with different seeds are averaged with their spread, identical re-runs (same "
+                    "seed and settings) count once. Circular, sub-pixel and adversarial-shift figures and equivariance errors "
                     "get a table of their own.")
     parser.add_argument("results", nargs="+", metavar="RESULTS", help="result JSON files or folders of them")
     parser.add_argument("--out-dir", default="report", metavar="DIR",
