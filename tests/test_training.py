@@ -155,7 +155,11 @@ def test_save_weights_export_evaluates_with_weights(cifar_subset, tmp_path):
     assert train_cli("-a", "aa_tinynet_lpf2", "--resume", str(out / "model_best.pth.tar"),
                      "--save_weights", str(weights)) == 0
     exported = load(weights)
-    assert list(exported) == ["state_dict"]
+    # the weights and the run's identity (arch, classes, data folder, spec); no optimizer, epoch or lr
+    from antialiased.support.checkpoints import IDENTITY_KEYS
+
+    assert list(exported) == ["state_dict", *IDENTITY_KEYS]
+    assert exported["arch"] == "aa_tinynet_lpf2" and exported["num_classes"] == 10
     model = create_model("aa_tinynet_lpf2", weights=weights, num_classes=10)
     trained = load(out / "model_best.pth.tar")["state_dict"]
     assert all(torch.equal(v, trained[k]) for k, v in model.state_dict().items())
