@@ -6,7 +6,6 @@ downloader, never mistaken for the weights); concurrent downloads of one file al
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import multiprocessing
@@ -26,6 +25,7 @@ import torch
 
 from antialiased.errors import ConfigError, DownloadError
 from antialiased.models import weights as W
+from test_weights import _assert_same, _cache_dir, _publish
 
 RELEASE_AFTER_S = 30  # a stalled handler gives up on its own after this, so a hanging client fails instead of hanging
 
@@ -111,25 +111,6 @@ def _state_dict(seed: int = 0, size: int = 1 << 16) -> dict[str, torch.Tensor]:
     """Large enough (256 KiB) that half a transfer reaches the disk through the file buffer."""
     torch.manual_seed(seed)
     return {"weight": torch.randn(size), "bias": torch.randn(3)}
-
-
-def _publish(folder: Path, stem: str, state_dict: dict) -> W.PublishedWeights:
-    buffer = io.BytesIO()
-    torch.save({"state_dict": state_dict}, buffer)
-    sha = hashlib.sha256(buffer.getvalue()).hexdigest()[:8]
-    (folder / f"{stem}-{sha}.pth").write_bytes(buffer.getvalue())
-    return dataclasses.replace(W.PUBLISHED_WEIGHTS["resnet18_lpf2"], name=stem, file_name=f"{stem}-{sha}.pth",
-                               sha256=sha)
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ["TORCH_HOME"]) / "hub" / "checkpoints"
-
-
-def _assert_same(a: dict, b: dict) -> None:
-    assert list(a) == list(b)
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
 def _download_in_child(record: W.PublishedWeights, report: Path) -> None:
