@@ -294,6 +294,29 @@ class Drifts(TinyNet):
         return y * 1.1 if torch.compiler.is_exporting() else y
 
 
+def test_tolerance_scales_with_each_samples_largest_logit():
+    """A logit near 0 beside logits of 1e3 may be off by rtol * 1e3 (rounding error follows the
+    sample's activations); checked against a plain loop over samples and logits."""
+    from antialiased.export.verify import _compare
+
+    ref = torch.tensor([[1000.0, 0.001, -3.0], [0.5, 0.25, 0.0]])
+    atol, rtol = 1e-4, 1e-4
+
+    def loop_passes(got):
+        return all(abs(got[i][j] - ref[i][j]) <= atol + rtol * max(abs(v) for v in ref[i])
+                   for i in range(2) for j in range(3))
+
+    cases = {"small error on the near-0 logit of the large sample": ((0, 1), 0.05),
+             "error beyond the large sample's scale": ((0, 1), 0.2),
+             "the small sample keeps its own tight scale": ((1, 2), 0.001)}
+    expected = {"small error on the near-0 logit of the large sample": True,
+                "error beyond the large sample's scale": False, "the small sample keeps its own tight scale": False}
+    for name, ((i, j), error) in cases.items():
+        got = ref.clone()
+        got[i, j] += error
+        assert _compare(name, got, ref, atol, rtol).within_tolerance is loop_passes(got.tolist()) is expected[name], name
+
+
 @pytest.mark.parametrize("format", ["onnx", "exported-program"])
 def test_verification_failure_leaves_old_file(format, ort, tmp_path):
     path = tmp_path / "model.bin"

@@ -55,7 +55,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                              "(default: generated images)")
     parser.add_argument("--images", type=int, default=8, metavar="N", help="photos used by verification (8)")
     parser.add_argument("--atol", type=float, default=1e-4, help="verification: absolute tolerance (1e-4)")
-    parser.add_argument("--rtol", type=float, default=1e-4, help="verification: relative tolerance (1e-4)")
+    parser.add_argument("--rtol", type=float, default=1e-4, help="verification: relative tolerance, times each sample's largest |logit| (1e-4)")
     parser.add_argument("--no-verify", action="store_true", help="write the file without running it")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     return parser
