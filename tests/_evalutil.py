@@ -1,6 +1,7 @@
 """Helpers for the evaluation and data tests: small ImageNet-layout folders and tiny models."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -50,3 +51,10 @@ class PixelPoolNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.pixel(x).mean(dim=(2, 3)))
+
+
+def read_result(out_dir: Path, protocol: str) -> dict:
+    """The one result file a run wrote for ``protocol`` into ``out_dir``."""
+    files = sorted(Path(out_dir).glob(f"results_*_{protocol}_*.json"))
+    assert len(files) == 1, files
+    return json.loads(files[0].read_text())

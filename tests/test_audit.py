@@ -15,7 +15,7 @@ from antialiased.cli import main as antialiased_main
 from antialiased.cli.paper import main as paper_main
 from antialiased.evaluation import adversarial_accuracy, circular_consistency
 from antialiased.evaluation.invariance import InvarianceOptions
-from tests._evalutil import make_val_folder, sample_files
+from tests._evalutil import make_val_folder, read_result, sample_files
 
 N = 4
 SMALL = ["-j", "0", "--no-progress", "-b", "2", "--seed", "3", "--forward-batch", "64"]
@@ -39,20 +39,14 @@ def weights(tmp_path_factory):
     return paths
 
 
-def _record(out_dir: Path, protocol: str) -> dict:
-    files = sorted(out_dir.glob(f"results_*_{protocol}_*.json"))
-    assert len(files) == 1, files
-    return json.loads(files[0].read_text())
-
-
 def test_eval_flags_run_the_new_protocols_in_one_command(data_root, weights, tmp_path, capsys):
     argv = ["--data", str(data_root), "-a", "resnet18_lpf2", "--weights", str(weights["resnet18_lpf2"]), "-e",
             "-ec", "-ef", "-ea", "-eq", "--shift-grid", "3", "--epochs-shift", "2", "--bootstrap", "300",
             "--evaluate-save", "--out-dir", str(tmp_path), *SIZE, *SMALL]
     assert paper_main(argv) == 0
     out = capsys.readouterr().out
-    acc, ec, ef = (_record(tmp_path, p) for p in ("accuracy", "circular_consistency", "fractional_consistency"))
-    ea, eq = _record(tmp_path, "adversarial"), _record(tmp_path, "equivariance")
+    acc, ec, ef = (read_result(tmp_path, p) for p in ("accuracy", "circular_consistency", "fractional_consistency"))
+    ea, eq = read_result(tmp_path, "adversarial"), read_result(tmp_path, "equivariance")
     assert f"Circular consistency {ec['metrics']['circular_consistency']:.3f}" in out
     assert f"Fractional consistency {ef['metrics']['fractional_consistency']:.3f}" in out
     assert f"Adversarial accuracy {ea['metrics']['adversarial_acc1']:.3f} (grid 3x3, crop)" in out
@@ -162,8 +156,8 @@ def test_torchrun_two_processes_give_the_single_process_figures(data_root, weigh
     assert proc.stdout.count("Adversarial accuracy") == 1  # printed by rank 0 only
     assert paper_main([*args, "--out-dir", str(tmp_path / "one")]) == 0
     capsys.readouterr()
-    ddp = {p: _record(tmp_path / "ddp", p)["metrics"] for p in ("adversarial", "equivariance", "circular_consistency")}
-    one = {p: _record(tmp_path / "one", p)["metrics"] for p in ("adversarial", "equivariance", "circular_consistency")}
+    ddp = {p: read_result(tmp_path / "ddp", p)["metrics"] for p in ("adversarial", "equivariance", "circular_consistency")}
+    one = {p: read_result(tmp_path / "one", p)["metrics"] for p in ("adversarial", "equivariance", "circular_consistency")}
     for key in ("adversarial_acc1", "adversarial_acc1_ci95", "center_acc1", "grid_consistency", "images"):
         assert ddp["adversarial"][key] == one["adversarial"][key], key
     assert [layer["name"] for layer in ddp["equivariance"]["layers"]] == [

@@ -1,7 +1,6 @@
 """``python main.py ... -e/-es/-ed`` and ``antialiased eval``: the paper's commands, files written, errors."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import torch
 import antialiased
 from antialiased.cli import main as antialiased_main
 from antialiased.cli.paper import main as paper_main
-from tests._evalutil import make_val_folder, sample_files
+from tests._evalutil import make_val_folder, read_result, sample_files
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 8
@@ -36,12 +35,6 @@ def weights_file(tmp_path_factory):
     return path
 
 
-def _results(out_dir: Path, protocol: str) -> dict:
-    files = sorted(out_dir.glob(f"results_*_{protocol}_*.json"))
-    assert len(files) == 1, files
-    return json.loads(files[0].read_text())
-
-
 def test_paper_accuracy_command_verbatim(data_root, weights_file, tmp_path, capsys):
     # the seed's: python main.py --data /PTH/TO/ILSVRC2012 -a alexnet_lpf4 --pretrained -e --gpu 0
     # (with --weights instead of --pretrained: no network in tests)
@@ -51,7 +44,7 @@ def test_paper_accuracy_command_verbatim(data_root, weights_file, tmp_path, caps
             _nullcontext():
         assert paper_main(argv) == 0
     out = capsys.readouterr().out
-    result = _results(tmp_path, "accuracy")
+    result = read_result(tmp_path, "accuracy")
     assert f" * Acc@1 {result['metrics']['acc1']:.3f} Acc@5 {result['metrics']['acc5']:.3f}" in out
     assert result["schema"] == "antialiased.result/1" and result["model"] == "resnet18_lpf2"
     assert result["arch"] == "resnet18" and result["filter_size"] == 2
@@ -75,7 +68,7 @@ def test_shift_consistency_seeded_is_reproducible(data_root, weights_file, tmp_p
         assert antialiased_main(base + ["--out-dir", str(tmp_path / run)]) == 0
         lines.append([l for l in capsys.readouterr().out.splitlines() if l.startswith("Consistency")][0])
     assert lines[0] == lines[1]
-    a, b = _results(tmp_path / "a", "shift_consistency"), _results(tmp_path / "b", "shift_consistency")
+    a, b = read_result(tmp_path / "a", "shift_consistency"), read_result(tmp_path / "b", "shift_consistency")
     assert a["metrics"] == b["metrics"] and a["metrics"]["pairs"] == 2 * N
     low, high = a["metrics"]["consistency_ci95"]
     assert low <= a["metrics"]["consistency"] <= high
@@ -94,9 +87,9 @@ def test_diagonal_ensemble_and_saved_images(data_root, weights_file, tmp_path, c
     for name in ("best_other_prob", "correct", "pred", "correct5"):
         assert np.load(tmp_path / f"diagonal_resnet18_lpf2_{name}.npy").shape == (N, 17)
     assert (tmp_path / "diagonal_resnet18_lpf2.png").stat().st_size > 1000
-    diag = _results(tmp_path, "diagonal")
+    diag = read_result(tmp_path, "diagonal")
     assert diag["metrics"]["mean_true_prob"] == pytest.approx(100 * true_prob.mean(), rel=1e-5)
-    ens = _results(tmp_path, "ensemble")
+    ens = read_result(tmp_path, "ensemble")
     assert ens["settings"]["crops"] == 3 and ens["settings"]["softmax"] and ens["settings"]["center_first"]
     assert len(list((tmp_path / "images" / "ensemble").glob("*.png"))) == N
     assert len(list((tmp_path / "images" / "diagonal").glob("*.png"))) == N
@@ -110,7 +103,7 @@ def test_resume_checkpoint_with_module_prefix_and_arch_check(data_root, tmp_path
                 "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, ckpt)
     argv = ["--data", str(data_root), "--resume", str(ckpt), "-e", "--out-dir", str(tmp_path), *SMALL]
     assert paper_main(["-a", "resnet18_lpf2", *argv]) == 0
-    assert _results(tmp_path, "accuracy")["weights"] == f"checkpoint:{ckpt.resolve()}"
+    assert read_result(tmp_path, "accuracy")["weights"] == f"checkpoint:{ckpt.resolve()}"
     capsys.readouterr()
     assert paper_main(["-a", "resnet18_lpf3", *argv]) == 2
     # create_model loads first and explains the misfit by its keys (the blur filters), then checks the arch
@@ -135,7 +128,7 @@ def test_corrupt_files_skipped_counted_or_strict(data_root, weights_file, tmp_pa
     assert paper_main(argv) == 0
     assert "Skipped 1 unreadable" in capsys.readouterr().out
     for protocol in ("accuracy", "shift_consistency"):
-        result = _results(tmp_path / "out", protocol)
+        result = read_result(tmp_path / "out", protocol)
         assert result["counts"] == {"images": N, "skipped": 1}
         assert result["skipped_files"][0].endswith("broken.JPEG")
     assert paper_main(argv + ["--strict"]) == 2

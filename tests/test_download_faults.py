@@ -151,6 +151,16 @@ def _wait_for(condition, what: str, child: multiprocessing.Process, limit_s: flo
         time.sleep(0.05)
 
 
+def _kill_half_way(child: multiprocessing.Process) -> None:
+    """SIGKILL ``child`` once part of the file has reached its temporary."""
+    try:
+        _wait_for(lambda: any(p.stat().st_size > 0 for p in _temporaries(child.pid)),
+                  "half the file to reach the temporary", child)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.join()
+
+
 # --------------------------------------------------------------------------- stalled servers time out
 
 
@@ -218,12 +228,7 @@ def test_a_download_killed_half_way_is_cleaned_up_by_the_next(fault_server, tmp_
     record = _publish(fault_server.root, "tiny_lpf4", state_dict)
     fault_server.modes[record.file_name] = "half"
     child = _start_child(record, tmp_path / "child.txt")
-    try:
-        _wait_for(lambda: any(p.stat().st_size > 0 for p in _temporaries(child.pid)),
-                  "half the file to reach the temporary", child)
-    finally:
-        os.kill(child.pid, signal.SIGKILL)
-        child.join()
+    _kill_half_way(child)
     assert child.exitcode == -signal.SIGKILL
     partial, = _temporaries(child.pid)
     assert partial.name.startswith(f".{record.file_name}.") and 0 < partial.stat().st_size
@@ -408,12 +413,7 @@ def test_a_torchvision_download_killed_half_way_is_cleaned_up_by_the_next(fault_
     child = multiprocessing.get_context("fork").Process(target=_build_in_child,
                                                          args=("mobilenet_v3_small", tmp_path / "child.txt"))
     child.start()
-    try:
-        _wait_for(lambda: any(p.stat().st_size > 0 for p in _temporaries(child.pid)),
-                  "half the file to reach the temporary", child)
-    finally:
-        os.kill(child.pid, signal.SIGKILL)
-        child.join()
+    _kill_half_way(child)
     partial, = _temporaries(child.pid)
     assert os.listdir(_cache_dir()) == [partial.name] and partial.name.startswith(f".{name}.")
 
