@@ -8,7 +8,7 @@ when a ``timm/`` name is used (importing it takes seconds); without it, a
 :class:`~antialiased.errors.MissingDependencyError` gives the pip command.
 
 Pretrained weights that timm takes from a URL (torch hub's cache) are fetched first by
-:func:`~antialiased.models.weights.fetch_to_cache` (a timeout on stalled transfers, one atomic
+:func:`~antialiased.support.downloads.fetch_to_cache` (a timeout on stalled transfers, one atomic
 rename, leftovers of killed downloads removed), where timm then finds them; those on the Hugging
 Face hub are timm's to download (``HF_HUB_DOWNLOAD_TIMEOUT``, ``HF_HUB_OFFLINE``).
 """
@@ -27,7 +27,8 @@ from antialiased.models._torchvision import cached_file, hash_prefix
 from antialiased.models.antialias import METHODS
 from antialiased.models.converted import convert
 from antialiased.models.registry import ModelSpec, Source, register_source
-from antialiased.models.weights import WeightsDownloadError, fetch_to_cache
+from antialiased.models.weights import WeightsDownloadError
+from antialiased.support.downloads import fetch_to_cache
 from antialiased.models.weights_info import WeightsInfo, baseline_info, timm_info
 
 __all__ = ["TIMM_PREFIX", "TIMM_SOURCE", "has_pretrained", "import_timm"]

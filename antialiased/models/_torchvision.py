@@ -1,6 +1,6 @@
 """torchvision's pretrained baselines: which weights ``pretrained=True`` means, and their download.
 
-The file is fetched into torch hub's cache by :func:`~antialiased.models.weights.fetch_to_cache`
+The file is fetched into torch hub's cache by :func:`~antialiased.support.downloads.fetch_to_cache`
 (a timeout on stalled transfers, SHA-256 checked as it streams, one atomic rename, leftovers of
 killed downloads removed) before torchvision builds the model; torchvision then finds it there and
 downloads nothing (torch hub's own download has no timeout and leaves ``.partial`` files behind).
@@ -17,7 +17,8 @@ from torch import nn
 from torchvision.models import WeightsEnum
 
 from antialiased.errors import DownloadError, ModelError, WeightsError
-from antialiased.models.weights import WeightsDownloadError, fetch_to_cache
+from antialiased.models.weights import WeightsDownloadError
+from antialiased.support.downloads import fetch_to_cache
 
 __all__ = ["PAPER_BASELINE_WEIGHTS", "baseline_weights", "build_pretrained", "cached_file", "fetch_baseline",
            "hash_prefix"]
