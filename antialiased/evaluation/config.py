@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from antialiased.errors import ConfigError
 from antialiased.evaluation.invariance import InvarianceOptions
+from antialiased.evaluation.segmentation_settings import SegmentationOptions
 
 __all__ = ["ModelSource", "DataSettings", "RunSettings", "ShiftOptions", "EnsembleOptions", "EvalConfig"]
 
@@ -119,7 +120,9 @@ class EvalConfig:
 
     ``cache_mb``: memory for the first pass's decoded images, reused by protocols with several
     passes. ``out_dir``: where result files go (None: write none). ``save_images``: also write
-    the images each protocol feeds the model as PNG files.
+    the images each protocol feeds the model as PNG files. ``task``: ``"classification"`` or
+    ``"segmentation"`` (None: the model's, see :mod:`antialiased.evaluation.tasks`); ``segmentation``:
+    how segmentation models are evaluated.
     """
 
     model: ModelSource
@@ -132,6 +135,8 @@ class EvalConfig:
     cache_mb: int = 4096
     out_dir: str | os.PathLike | None = "results"
     save_images: bool = False
+    task: str | None = None
+    segmentation: SegmentationOptions = field(default_factory=SegmentationOptions)
 
     def validate(self) -> None:
         """Raise :class:`~antialiased.errors.ConfigError` for settings that cannot work, before any work.
