@@ -311,3 +311,26 @@ from antialiased.layers.polyphase import (  # noqa: E402
 )
 
 __all__ += ["AdaptivePolyphaseSampling", "adaptive_polyphase_sampling", "polyphase_phase", "polyphase_select"]
+
+# The field's other methods (issue 19): learned, adaptive, Fourier and wavelet downsampling layers.
+from antialiased.layers.adaptive import AdaptiveBlurPool, adaptive_filter2d  # noqa: E402
+from antialiased.layers.fourier import ASAPPool, FLCPool, asap_pool2d, flc_pool2d, fourier_low_cut  # noqa: E402
+from antialiased.layers.lps import (  # noqa: E402
+    LearnablePolyphaseSampling,
+    LearnablePolyphaseUpsampling,
+    polyphase_resample,
+    polyphase_upsample,
+)
+from antialiased.layers.tips import TranslationInvariantPolyphaseSampling, tips_fm_loss, tips_undo_loss  # noqa: E402
+from antialiased.layers.wavelet import HaarPool, haar_pool2d  # noqa: E402
+
+#: The method layers an fx tracer should keep as single calls (their forwards branch on shapes and mode).
+METHOD_LAYERS = (AdaptiveBlurPool, FLCPool, HaarPool, LearnablePolyphaseSampling, LearnablePolyphaseUpsampling,
+                 TranslationInvariantPolyphaseSampling)
+
+__all__ += [
+    "AdaptiveBlurPool", "adaptive_filter2d", "FLCPool", "ASAPPool", "flc_pool2d", "asap_pool2d", "fourier_low_cut",
+    "LearnablePolyphaseSampling", "LearnablePolyphaseUpsampling", "polyphase_resample", "polyphase_upsample",
+    "TranslationInvariantPolyphaseSampling", "tips_fm_loss", "tips_undo_loss", "HaarPool", "haar_pool2d",
+    "METHOD_LAYERS",
+]
