@@ -300,7 +300,8 @@ class LearnablePolyphaseSampling(nn.Module):
         if phase is None:
             logits = self.logits(x)
             if self.training:
-                phase = F.gumbel_softmax(logits.float(), tau=float(self.gumbel_tau), hard=False)
+                precise = logits.to(torch.promote_types(logits.dtype, torch.float32))  # float32 at least (autocast)
+                phase = F.gumbel_softmax(precise, tau=float(self.gumbel_tau), hard=False)
             else:
                 phase = logits.argmax(dim=1)  # the first of equal maxima
         out = polyphase_resample(x, phase, (sh, sw))
