@@ -93,7 +93,7 @@ def test_fixed_class_list_maps_subset_to_model_indices(tmp_path, imagenet_sample
     for i, (path, target) in enumerate(ds.samples):
         assert all_wnids[target] == Path(path).parent.name
         assert ds[i][2] == i
-    with pytest.raises(DatasetLayoutError, match="not in the given class list"):
+    with pytest.raises(DatasetLayoutError, match="missing from the class list"):
         ImageFolderDataset(tmp_path / "val", classes=all_wnids[:10])
 
 

@@ -7,6 +7,7 @@ import sys
 from typing import Sequence
 
 from antialiased.cli.invariance_args import add_invariance_options, invariance_options_from_args
+from antialiased.data import default_workers
 from antialiased.evaluation import DataSettings, ModelSource, RunSettings, ShiftOptions
 from antialiased.evaluation.audit import AUDIT_PROTOCOLS, PROTOCOL_ALIASES, AuditConfig, resolve_protocols, run_audit
 from antialiased.reporting.audit import write_audit_report
@@ -25,7 +26,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("-a", "--arch", dest="models", action="append", required=True, metavar="MODEL[=WEIGHTS]",
                         help="a model name ('antialiased models' lists them), optionally =PATH of a weights file "
                              "or training checkpoint; repeat for more models")
-    parser.add_argument("--data", required=True, metavar="DIR", help="dataset root holding val/<class>/* (or val/ itself)")
+    parser.add_argument("--data", required=True, metavar="DIR",
+                        help="dataset root holding val/<class>/* or test/<class>/* (or that folder itself)")
+    parser.add_argument("--val-split", default=None, metavar="NAME",
+                        help="the folder DIR/NAME to audit on (default: DIR/val, else DIR/test)")
     parser.add_argument("--out-dir", default="audit", metavar="DIR", help="where the report goes (default: ./audit)")
     parser.add_argument("--protocols", nargs="+", default=None, metavar="P",
                         help=f"protocols to run (default: all): {', '.join(AUDIT_PROTOCOLS)}, or the flags' "
@@ -40,9 +44,11 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 def _add_protocol_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("protocols")
-    group.add_argument("--crop-size", type=int, default=224, metavar="N", help="(default: 224)")
-    group.add_argument("--max-shift", type=int, default=32, metavar="N",
-                       help="images are resized and center-cropped to crop + N; shifts up to N (default: 32)")
+    group.add_argument("--crop-size", type=int, default=None, metavar="N",
+                       help="(default: the crop a checkpoint's training used, per model; else 224)")
+    group.add_argument("--max-shift", type=int, default=None, metavar="N",
+                       help="images are resized and center-cropped to crop + N; shifts up to N (default: a "
+                            "checkpoint's recorded resize - crop, per model; else 32)")
     group.add_argument("--epochs-shift", type=int, default=5, metavar="N",
                        help="passes over the data for -es, -ec, -ef (default: 5)")
     group.add_argument("--independent-offsets", action="store_true", help="-es: offsets per image, not per batch")
@@ -54,7 +60,8 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("running")
     group.add_argument("-b", "--batch-size", type=int, default=8, metavar="N",
                        help="images per loader batch (the unit of -es's offsets; default: 8)")
-    group.add_argument("-j", "--workers", type=int, default=4, metavar="N", help="data loading workers (default: 4)")
+    group.add_argument("-j", "--workers", type=int, default=default_workers(), metavar="N",
+                       help="data loading workers (default: 4, at most the CPUs available: %(default)s here)")
     group.add_argument("--forward-batch", type=int, default=None, metavar="N",
                        help="shifted copies per forward pass (default: 256 on a GPU, one batch on the CPU)")
     group.add_argument("--gpu", type=int, default=None, metavar="N", help="GPU id (default: all/any)")
@@ -93,7 +100,7 @@ def model_sources(specs: Sequence[str], *, pretrained: bool, force_nonfinetuned:
 def audit_config(args: argparse.Namespace) -> AuditConfig:
     data = DataSettings(args.data, batch_size=args.batch_size, workers=args.workers, crop_size=args.crop_size,
                         max_shift=args.max_shift, strict=args.strict, class_list=args.class_list,
-                        fast_decode=args.fast_decode)
+                        fast_decode=args.fast_decode, val_split=args.val_split)
     run = RunSettings(gpu=args.gpu, amp=args.amp, channels_last=not args.no_channels_last, seed=args.seed,
                       progress=not args.no_progress, dist_backend=args.dist_backend)
     protocols = resolve_protocols(args.protocols)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from antialiased.data import default_workers
 from antialiased.models.antialias import METHODS
 
 __all__ = ["add_common_args"]
@@ -11,7 +12,10 @@ __all__ = ["add_common_args"]
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model and data")
     group.add_argument("--data", metavar="DIR", default=None,
-                       help="dataset root in ImageNet layout: DIR/train/<class>/*, DIR/val/<class>/*")
+                       help="dataset root: DIR/train/<class>/* and DIR/val/<class>/* (or DIR/test/<class>/*, "
+                            "CIFAR-10's usual layout)")
+    group.add_argument("--val-split", "--val_split", dest="val_split", default=None, metavar="NAME",
+                       help="the validation folder DIR/NAME (default: DIR/val, else DIR/test)")
     group.add_argument("-a", "--arch", metavar="ARCH", default="resnet18",
                        help="model name, e.g. resnet50_lpf4 (anti-aliased, filter size 4) or resnet50 "
                             "(torchvision baseline), efficientnet_b0_lpf4 (any torchvision classifier, converted), "
@@ -20,8 +24,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                        help="anti-aliasing method of an ARCH_lpfN name (default: blurpool, the paper's); blur-first, "
                             "aps or aps-lpf build the baseline converted by antialias() with that method (for the "
                             "paper's 23 architectures too: torchvision's model, no published weights)")
-    group.add_argument("-j", "--workers", default=4, type=int, metavar="N",
-                       help="data loading worker processes (default: 4)")
+    group.add_argument("-j", "--workers", default=default_workers(), type=int, metavar="N",
+                       help="data loading worker processes (default: the paper's 4, at most the CPUs available: "
+                            "%(default)s here)")
     group.add_argument("-b", "--batch-size", default=256, type=int, metavar="N",
                        help="mini-batch size, per process under DDP (default: 256)")
     group.add_argument("-p", "--print-freq", default=10, type=int, metavar="N",
@@ -42,6 +47,12 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--save_weights", "--save-weights", dest="save_weights", default=None, metavar="PATH",
                        help="write {'state_dict': ...} without optimizer or DataParallel/DDP prefixes: of the "
                             "--resume checkpoint (then evaluate, with -e/-es/-ed), or of model_best after training")
+    group.add_argument("--mean", default=None, type=float, nargs=3, metavar=("R", "G", "B"),
+                       help="input normalization: per-channel mean of [0, 1] pixels (default: ImageNet's "
+                            "0.485 0.456 0.406; evaluation of a checkpoint: what its training used)")
+    group.add_argument("--std", default=None, type=float, nargs=3, metavar=("R", "G", "B"),
+                       help="input normalization: per-channel standard deviation (default: ImageNet's "
+                            "0.229 0.224 0.225; evaluation of a checkpoint: what its training used)")
     group.add_argument("--gpu", default=None, type=int, metavar="N",
                        help="GPU id to use; falls back to the CPU with a warning when CUDA is absent")
     group.add_argument("--seed", default=None, type=int, help="seed for reproducible runs")

@@ -39,11 +39,13 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
 
 def _add_protocol_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("evaluation options (beyond the paper's script)")
-    group.add_argument("--crop-size", dest="crop_size", default=224, type=int, metavar="N",
-                       help="crop fed to the model (default: 224)")
-    group.add_argument("--max-shift", dest="max_shift", default=32, type=int, metavar="N",
+    group.add_argument("--crop-size", dest="crop_size", default=None, type=int, metavar="N",
+                       help="crop fed to the model (default: the crop a checkpoint's training validated at, and "
+                            "weights exported from it; else 224; training: 224)")
+    group.add_argument("--max-shift", dest="max_shift", default=None, type=int, metavar="N",
                        help="images are resized and center-cropped to crop-size + max-shift (256); -es draws "
-                            "offsets in {0..N-1}, -ed uses k = 0..N (default: 32)")
+                            "offsets in {0..N-1}, -ed uses k = 0..N (default: a checkpoint's recorded resize - "
+                            "crop, e.g. 37 - 32 = 5 for CIFAR; else 32)")
     group.add_argument("--independent-offsets", dest="independent_offsets", action="store_true",
                        help="-es: draw the two offsets per image instead of per batch (the paper: per batch)")
     group.add_argument("--strict", action="store_true",
@@ -104,7 +106,9 @@ def eval_config_from_args(args: argparse.Namespace) -> EvalConfig:
                         aa_method=getattr(args, "aa_method", None))
     data = DataSettings(args.data, batch_size=args.batch_size, workers=args.workers, crop_size=args.crop_size,
                         max_shift=args.max_shift, strict=args.strict, class_list=args.class_list,
-                        fast_decode=args.fast_decode)
+                        fast_decode=args.fast_decode, val_split=args.val_split,
+                        mean=None if args.mean is None else tuple(args.mean),
+                        std=None if args.std is None else tuple(args.std))
     protocols = protocols_from_args(args)
     return EvalConfig(model=model, data=data, protocols=protocols, run=_run_settings(args),
                       shift=ShiftOptions(epochs=args.epochs_shift, independent=args.independent_offsets,

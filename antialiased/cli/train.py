@@ -9,7 +9,8 @@ import argparse
 
 from antialiased.errors import ConfigError
 from antialiased.support.checkpoints import export_weights
-from antialiased.training import DataConfig, LaunchConfig, ModelConfig, OptimConfig, TrainConfig, train
+from antialiased.cli.train_args import data_config_from_args
+from antialiased.training import LaunchConfig, ModelConfig, OptimConfig, TrainConfig, train
 
 __all__ = ["config_from_args", "run_training", "export_weights_from_args"]
 
@@ -22,8 +23,7 @@ def _flag(args: argparse.Namespace, name: str, default):
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The typed configuration of the training flags (dest names as in :mod:`antialiased.cli.train_args`)."""
-    data = DataConfig(root=args.data, crop_size=_flag(args, "crop_size", 224), batch_size=args.batch_size,
-                      workers=args.workers, augment=not args.no_data_aug, strict=_flag(args, "strict", False))
+    data = data_config_from_args(args)
     model = ModelConfig(arch=args.arch, pretrained=args.pretrained, force_nonfinetuned=args.force_nonfinetuned,
                         weights=args.weights, finetune=args.finetune,
                         baseline_weights=_flag(args, "baseline_weights", None),

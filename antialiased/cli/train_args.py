@@ -5,8 +5,26 @@ The ``dest`` names are what :func:`antialiased.cli.train.config_from_args` reads
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-__all__ = ["add_train_args", "add_distributed_args"]
+from antialiased.training import DataConfig
+
+__all__ = ["add_train_args", "add_distributed_args", "data_config_from_args"]
+
+
+def _flag(args: argparse.Namespace, name: str, default: Any) -> Any:
+    # Flags shared with evaluation (--crop-size, --strict) are absent from a namespace built by hand
+    # or by a parser without the evaluation group.
+    return getattr(args, name, default)
+
+
+def data_config_from_args(args: argparse.Namespace) -> DataConfig:
+    """The :class:`DataConfig` of the data flags (the common ones, and --crop-size/--strict where present)."""
+    normalization = {k: tuple(v) for k in ("mean", "std") if (v := _flag(args, k, None)) is not None}
+    return DataConfig(root=args.data, crop_size=_flag(args, "crop_size", None) or 224, batch_size=args.batch_size,
+                      workers=args.workers, augment=not args.no_data_aug, strict=_flag(args, "strict", False),
+                      val_split=_flag(args, "val_split", None), max_val_images=_flag(args, "max_val_images", None),
+                      **normalization)
 
 
 def add_train_args(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +54,9 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
                        help="train without RandomResizedCrop and flips (resize + center crop)")
     group.add_argument("-mti", "--max-train-iters", dest="max_train_iters", default=None, type=int, metavar="N",
                        help="stop each epoch after N iterations")
+    group.add_argument("--max-val-images", dest="max_val_images", default=None, type=int, metavar="N",
+                       help="validate each epoch on N images, evenly spaced in the validation folder's order (the "
+                            "same ones every epoch; default: all)")
     group.add_argument("--amp", nargs="?", const="auto", default=None, choices=["auto", "bf16", "fp16"],
                        help="mixed precision: bf16, or fp16 with a grad scaler ('auto': bf16 where supported)")
     group.add_argument("--channels-last", dest="channels_last", action="store_true",

@@ -1,14 +1,19 @@
-"""Data: ImageNet-layout folders, the paper's transforms, and validation-set preparation."""
+"""Data: ImageNet-layout folders, transforms, recorded preprocessing, loaders, validation-set preparation."""
 from antialiased.data.folder import (
     EXPECTED_LAYOUT,
     SKIPPED_TARGET,
+    VAL_SPLITS,
     CorruptImageError,
     DatasetLayoutError,
     ImageFolderDataset,
     find_split,
+    find_val_split,
     load_rgb,
     to_rgb,
 )
+from antialiased.data.loaders import WorkerCheckedLoader, available_cpus, default_workers, evenly_spaced
+from antialiased.data.preprocessing import (PREPROCESSING_KEY, Preprocessing, recorded_preprocessing,
+                                            resize_for_crop, settle_preprocessing)
 from antialiased.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -24,15 +29,26 @@ __all__ = [
     "EXPECTED_LAYOUT",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "PREPROCESSING_KEY",
     "SKIPPED_TARGET",
+    "VAL_SPLITS",
     "CorruptImageError",
     "DatasetLayoutError",
     "ImageFolderDataset",
+    "Preprocessing",
+    "WorkerCheckedLoader",
+    "available_cpus",
+    "default_workers",
     "denormalize",
     "eval_transform",
+    "evenly_spaced",
     "find_split",
+    "find_val_split",
     "load_rgb",
     "normalize",
+    "recorded_preprocessing",
+    "resize_for_crop",
+    "settle_preprocessing",
     "to_float_normalized",
     "to_rgb",
     "train_transform",

@@ -7,6 +7,7 @@ Decoding lives in :mod:`antialiased.data.decode`, the walk over the class folder
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -15,7 +16,7 @@ from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from antialiased.data.decode import READ_ERRORS, load_rgb, read_error_reason, to_rgb
-from antialiased.data.scan import FolderScan, looping_class_folders
+from antialiased.data.scan import FolderScan, is_image_name, looping_class_folders
 from antialiased.errors import DataError
 
 __all__ = [
@@ -24,17 +25,23 @@ __all__ = [
     "CorruptImageError",
     "DatasetLayoutError",
     "ImageFolderDataset",
+    "VAL_SPLITS",
     "find_split",
+    "find_val_split",
     "load_rgb",
     "to_rgb",
 ]
 
-EXPECTED_LAYOUT = """expected the ImageNet layout:
-  DIR/
-    train/<class>/<image>.JPEG   (e.g. train/n01440764/n01440764_10026.JPEG)
-    val/<class>/<image>.JPEG     (e.g. val/n01440764/ILSVRC2012_val_00000293.JPEG)
-Pass --data DIR (or the split folder itself). To sort the official flat validation folder into
-class folders, run: antialiased prepare-imagenet --val-dir DIR/val --ground-truth FILE"""
+VAL_SPLITS = ("val", "test")  # the names a validation folder goes by, in the order they are looked for
+
+EXPECTED_LAYOUT = """expected one folder per class:
+  DIR/train/<class>/<image>   (e.g. train/n01440764/n01440764_10026.JPEG, train/cat/0001.jpg)
+  DIR/val/<class>/<image>     (or DIR/test/<class>/<image>; --val-split NAME for another folder name)
+Pass --data DIR (or the split folder itself)."""
+
+# File names of ImageNet's official validation images: a flat folder of them needs prepare-imagenet.
+_IMAGENET_VAL_NAME = re.compile(r"ILSVRC2012_val_\d{8}\.JPEG", re.IGNORECASE)
+_ARCHIVES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip", ".7z", ".gz", ".rar")
 
 # The target given to a sample whose file could not be read: CrossEntropyLoss ignores it by default,
 # and the evaluation loops drop it, so a corrupt file never crashes a run started without --strict.
@@ -71,10 +78,91 @@ def _has_class_folders(path: Path) -> bool:
         return False
 
 
-def find_split(root: str | os.PathLike, split: str) -> Path:
-    """The folder of ``split`` ('train' or 'val'): ``root/split`` when present, else ``root`` itself.
+def _not_a_folder(path: Path) -> str:
+    message = (f"{str(path)!r} is a file, not a folder: give the dataset folder (DIR with DIR/train/<class>/* "
+               f"and DIR/val/<class>/* or DIR/test/<class>/*)")
+    if path.name.lower().endswith(_ARCHIVES):
+        message += "; it looks like an archive: extract it first (tar xf FILE, unzip FILE), then give that folder"
+    return message
 
-    Raises :class:`DatasetLayoutError` (a FileNotFoundError) naming the folder and the expected layout.
+
+def _flat_folder_problem(path: Path, names: list[str]) -> str:
+    """What is wrong with a folder that holds files but no class folders (``names``: its visible entries)."""
+    images = [n for n in names if is_image_name(n)]
+    if any(_IMAGENET_VAL_NAME.fullmatch(n) for n in images):
+        return (f"{str(path)!r} holds {len(images)} image files but no class folders: it looks like ImageNet's "
+                f"official validation folder, which is flat. Sort it into class folders with: antialiased "
+                f"prepare-imagenet --val-dir {path} --ground-truth FILE")
+    if images:
+        return (f"{str(path)!r} holds {len(images)} image files but no class folders: put each class's images in a "
+                f"sub-folder of its own ({path.name}/<class>/<image>)")
+    return f"{str(path)!r} holds no class folders, only files that are not images (e.g. {sorted(names)[0]!r})"
+
+
+def _folder_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a folder of class folders (missing, a file, empty, flat), or None when it is one."""
+    if not path.is_dir():
+        return _not_a_folder(path) if path.exists() else f"{str(path)!r} does not exist"
+    try:
+        with os.scandir(path) as it:
+            entries = [(e.name, e.is_dir()) for e in it if not e.name.startswith(".")]
+    except OSError as err:
+        return f"cannot read {str(path)!r}: {err.strerror}"
+    if any(is_dir for _, is_dir in entries):
+        return None
+    if not entries:
+        return f"{str(path)!r} is empty: expected one sub-folder per class ({path.name}/<class>/<image>)"
+    return _flat_folder_problem(path, [name for name, _ in entries])
+
+
+def _layout_error(problem: str) -> DatasetLayoutError:
+    return DatasetLayoutError(f"{problem}.\n{EXPECTED_LAYOUT}")
+
+
+def _dataset_root(root: str | os.PathLike | None) -> Path:
+    if root is None or str(root) == "":
+        raise _layout_error("no dataset folder given (--data DIR)")
+    path = Path(root).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise DatasetLayoutError(_not_a_folder(path))
+    raise _layout_error(f"dataset folder {str(path)!r} does not exist")
+
+
+def _split_folder(root: Path, names: Sequence[str]) -> Path | None:
+    """``root/<name>`` for the first of ``names`` present (checked), or ``root`` when it is itself a split."""
+    for name in names:
+        candidate = root / name
+        if candidate.is_dir():
+            problem = _folder_problem(candidate)
+            if problem:
+                raise _layout_error(problem)
+            return candidate
+    if root.name in names and _has_class_folders(root):
+        return root
+    splits = ("train", *VAL_SPLITS, *names)
+    if _has_class_folders(root) and not any((root / s).is_dir() for s in splits):
+        return root  # a folder of class folders, given as the split itself
+    return None
+
+
+def _other_folders(root: Path, exclude: Sequence[str]) -> list[str]:
+    try:
+        return sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")
+                      and e.name not in exclude)
+    except OSError:
+        return []
+
+
+def find_split(root: str | os.PathLike, split: str) -> Path:
+    """The folder of ``split`` (e.g. 'train', or the name given to ``--val-split``).
+
+    ``root/split`` when present, else ``root`` itself when it is that split (named so, or a folder of
+    class folders beside no other split).
+
+    Raises :class:`DatasetLayoutError` (a FileNotFoundError) naming the folder, what is wrong with it
+    (missing, a file, empty, flat) and the expected layout.
 
     Example:
         >>> import tempfile
@@ -83,23 +171,61 @@ def find_split(root: str | os.PathLike, split: str) -> Path:
         ...     find_split(d, "val").name
         'val'
     """
-    if root is None or str(root) == "":
-        raise DatasetLayoutError(f"no dataset folder given (--data DIR).\n{EXPECTED_LAYOUT}")
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DatasetLayoutError(f"dataset folder {str(root)!r} does not exist.\n{EXPECTED_LAYOUT}")
-    candidate = root / split
-    if candidate.is_dir():
-        if not _has_class_folders(candidate):
-            raise DatasetLayoutError(f"{str(candidate)!r} has no class folders (found only files; is the "
-                                     f"validation folder still flat?).\n{EXPECTED_LAYOUT}")
-        return candidate
-    if root.name == split and _has_class_folders(root):
-        return root
-    others = {"train", "val"} - {split}
-    if _has_class_folders(root) and not any((root / o).is_dir() for o in others):
-        return root  # the split folder itself was given
-    raise DatasetLayoutError(f"no {split!r} folder in {str(root)!r}.\n{EXPECTED_LAYOUT}")
+    base = _dataset_root(root)
+    found = _split_folder(base, (split,))
+    if found is not None:
+        return found
+    others = _other_folders(base, ())
+    listed = f" (it holds {', '.join(others)})" if others else ""
+    hint = "; --val-split NAME chooses the validation folder" if split not in ("train", *VAL_SPLITS) else ""
+    raise _layout_error(f"no {split!r} folder in {str(base)!r}{listed}{hint}")
+
+
+def find_val_split(root: str | os.PathLike, split: str | None = None) -> Path:
+    """The validation folder: ``root/<split>`` when ``split`` is given (``--val-split``), else the first
+    of :data:`VAL_SPLITS` present (``val/``, then ``test/``, CIFAR-10's usual name).
+
+    Raises :class:`DatasetLayoutError` like :func:`find_split`; without any of them the message lists
+    the folders that are there and the ``--val-split`` that would choose one.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     os.makedirs(f"{d}/train/cat"); os.makedirs(f"{d}/test/cat")
+        ...     find_val_split(d).name, find_val_split(d, "train").name
+        ('test', 'train')
+    """
+    if split:
+        return find_split(root, split)
+    base = _dataset_root(root)
+    found = _split_folder(base, VAL_SPLITS)
+    if found is not None:
+        return found
+    others = _other_folders(base, ("train",))
+    hint = (f"; it holds {', '.join(others)}: pass --val-split {others[0]} to validate on {others[0]}/"
+            if others else "")
+    raise _layout_error(f"no validation folder in {str(base)!r}: looked for {' and '.join(VAL_SPLITS)}{hint}")
+
+
+def _names(names: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(map(repr, names[:limit]))
+    return f"{shown}, ... ({len(names)} in all)" if len(names) > limit else shown
+
+
+def _check_class_list(listed: Sequence[str], present: Sequence[str], directory: str) -> None:
+    """Refuse class folders the fixed class list lacks (their images would have no target), saying which."""
+    missing = [c for c in present if c not in set(listed)]
+    if not missing:
+        return
+    if not set(listed) & set(present):
+        raise DatasetLayoutError(
+            f"none of the {len(listed)} names of the class list is a class folder of {directory!r} (the list "
+            f"starts {_names(listed, 3)}; the folders are {_names(present, 3)}): the list must hold the class "
+            f"folder names, one per line in the model's output order, not labels or numbers")
+    raise DatasetLayoutError(
+        f"class folders {_names(missing)} of {directory!r} are missing from the class list of {len(listed)} names: "
+        f"add them to the list at the positions of their outputs, or move those folders out of {directory!r} "
+        f"(the list may name classes without a folder, but not leave a folder out)")
 
 
 # --- the dataset -----------------------------------------------------------------------------------
@@ -158,10 +284,9 @@ class ImageFolderDataset(ImageFolder):
                  classes: Sequence[str] | None = None, return_index: bool = False,
                  draft: int | None = None, placeholder_size: tuple[int, int] = (256, 256)) -> None:
         root = Path(root).expanduser()
-        if not root.is_dir():
-            raise DatasetLayoutError(f"dataset folder {str(root)!r} does not exist.\n{EXPECTED_LAYOUT}")
-        if not _has_class_folders(root):
-            raise DatasetLayoutError(f"{str(root)!r} has no class folders.\n{EXPECTED_LAYOUT}")
+        problem = _folder_problem(root)
+        if problem:
+            raise _layout_error(problem)
         self.strict = strict
         self.return_index = return_index
         self.draft = draft
@@ -184,10 +309,7 @@ class ImageFolderDataset(ImageFolder):
         present = [c for c in present if os.path.join(directory, c) not in loops]
         if self._fixed_classes is None:
             return present, {c: i for i, c in enumerate(present)}
-        unknown = sorted(set(present) - set(self._fixed_classes))
-        if unknown:
-            raise DatasetLayoutError(f"class folders {unknown[:5]} of {directory!r} are not in the given "
-                                     f"class list of {len(self._fixed_classes)} classes")
+        _check_class_list(self._fixed_classes, present, directory)
         return list(self._fixed_classes), {c: i for i, c in enumerate(self._fixed_classes)}
 
     def make_dataset(self, directory: str, class_to_idx: dict[str, int], extensions=None,

@@ -21,19 +21,20 @@ IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 
-def eval_transform(resize: int = 256, crop: int = 224) -> T.Compose:
-    """Resize(resize) -> CenterCrop(crop) -> ToTensor -> ImageNet normalization (the paper's ``-e``).
+def eval_transform(resize: int = 256, crop: int = 224, mean: Sequence[float] = IMAGENET_MEAN,
+                   std: Sequence[float] = IMAGENET_STD) -> T.Compose:
+    """Resize(resize) -> CenterCrop(crop) -> ToTensor -> Normalize(mean, std) (the paper's ``-e``: ImageNet's).
 
     Example:
         >>> from PIL import Image
         >>> eval_transform()(Image.new("RGB", (500, 375))).shape
         torch.Size([3, 224, 224])
     """
-    return T.Compose([T.Resize(resize), T.CenterCrop(crop), T.ToTensor(),
-                      T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return T.Compose([T.Resize(resize), T.CenterCrop(crop), T.ToTensor(), T.Normalize(mean, std)])
 
 
-def train_transform(crop: int = 224, augment: bool = True, resize: int = 256) -> T.Compose:
+def train_transform(crop: int = 224, augment: bool = True, resize: int = 256, mean: Sequence[float] = IMAGENET_MEAN,
+                    std: Sequence[float] = IMAGENET_STD) -> T.Compose:
     """RandomResizedCrop(crop) + horizontal flip (``augment``) or Resize(resize) + CenterCrop(crop).
 
     Example:
@@ -45,7 +46,7 @@ def train_transform(crop: int = 224, augment: bool = True, resize: int = 256) ->
         head = [T.RandomResizedCrop(crop), T.RandomHorizontalFlip()]
     else:
         head = [T.Resize(resize), T.CenterCrop(crop)]
-    return T.Compose([*head, T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return T.Compose([*head, T.ToTensor(), T.Normalize(mean, std)])
 
 
 def uint8_transform(resize: int = 256, crop: int | None = None) -> T.Compose:

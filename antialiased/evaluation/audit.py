@@ -80,8 +80,7 @@ class AuditConfig:
             for path in (model.weights, model.checkpoint):
                 if path and not Path(path).expanduser().is_file():
                     raise MissingFileError(f"weights file {str(path)!r} of -a {model.name} not found")
-        self.eval_config(self.models[0]).validate()
-        self.invariance.validate(self.data.max_shift, self.data.crop_size, self.protocols)
+        self.eval_config(self.models[0]).validate()  # the invariance options too, at the default geometry
 
 
 @dataclass

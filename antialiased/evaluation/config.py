@@ -6,19 +6,31 @@ Example:
     >>> cfg = EvalConfig(model=ModelSource("resnet18_lpf4", pretrained=True), data=DataSettings("ILSVRC2012"),
     ...                  protocols=("accuracy", "shift_consistency"))
     >>> cfg.validate()
-    >>> cfg.data.crop_size + cfg.data.max_shift
-    256
+    >>> cfg.data.resize, cfg.resolved().data.crop_size
+    (256, 224)
 """
 from __future__ import annotations
 
+import dataclasses
+import logging
+import math
 import os
 from dataclasses import dataclass, field
 
+from antialiased.data import (IMAGENET_MEAN, IMAGENET_STD, Preprocessing, default_workers, recorded_preprocessing,
+                              settle_preprocessing)
 from antialiased.errors import ConfigError
 from antialiased.evaluation.invariance import InvarianceOptions
+from antialiased.models.weights_info import file_info
+from antialiased.support.checkpoints import read_weights_file
 from antialiased.evaluation.segmentation_settings import SegmentationOptions
 
-__all__ = ["ModelSource", "DataSettings", "RunSettings", "ShiftOptions", "EnsembleOptions", "EvalConfig"]
+__all__ = ["ModelSource", "DataSettings", "RunSettings", "ShiftOptions", "EnsembleOptions", "EvalConfig",
+           "recorded_preprocessing_of", "DEFAULT_CROP", "DEFAULT_MAX_SHIFT"]
+
+log = logging.getLogger("antialiased.eval")
+
+DEFAULT_CROP, DEFAULT_MAX_SHIFT = 224, 32  # the paper's protocol: 224 crops of the image resized to 256
 
 
 @dataclass(frozen=True)
@@ -48,29 +60,98 @@ class ModelSource:
 
 @dataclass(frozen=True)
 class DataSettings:
-    """The validation images: where, how they are read and batched, and the crop geometry.
+    """The validation images: where, how they are read and batched, the crop geometry and normalization.
 
-    Images are resized to ``crop_size + max_shift`` (256) on the shorter side and center-cropped
-    to the largest view a protocol needs (224 for accuracy alone, 256 for the shift protocols).
+    Images are resized to ``crop_size + max_shift`` on the shorter side and center-cropped to the
+    largest view a protocol needs (``crop_size`` for accuracy alone, ``crop_size + max_shift`` for
+    the shift protocols). Settings left at None are decided for the weights evaluated
+    (:meth:`settle`, run by :meth:`EvalConfig.resolved`): what a training checkpoint (or weights
+    exported from one) recorded, else the paper's ImageNet protocol (224 + 32, ImageNet mean/std).
+    ``val_split`` names the validation folder (None: ``val/``, else ``test/``).
     """
 
     root: str | os.PathLike | None
     batch_size: int = 256
-    workers: int = 4
-    crop_size: int = 224
-    max_shift: int = 32
+    workers: int = field(default_factory=default_workers)
+    crop_size: int | None = None
+    max_shift: int | None = None
     strict: bool = False
     class_list: str | os.PathLike | None = None
     fast_decode: bool = False
+    val_split: str | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    def geometry(self) -> tuple[int, int]:
+        """``(crop_size, max_shift)``, with the paper's 224 and 32 for settings not decided yet."""
+        return (self.crop_size if self.crop_size is not None else DEFAULT_CROP,
+                self.max_shift if self.max_shift is not None else DEFAULT_MAX_SHIFT)
+
+    @property
+    def resize(self) -> int:
+        """The shorter side images are resized to: ``crop_size + max_shift``."""
+        return sum(self.geometry())
+
+    def settle(self, recorded: Preprocessing | None, source: str = "the weights") -> "DataSettings":
+        """These settings with none left undecided: each given value, else ``recorded``'s, else the default.
+
+        With a record, the resize is the recorded one (``max_shift`` = resize - crop) unless
+        ``max_shift`` is given; a given value that differs from the record is used with a warning
+        naming both (see :func:`~antialiased.data.settle_preprocessing`).
+
+        Example:
+            >>> from antialiased.data import Preprocessing
+            >>> cifar = Preprocessing(crop_size=32, resize_size=37)
+            >>> s = DataSettings("data").settle(cifar)
+            >>> s.crop_size, s.max_shift, s.resize
+            (32, 5, 37)
+            >>> DataSettings("data", crop_size=64).settle(None).resize
+            96
+        """
+        if recorded is None:
+            crop, shift = self.geometry()
+            chosen = Preprocessing(crop, crop + shift, *(v or d for v, d in ((self.mean, IMAGENET_MEAN),
+                                                                               (self.std, IMAGENET_STD))))
+        else:
+            resize = None if self.max_shift is None else (self.crop_size or recorded.crop_size) + self.max_shift
+            chosen = settle_preprocessing(recorded, source, crop_size=self.crop_size, resize_size=resize,
+                                          mean=self.mean, std=self.std, labels=_FLAG_LABELS)
+        return dataclasses.replace(self, crop_size=chosen.crop_size, max_shift=chosen.resize_size - chosen.crop_size,
+                                   mean=tuple(chosen.mean), std=tuple(chosen.std))
+
+    @property
+    def settled(self) -> bool:
+        return None not in (self.crop_size, self.max_shift, self.mean, self.std)
 
     def validate(self) -> None:
+        crop, shift = self.geometry()
         checks = [(self.batch_size < 1, f"-b/--batch-size must be >= 1, got {self.batch_size}"),
                   (self.workers < 0, f"-j/--workers must be >= 0, got {self.workers}"),
-                  (self.crop_size < 1 or self.max_shift < 1,
-                   f"--crop-size and --max-shift must be positive, got {self.crop_size} and {self.max_shift}")]
+                  (crop < 1 or shift < 1, f"--crop-size and --max-shift must be positive, got {crop} and {shift}")]
         for failed, message in checks:
             if failed:
                 raise ConfigError(message)
+        for flag, values in (("--mean", self.mean), ("--std", self.std)):
+            if values is not None and (len(values) != 3 or not all(math.isfinite(v) for v in values)):
+                raise ConfigError(f"{flag} takes 3 finite numbers (red, green, blue), got {list(values)}")
+        if self.std is not None and min(self.std) <= 0:
+            raise ConfigError(f"--std must be positive (it divides), got {list(self.std)}")
+
+
+# How the evaluation's flags name the settings, for the warning when one differs from the record.
+_FLAG_LABELS = {"crop size": "--crop-size", "resize size": "the resize (--crop-size + --max-shift)",
+                "mean": "--mean", "std": "--std"}
+
+
+def recorded_preprocessing_of(model: "ModelSource") -> tuple[Preprocessing | None, str]:
+    """The preprocessing the model's weights file or checkpoint recorded (None: none, or no file), and
+    the weights' name for messages; read from the file's record (``weights_info.recorded``)."""
+    path = model.checkpoint or model.weights
+    if not path:
+        return None, model.name
+    info = file_info(read_weights_file(path))
+    source = f"{info.kind} {path}"
+    return recorded_preprocessing(info.recorded, source), source
 
 
 @dataclass(frozen=True)
@@ -152,4 +233,20 @@ class EvalConfig:
         self.model.validate()
         self.data.validate()
         self.shift.validate()
-        self.invariance.validate(self.data.max_shift, self.data.crop_size, self.protocols)
+        crop, shift = self.data.geometry()
+        self.invariance.validate(shift, crop, self.protocols)
+
+    def resolved(self) -> "EvalConfig":
+        """This configuration, validated, with the data settings decided for its weights (:meth:`DataSettings.settle`):
+        a checkpoint evaluates at the crop, resize and normalization of its training unless told otherwise."""
+        self.validate()
+        if self.data.settled:
+            return self
+        recorded, source = recorded_preprocessing_of(self.model)
+        config = dataclasses.replace(self, data=self.data.settle(recorded, source))
+        if recorded is not None:
+            d = config.data
+            log.info("preprocessing of %s: resize %d, center crop %d, mean %s, std %s (recorded by its training, "
+                     "unless given)", source, d.resize, d.crop_size, list(d.mean), list(d.std))
+        config.validate()
+        return config

@@ -67,11 +67,17 @@ def wrap_for_devices(model: nn.Module, device: torch.device, *, data_parallel: b
 
 
 def check_model_classes(model: nn.Module, num_classes: int, crop_size: int, device: torch.device,
-                        where: str) -> None:
+                        where: str, class_list: str | os.PathLike | None = None) -> None:
     """Refuse a dataset whose number of classes differs from the model's outputs, before any work."""
     with torch.inference_mode():
         outputs = model(torch.zeros(1, 3, crop_size, crop_size, device=device))
     outputs = outputs[0] if isinstance(outputs, (tuple, list)) else outputs
+    if outputs.shape[1] != num_classes and class_list is not None:
+        n = outputs.shape[1]
+        imagenet = " (ImageNet weights: all 1000 wnids in sorted order, e.g. ls ILSVRC2012/train)" if n == 1000 else ""
+        raise DataError(f"--class-list {class_list} names {num_classes} classes but the model outputs {n} logits: the "
+                        f"list names every output of the model, one line per output in output order ({n} lines"
+                        f"{imagenet}); the data may hold folders for any subset of them")
     if outputs.shape[1] != num_classes:
         raise DataError(f"the dataset {where!r} has {num_classes} classes but the model outputs {outputs.shape[1]} "
                         f"logits. ImageNet models need all 1000 <wnid> folders of the validation set; for a "

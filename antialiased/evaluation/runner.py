@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import torch
 from torch.utils.data import DataLoader
 
-from antialiased.data import ImageFolderDataset, find_split, uint8_transform
+from antialiased.data import ImageFolderDataset, WorkerCheckedLoader, find_val_split, uint8_transform
 from antialiased.errors import ConfigError, MissingFileError
 from antialiased.evaluation.config import DataSettings, EvalConfig, ModelSource
 from antialiased.evaluation.loop import LoopOptions, LoopResult, run_protocols
@@ -85,7 +85,7 @@ def evaluated_classes(data: DataSettings) -> tuple[list[str], Path]:
     The ``--class-list`` when given (checked against the class folders), else the class folders;
     the files are listed, no image is decoded.
     """
-    val_dir = find_split(data.root, "val")
+    val_dir = find_val_split(data.root, data.val_split)
     dataset = ImageFolderDataset(val_dir, classes=read_class_list(data.class_list))
     return list(dataset.classes), val_dir
 
@@ -124,7 +124,7 @@ def _decode_size(config: EvalConfig, scorers) -> int:
 
 def _dataset(config: EvalConfig, decode: int) -> tuple[ImageFolderDataset, Path]:
     data = config.data
-    val_dir = find_split(data.root, "val")
+    val_dir = find_val_split(data.root, data.val_split)
     resize = data.crop_size + data.max_shift
     dataset = ImageFolderDataset(val_dir, transform=uint8_transform(resize, decode), strict=data.strict,
                                  classes=read_class_list(data.class_list), return_index=True,
@@ -135,8 +135,8 @@ def _dataset(config: EvalConfig, decode: int) -> tuple[ImageFolderDataset, Path]
 def _loader(dataset: ImageFolderDataset, config: EvalConfig, device: torch.device, dist: DistInfo) -> DataLoader:
     # Under a distributed launch each rank takes every world_size-th image: no padding, no image twice.
     sampler = ShardSampler(dataset, rank=dist.rank, world_size=dist.world_size) if dist.distributed else None
-    return DataLoader(dataset, batch_size=config.data.batch_size, shuffle=False, sampler=sampler,
-                      num_workers=config.data.workers, pin_memory=device.type == "cuda")
+    return WorkerCheckedLoader(dataset, batch_size=config.data.batch_size, shuffle=False, sampler=sampler,
+                               num_workers=config.data.workers, pin_memory=device.type == "cuda")
 
 
 def _start(config: EvalConfig) -> tuple[torch.device, bool, DistInfo]:
@@ -163,7 +163,7 @@ def evaluate(config: EvalConfig) -> EvalReport:
     Writes one result file per protocol into ``config.out_dir`` (on the main process; never over an
     existing file). Raises the package's errors (:mod:`antialiased.errors`) with the fix in the message.
     """
-    config.validate()
+    config = config.resolved()  # validated; crop, resize and normalization decided for the weights
     unknown = [p for p in config.protocols if p not in PROTOCOLS]
     if unknown:
         raise ConfigError(f"unknown protocol(s) {unknown}; choose from {', '.join(PROTOCOLS)}")
@@ -181,7 +181,8 @@ def evaluate(config: EvalConfig) -> EvalReport:
     model = wrap_for_devices(model, device, data_parallel=data_parallel, channels_last=config.run.channels_last,
                              compile_model=config.run.compile)
     check_classifier(model, config.data.crop_size, device)
-    check_model_classes(model, len(dataset.classes), config.data.crop_size, device, str(val_dir))
+    check_model_classes(model, len(dataset.classes), config.data.crop_size, device, str(val_dir),
+                        class_list=config.data.class_list)
     amp_dtype, _ = resolve_amp(config.run.amp, device)
     log.info("evaluating %s (%s) on %s: %d images, %d classes, device %s", config.model.name, identity["weights"], val_dir,
              len(dataset), len(dataset.classes), device)

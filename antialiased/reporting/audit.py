@@ -99,7 +99,9 @@ def summarize_audit(result: AuditResult) -> dict[str, Any]:
     seed, resamples = cfg.run.seed or 0, cfg.invariance.resamples
     first = next((r for m in result.models for r in m.records), {})
     models = [_model_summary(m, seed, resamples) for m in result.models]
-    settings = {"crop_size": cfg.data.crop_size, "max_shift": cfg.data.max_shift, "epochs_shift": cfg.shift.epochs,
+    used = first.get("settings") or {}  # crop and shift as the (first) model's evaluation decided them
+    settings = {"crop_size": used.get("crop_size", cfg.data.crop_size),
+                "max_shift": used.get("max_shift", cfg.data.max_shift), "epochs_shift": cfg.shift.epochs,
                 "shift_grid": cfg.invariance.grid, "shift_mode": cfg.invariance.mode,
                 "layers": list(cfg.invariance.layers), "seed": cfg.run.seed, "bootstrap_resamples": resamples,
                 "batch_size": cfg.data.batch_size, "amp": cfg.run.amp}

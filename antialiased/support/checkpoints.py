@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 # What a checkpoint records about its run that an exported weights file keeps.
-IDENTITY_KEYS = ("arch", "num_classes", "classes", "data", "model_spec", "weights_info")
+IDENTITY_KEYS = ("arch", "num_classes", "classes", "data", "model_spec", "weights_info", "preprocessing")
 
 
 def _tmp_path(path: Path) -> Path:

@@ -22,6 +22,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from antialiased.data import IMAGENET_MEAN, IMAGENET_STD, default_workers
 from antialiased.errors import ConfigError
 
 __all__ = ["DataConfig", "ModelConfig", "OptimConfig", "LaunchConfig", "TrainConfig", "check_config",
@@ -34,13 +35,19 @@ AMP_MODES = (None, "auto", "bf16", "fp16")
 
 @dataclass
 class DataConfig:
-    """The dataset folder (``root/train/<class>/*``, ``root/val/<class>/*``) and how it is read."""
+    """The dataset folder (``root/train/<class>/*``, ``root/val/<class>/*`` or ``root/test/<class>/*``) and
+    how it is read. Validation resizes to :func:`~antialiased.data.resize_for_crop` (the paper's 256 for 224)
+    and center-crops ``crop_size``; checkpoints record these settings with ``mean``/``std``."""
     root: str | os.PathLike
     crop_size: int = 224
     batch_size: int = 256  # per process under DDP
-    workers: int = 4
+    workers: int = field(default_factory=default_workers)  # the paper's 4, at most the CPUs available
     augment: bool = True  # RandomResizedCrop + flip; False: resize + center crop
     strict: bool = False  # stop at the first unreadable image instead of skipping it
+    val_split: str | None = None  # the validation folder's name; None: val/, else test/
+    max_val_images: int | None = None  # validate on this many images, evenly spaced; None: all
+    mean: tuple[float, ...] = IMAGENET_MEAN  # normalization of training and validation inputs
+    std: tuple[float, ...] = IMAGENET_STD
 
 
 @dataclass
@@ -116,6 +123,8 @@ def _check_counts(cfg: TrainConfig) -> None:
                     "-p/--print-freq": cfg.print_freq, "--crop-size": cfg.data.crop_size}
     if cfg.optim.max_train_iters is not None:
         at_least_one["-mti/--max-train-iters"] = cfg.optim.max_train_iters
+    if cfg.data.max_val_images is not None:
+        at_least_one["--max-val-images"] = cfg.data.max_val_images
     if cfg.model.num_classes is not None:
         at_least_one["--num-classes"] = cfg.model.num_classes
     for flag, value in at_least_one.items():
@@ -137,6 +146,14 @@ def _check_numbers(optim: OptimConfig) -> None:
         raise ConfigError(f"unknown learning-rate schedule {optim.schedule!r}; choose from {', '.join(SCHEDULES)}")
 
 
+def _check_normalization(data: DataConfig) -> None:
+    for flag, values in (("--mean", data.mean), ("--std", data.std)):
+        if len(values) != 3 or not all(math.isfinite(v) for v in values):
+            raise ConfigError(f"{flag} takes 3 finite numbers (red, green, blue), got {list(values)}")
+    if min(data.std) <= 0:
+        raise ConfigError(f"--std must be positive (it divides), got {list(data.std)}")
+
+
 def _check_model(model: ModelConfig) -> None:
     sources = [flag for flag, on in (("--pretrained", model.pretrained), ("--finetune", model.finetune),
                                      ("--weights", model.weights)) if on]
@@ -150,6 +167,7 @@ def check_config(cfg: TrainConfig) -> None:
     """Refuse impossible values and combinations before any work starts (:class:`ConfigError`)."""
     _check_counts(cfg)
     _check_numbers(cfg.optim)
+    _check_normalization(cfg.data)
     _check_model(cfg.model)
     if cfg.amp not in AMP_MODES:
         raise ConfigError(f"--amp must be one of auto, bf16, fp16; got {cfg.amp!r}")
@@ -157,6 +175,6 @@ def check_config(cfg: TrainConfig) -> None:
         raise ConfigError("training needs --out-dir DIR (checkpoints, model_best.pth.tar and log.jsonl are "
                           f"written there), e.g. --out-dir runs/{cfg.model.arch}")
     if not cfg.data.root:
-        raise ConfigError("training needs --data DIR (DIR/train/<class>/*, DIR/val/<class>/*)")
+        raise ConfigError("training needs --data DIR (DIR/train/<class>/* and DIR/val/<class>/* or DIR/test/<class>/*)")
     if cfg.launch.spawn_per_gpu and "RANK" in os.environ and "WORLD_SIZE" in os.environ:
         raise ConfigError("--multiprocessing-distributed starts its own processes; under torchrun leave it out")

@@ -3,20 +3,21 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from antialiased.data import ImageFolderDataset, eval_transform, find_split, train_transform
+from antialiased.data import (PREPROCESSING_KEY, ImageFolderDataset, Preprocessing, WorkerCheckedLoader,
+                              evenly_spaced, find_split, find_val_split, resize_for_crop, train_transform)
 from antialiased.errors import DataError
-from antialiased.support.distributed import ShardSampler
+from antialiased.support.distributed import ShardSampler, get_rank, get_world_size, is_main_process
 from antialiased.support.files import atomic_write_text
 from antialiased.training.config import DataConfig
 
-__all__ = ["TrainData", "load_data", "EVAL_CROP_RATIO", "SkippedFiles", "SKIPPED_NAME"]
+__all__ = ["TrainData", "load_data", "EVAL_CROP_RATIO", "SkippedFiles", "SKIPPED_NAME", "checkpoint_settings"]
 
 EVAL_CROP_RATIO = 224 / 256  # the paper's protocol: resize to 256, center crop 224
 SKIPPED_NAME = "skipped_images.json"
@@ -29,6 +30,14 @@ class TrainData:
     train_sampler: DistributedSampler | None
     classes: list[str]
     root: str  # the data folder, as an absolute path (recorded in checkpoints)
+    val_split: str = "val"  # the validation folder's name (val, test or --val-split's)
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)  # validation's: recorded in checkpoints
+
+
+def checkpoint_settings(data: TrainData) -> dict[str, Any]:
+    """What each checkpoint records about the data besides the classes: the validation folder's name and
+    the preprocessing validation used (crop, resize, mean, std), which evaluation and export then use."""
+    return {PREPROCESSING_KEY: data.preprocessing.to_record(), "val_split": data.val_split}
 
 
 def _check_same_classes(train_set: ImageFolderDataset, val_set: ImageFolderDataset) -> None:
@@ -37,7 +46,37 @@ def _check_same_classes(train_set: ImageFolderDataset, val_set: ImageFolderDatas
     only_val = sorted(set(val_set.classes) - set(train_set.classes))
     only_train = sorted(set(train_set.classes) - set(val_set.classes))
     raise DataError(f"{train_set.root} and {val_set.root} must hold the same class folders (labels are their "
-                    f"sorted order); only in val: {only_val[:5]}, only in train: {only_train[:5]}")
+                    f"sorted order); only in {Path(val_set.root).name}: {only_val[:5]}, only in train: "
+                    f"{only_train[:5]}")
+
+
+def _folders(cfg: DataConfig) -> tuple[Path, Path]:
+    train_dir, val_dir = find_split(cfg.root, "train"), find_val_split(cfg.root, cfg.val_split)
+    if train_dir.resolve() == val_dir.resolve():
+        raise DataError(f"training needs both {cfg.root}/train and a validation folder ({cfg.root}/val or "
+                        f"{cfg.root}/test; found one folder of classes only)")
+    return train_dir, val_dir
+
+
+def _val_sampler(val_set: ImageFolderDataset, cfg: DataConfig, distributed: bool) -> Any:
+    """All validation images (each on one rank under DDP), or ``--max-val-images`` of them, evenly spaced."""
+    picked = evenly_spaced(len(val_set), cfg.max_val_images)
+    if picked is None:
+        return ShardSampler(val_set) if distributed else None
+    if distributed:
+        return picked[get_rank()::get_world_size()]
+    return picked
+
+
+def _announce(val_dir: Path, cfg: DataConfig, total: int) -> None:
+    how = "" if cfg.val_split or val_dir.name == "val" else " (no val/ folder; --val-split NAME chooses another)"
+    if cfg.max_val_images is not None and cfg.max_val_images < total:
+        count = (f"{cfg.max_val_images} of the {total} images (--max-val-images; evenly spaced in the folder's "
+                 f"order, the same each epoch)")
+    else:
+        count = f"all {total} images"
+    if is_main_process():
+        print(f"=> validating on {val_dir}{how}: {count}", flush=True)
 
 
 def load_data(cfg: DataConfig, *, distributed: bool, generator: torch.Generator, pin_memory: bool,
@@ -46,33 +85,31 @@ def load_data(cfg: DataConfig, *, distributed: bool, generator: torch.Generator,
 
     Items carry their dataset index, so unreadable files can be named wherever they were read.
     """
-    train_dir, val_dir = find_split(cfg.root, "train"), find_split(cfg.root, "val")
-    if train_dir.resolve() == val_dir.resolve():
-        raise DataError(f"training needs both {cfg.root}/train and {cfg.root}/val (found one folder of "
-                        f"classes only)")
-    resize = round(cfg.crop_size / EVAL_CROP_RATIO)
-    train_set = ImageFolderDataset(train_dir, train_transform(crop=cfg.crop_size, augment=cfg.augment, resize=resize),
-                                   cfg.strict, return_index=True)
-    val_set = ImageFolderDataset(val_dir, eval_transform(resize=resize, crop=cfg.crop_size), cfg.strict,
-                                 return_index=True)
+    train_dir, val_dir = _folders(cfg)
+    preprocessing = Preprocessing(cfg.crop_size, resize_for_crop(cfg.crop_size), tuple(cfg.mean), tuple(cfg.std))
+    train_set = ImageFolderDataset(train_dir, train_transform(crop=cfg.crop_size, augment=cfg.augment,
+                                                              resize=preprocessing.resize_size, mean=cfg.mean,
+                                                              std=cfg.std), cfg.strict, return_index=True)
+    val_set = ImageFolderDataset(val_dir, preprocessing.transform(), cfg.strict, return_index=True)
     _check_same_classes(train_set, val_set)
+    _announce(val_dir, cfg, len(val_set))
     if distributed:
         train_sampler = DistributedSampler(train_set, shuffle=True, seed=seed or 0)
-        val_sampler = ShardSampler(val_set)
         per_rank = len(train_sampler)
     else:
-        train_sampler = val_sampler = None
+        train_sampler = None
         per_rank = len(train_set)
     # A trailing batch of one image breaks batch norm; drop the remainder when there is a full batch.
     drop_last = per_rank >= cfg.batch_size
     # No persistent workers: fresh workers each epoch are seeded from `generator`, whose state the
     # checkpoint keeps, so a resumed run draws the same augmentations as an uninterrupted one.
     common = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, pin_memory=pin_memory)
-    train_loader = DataLoader(train_set, sampler=train_sampler, shuffle=train_sampler is None,
-                              generator=generator, drop_last=drop_last, **common)
-    val_loader = DataLoader(val_set, sampler=val_sampler, shuffle=False, **common)
+    train_loader = WorkerCheckedLoader(train_set, sampler=train_sampler, shuffle=train_sampler is None,
+                                       generator=generator, drop_last=drop_last, **common)
+    val_loader = WorkerCheckedLoader(val_set, sampler=_val_sampler(val_set, cfg, distributed), shuffle=False,
+                                     **common)
     return TrainData(train_loader, val_loader, train_sampler, list(train_set.classes),
-                     str(Path(cfg.root).expanduser().absolute()))
+                     str(Path(cfg.root).expanduser().absolute()), val_dir.name, preprocessing)
 
 
 def _reason(dataset: Any, index: int) -> str:

@@ -10,7 +10,7 @@ from antialiased.support import distributed as dist_utils
 from antialiased.support.checkpoints import export_weights, load_checkpoint
 from antialiased.training.checkpoint import BEST_NAME, CHECKPOINT_NAME, run_checkpoints, save_epoch
 from antialiased.training.config import TrainConfig
-from antialiased.training.data import SKIPPED_NAME, SkippedFiles
+from antialiased.training.data import SKIPPED_NAME, SkippedFiles, checkpoint_settings
 from antialiased.training.engine import NonFiniteLossError, evaluate, train_one_epoch
 from antialiased.training.model_setup import model_identity
 from antialiased.training.rng import capture_rng_state
@@ -86,7 +86,8 @@ def _checkpoint_state(cfg: TrainConfig, s: Session, epoch_done: int, rng_states:
             "lr_scheduler": s.scheduler.state_dict(),
             "scaler": s.scaler.state_dict() if s.scaler is not None else None, "rng_state": rng_states,
             "num_classes": s.num_classes, "classes": s.data.classes, "data": s.data.root,
-            **model_identity(s.model_without_ddp), "log": records, "config": cfg.record()}
+            **checkpoint_settings(s.data), **model_identity(s.model_without_ddp), "log": records,
+            "config": cfg.record()}
 
 
 def run_epoch(cfg: TrainConfig, s: Session, epoch: int) -> None:
@@ -112,6 +113,7 @@ def run_epoch(cfg: TrainConfig, s: Session, epoch: int) -> None:
         return
     record = {"epoch": epoch + 1, "lr": lr, "train_loss": train["loss"], "train_acc1": train["acc1"],
               "val_acc1": val["acc1"], "val_acc5": val["acc5"], "val_images": val["count"], "best_acc1": s.best_acc1,
+              "val_split": s.data.val_split,
               "images_per_s": train["images_per_s"], "data_time": train["data_time"],
               "train_images": int(train["images"]), "train_unreadable": train["unreadable"],
               "train_skipped_batches": train["skipped_batches"], "val_skipped": val["skipped"],

@@ -1,0 +1,71 @@
+"""Data-loading workers that fit the machine: a default no larger than the CPUs this process may use,
+and one line of ours (not PyTorch's warning, twice) when more are asked for.
+
+Example:
+    >>> default_workers() <= min(4, available_cpus())
+    True
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+from torch.utils.data import DataLoader
+
+__all__ = ["PAPER_WORKERS", "available_cpus", "default_workers", "check_workers", "WorkerCheckedLoader",
+           "evenly_spaced"]
+
+PAPER_WORKERS = 4  # the paper's -j default
+
+_announced: set[tuple[int, int]] = set()  # (workers, cpus) already warned about in this process
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, as PyTorch counts them; ``os.cpu_count()`` elsewhere)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def default_workers(cap: int = PAPER_WORKERS) -> int:
+    """``-j`` when not given: the paper's 4, but no more than the CPUs available (2 on a 2-core machine)."""
+    return min(cap, available_cpus())
+
+
+def check_workers(workers: int) -> None:
+    """Say once per process, in one line, that ``workers`` exceeds the CPUs (the value is still used)."""
+    cpus = available_cpus()
+    if workers <= cpus or (workers, cpus) in _announced:
+        return
+    _announced.add((workers, cpus))
+    warnings.warn(f"-j/--workers {workers}: more data-loading processes than the {cpus} CPU{'s' * (cpus != 1)} "
+                  f"available, so they compete for them (used as asked; leave -j out for {default_workers()})",
+                  RuntimeWarning, stacklevel=3)
+
+
+class WorkerCheckedLoader(DataLoader):
+    """torch's DataLoader whose worker-count check is :func:`check_workers`: our one line, once.
+
+    PyTorch's own check warns when the loader is built and again each time an iterator starts
+    (two lines per loader, from two places).
+    """
+
+    def check_worker_number_rationality(self) -> None:
+        if self.num_workers:
+            check_workers(self.num_workers)
+
+
+def evenly_spaced(total: int, count: int | None) -> list[int] | None:
+    """``count`` indices spread evenly over ``range(total)`` (``i * total // count``), None for all of them.
+
+    Deterministic and proportional: in an ImageFolder (sorted by class) every class keeps its share.
+
+    Example:
+        >>> evenly_spaced(12, 5), evenly_spaced(12, 20), evenly_spaced(12, None)
+        ([0, 2, 4, 7, 9], None, None)
+    """
+    if count is None or count >= total:
+        return None
+    return [i * total // count for i in range(count)]
+
