@@ -120,3 +120,20 @@ def test_tips_bad_input(call, message):
     with pytest.raises(ConfigError) as info:
         call()
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_every_layer_gives_the_same_result_for_channels_last_inputs(one_thread):
+    from antialiased.layers import AdaptiveBlurPool, LearnablePolyphaseSampling
+
+    torch.manual_seed(0)
+    layers = [HaarPool(2), TranslationInvariantPolyphaseSampling(8), AdaptiveBlurPool(8, groups=2).eval(),
+              LearnablePolyphaseSampling(8, filt_size=3).eval()]
+    x = torch.randn(2, 8, 9, 10)
+    for layer in layers:
+        dense = x.clone().requires_grad_(True)
+        last = x.clone().to(memory_format=torch.channels_last).requires_grad_(True)
+        a, b = layer(dense), layer(last)
+        torch.testing.assert_close(a, b)
+        a.sum().backward()
+        b.sum().backward()
+        torch.testing.assert_close(dense.grad, last.grad)

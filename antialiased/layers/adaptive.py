@@ -60,13 +60,12 @@ __all__ = ["NORMALIZATIONS", "adaptive_filter2d", "AdaptiveBlurPool"]
 
 #: ``normalize=`` values: softmax over all G k^2 logits of a position (authors) or per group.
 NORMALIZATIONS = ("joint", "group")
-MAX_ADAPTIVE_FILTER = 7
 
 
 def _check_filt_size(filt_size: object) -> int:
     if not isinstance(filt_size, int) or isinstance(filt_size, bool) or filt_size not in (3, 5, 7):
-        raise ConfigError(f"adaptive filters need an odd filt_size of 3, 5 or 7 (centred k x k taps), got {filt_size!r}; "
-                          f"the paper uses 3 (default) and 5")
+        raise ConfigError(f"adaptive filters need an odd filt_size of 3, 5 or 7 (centred k x k taps), "
+                          f"got {filt_size!r}; the paper uses 3 (default) and 5")
     return filt_size
 
 
@@ -103,7 +102,9 @@ class _AdaptiveFilter(torch.autograd.Function):
     """Per-position filtering at the kept positions; saves the input and the filters, not the padding."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weights: torch.Tensor, k: int, stride: int, mode: str) -> torch.Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx: Any, x: torch.Tensor, weights: torch.Tensor, k: int, stride: int, mode: str
+    ) -> torch.Tensor:
         ctx.save_for_backward(x, weights)
         ctx.k, ctx.stride, ctx.mode = k, stride, mode
         return _filter_forward(pad(x, _pads(k), mode), weights, k, stride)
@@ -170,7 +171,9 @@ class _PadConv(torch.autograd.Function):
     """``conv2d(pad(x), weight, stride)`` that saves ``x`` instead of its padded copy (re-padded in backward)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, pads: tuple, mode: str, stride: int) -> torch.Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx: Any, x: torch.Tensor, weight: torch.Tensor, pads: tuple, mode: str, stride: int
+    ) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         ctx.pads, ctx.mode, ctx.stride = pads, mode, stride
         return F.conv2d(pad(x, pads, mode), weight, stride=stride)

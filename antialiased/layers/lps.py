@@ -365,5 +365,6 @@ class LearnablePolyphaseUpsampling(nn.Module):
     def extra_repr(self) -> str:
         text = f"stride={self.stride}"
         if self.filt_size != 1:
-            text += f", filt_size={self.filt_size}, " + ("circular=True" if self.circular else f"pad_type={self.pad_type!r}")
+            padding = "circular=True" if self.circular else f"pad_type={self.pad_type!r}"
+            text += f", filt_size={self.filt_size}, {padding}"
         return text
