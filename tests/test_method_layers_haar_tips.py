@@ -137,3 +137,15 @@ def test_every_layer_gives_the_same_result_for_channels_last_inputs(one_thread):
         a.sum().backward()
         b.sum().backward()
         torch.testing.assert_close(dense.grad, last.grad)
+
+
+def test_every_layer_runs_on_meta_tensors_for_shape_probes():
+    from antialiased.layers import AdaptiveBlurPool, ASAPPool, FLCPool, LearnablePolyphaseSampling
+
+    x = torch.empty(2, 16, 13, 12, device="meta")
+    layers = [FLCPool(2), ASAPPool(2), HaarPool(2), AdaptiveBlurPool(16).train(), AdaptiveBlurPool(16).eval(),
+              LearnablePolyphaseSampling(16, filt_size=3).eval(), LearnablePolyphaseSampling(16).train(),
+              TranslationInvariantPolyphaseSampling(16)]
+    for layer in layers:
+        out = layer.to("meta")(x)
+        assert out.shape == (2, 16, 7, 6) and out.device.type == "meta", type(layer).__name__

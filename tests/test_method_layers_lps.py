@@ -162,6 +162,17 @@ def test_a_circular_network_with_lps_is_exactly_shift_invariant(one_thread):
     assert spread < 1e-5 and control_spread > 1e-3
 
 
+def test_phase_roles_and_composed_phases(one_thread):
+    from antialiased.layers.polyphase import compose_phases, phase_role
+
+    assert phase_role(LearnablePolyphaseSampling(2)) == "down" and phase_role(LearnablePolyphaseUpsampling(2)) == "up"
+    down1, down2 = LearnablePolyphaseSampling(2).eval(), LearnablePolyphaseSampling(2).eval()
+    x = torch.randn(2, 2, 8, 8)
+    y1, p1 = down1(x, return_phase=True)
+    y2, p2 = down2(y1, return_phase=True)
+    assert torch.equal(y2, polyphase_resample(x, compose_phases([p1, p2], [2, 2]), 4))  # two levels = one at 4
+
+
 def test_phase_hand_off_between_branches(one_thread):
     a, b = LearnablePolyphaseSampling(3), LearnablePolyphaseSampling(3)
     x, other = torch.randn(2, 3, 6, 6), torch.randn(2, 3, 6, 6)
@@ -201,7 +212,8 @@ def test_lpu_module_blur_gain_output_size_and_gradients(one_thread):
     up = LearnablePolyphaseUpsampling(2, filt_size=3, circular=True)
     const = torch.full((1, 1, 4, 4), 2.0)
     torch.testing.assert_close(up(const, torch.tensor([1])), torch.full((1, 1, 8, 8), 2.0))  # gain s^2
-    assert up(const, torch.tensor([1]), output_size=(7, 8)).shape == (1, 1, 7, 8)
+    assert up(const, torch.tensor([1]), size=(7, 8)).shape == (1, 1, 7, 8)
+    torch.testing.assert_close(polyphase_upsample(const), polyphase_upsample(const, torch.tensor([0])))
     y = torch.randn(1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: LearnablePolyphaseUpsampling(2)(t, torch.tensor([2])), (y,))
 

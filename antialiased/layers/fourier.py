@@ -48,6 +48,7 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -158,6 +159,13 @@ def _by_fft(x: torch.Tensor, stride: tuple[int, int], hamming: bool, pad_one: bo
     return torch.fft.ifft2(torch.fft.ifftshift(low, dim=(-2, -1)), norm="forward").real
 
 
+def _no_autocast(device_type: str):
+    """Autocast off for this device (meta and other devices without autocast: nothing to switch off)."""
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
 def fourier_low_cut(
     input: torch.Tensor, stride: Stride = 2, *, hamming: bool = False, pad_one: bool = False, crop: str = "centered"
 ) -> torch.Tensor:
@@ -178,7 +186,7 @@ def fourier_low_cut(
     stride = _check_options(stride, crop)
     x = check_input(input, "Fourier low-cut pooling")
     compute = torch.float64 if x.dtype == torch.float64 else torch.float32
-    with torch.autocast(x.device.type, enabled=False):
+    with _no_autocast(x.device.type):
         xc = x.to(compute)
         if is_traced(x) or max(x.shape[-2:]) <= _MATRIX_MAX_SIDE:
             out = _by_matrices(xc, stride, (hamming, pad_one, crop))

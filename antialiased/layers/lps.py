@@ -18,8 +18,9 @@ shifted input are the same logits, permuted as the components are; the argmax th
 same data, shifted, exactly as APS does (see :mod:`antialiased.layers.polyphase`; sides divisible
 by the stride, a unique largest logit). With ``circular=True`` the blur pads circularly too.
 
-**Phase hand-off** (branches that meet must sample alike): ``forward(x, phase=None,
-return_phase=False)`` as :class:`~antialiased.layers.AdaptivePolyphaseSampling`. The phase is a
+**Phase hand-off** (branches that meet must sample alike): the protocol of
+:mod:`antialiased.layers.polyphase` (``phase_role`` ``"down"`` / ``"up"``, ``stride`` a pair):
+``forward(x, phase=None, return_phase=False)`` as :class:`~antialiased.layers.AdaptivePolyphaseSampling`. The phase is a
 ``(N,)`` integer tensor (eval: the argmax; APS's phases are accepted too) or, in training, the
 ``(N, s_h s_w)`` float Gumbel sample (rows sum to 1): passing it to another branch's layer makes it
 mix its components with the same weights, as the authors' ``prob=`` does.
@@ -129,17 +130,18 @@ def polyphase_resample(x: torch.Tensor, phase: torch.Tensor, stride: Stride = 2)
 
 
 def polyphase_upsample(
-    x: torch.Tensor, phase: torch.Tensor, stride: Stride = 2, output_size: tuple[int, int] | None = None
+    x: torch.Tensor, phase: torch.Tensor | None = None, stride: Stride = 2, size: object = None
 ) -> torch.Tensor:
     """Zero-insertion upsampling onto a phase: the adjoint of :func:`polyphase_resample`.
 
     ``out[n, c, s_h h + i, s_w w + j] = x[n, c, h, w]`` where ``phase[n] = i s_w + j`` (zeros
     elsewhere), or ``x[n, c, h, w] * phase[n, i s_w + j]`` for float weights (the authors' LPU in
-    training). ``output_size`` crops the result (the downsampler's input size, for odd sides).
+    training); ``phase=None`` is phase 0. ``size`` (an int or ``(H, W)``) crops the result at the
+    bottom and right (the downsampler's input size, for odd sides).
 
     Shape:
         - Input: :math:`(N, C, H, W)`, phase :math:`(N,)` integer or :math:`(N, s_h s_w)` float
-        - Output: :math:`(N, C, s_h H, s_w W)`, or ``output_size``
+        - Output: :math:`(N, C, s_h H, s_w W)`, or ``size``
 
     Example:
         >>> polyphase_upsample(torch.ones(1, 1, 2, 2), torch.tensor([3]))[0, 0]
@@ -151,6 +153,8 @@ def polyphase_upsample(
     sh, sw = pair(stride)
     x = check_input(x, "polyphase upsampling")
     n, c, h, w = x.shape
+    if phase is None:
+        phase = torch.zeros(n, dtype=torch.long, device=x.device)
     if not isinstance(phase, torch.Tensor) or phase.shape not in ((n,), (n, sh * sw)):
         got = tuple(phase.shape) if isinstance(phase, torch.Tensor) else type(phase).__name__
         raise ConfigError(f"phase must be a ({n},) integer tensor or ({n}, {sh * sw}) weights, got {got}; "
@@ -165,10 +169,11 @@ def polyphase_upsample(
         mask = torch.zeros(n, 1, 1, sh, 1, sw, dtype=torch.bool, device=x.device)
         mask[torch.arange(n, device=x.device), 0, 0, torch.div(phase, sw, rounding_mode="floor"), 0, phase % sw] = True
         out = torch.where(mask, x[:, :, :, None, :, None], x.new_zeros(())).reshape(n, c, h * sh, w * sw)
-    if output_size is not None:
-        oh, ow = output_size
+    if size is not None:
+        oh, ow = (size, size) if isinstance(size, int) else tuple(size)[-2:]
         if not (0 < oh <= h * sh and 0 < ow <= w * sw):
-            raise ConfigError(f"output_size {output_size} must fit in the upsampled {h * sh}x{w * sw} map")
+            raise ConfigError(f"size {size!r} must fit in the upsampled {h * sh}x{w * sw} map "
+                              f"(the matching downsampler's input size)")
         out = out[:, :, :oh, :ow]
     return out
 
@@ -218,6 +223,14 @@ class PolyphaseScorer(nn.Module):
         return f"padding={self.padding!r}"
 
 
+def _gumbel_softmax(logits: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """``F.gumbel_softmax(logits, tau, hard=False)`` (the same noise draw) with a tensor temperature:
+    no ``.item()`` (no GPU sync, works on meta tensors); in float32 at least (autocast)."""
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    gumbels = -torch.empty_like(logits, memory_format=torch.legacy_contiguous_format).exponential_().log()
+    return ((logits + gumbels) / tau.to(logits.dtype)).softmax(dim=-1)
+
+
 def _warn_not_divisible(x: torch.Tensor, sh: int, sw: int) -> None:
     h, w = x.shape[-2:]
     if (h % sh or w % sw) and x.device.type != "meta":
@@ -254,6 +267,8 @@ class LearnablePolyphaseSampling(nn.Module):
         >>> y.shape, weights.shape
         (torch.Size([2, 8, 3, 3]), torch.Size([2, 4]))
     """
+
+    phase_role = "down"  # the phase hand-off protocol of antialiased.layers.polyphase
 
     def __init__(
         self, channels: int, stride: Stride = 2, *, hidden_channels: int | None = None, filt_size: int = 1,
@@ -300,8 +315,7 @@ class LearnablePolyphaseSampling(nn.Module):
         if phase is None:
             logits = self.logits(x)
             if self.training:
-                precise = logits.to(torch.promote_types(logits.dtype, torch.float32))  # float32 at least (autocast)
-                phase = F.gumbel_softmax(precise, tau=float(self.gumbel_tau), hard=False)
+                phase = _gumbel_softmax(logits, self.gumbel_tau)
             else:
                 phase = logits.argmax(dim=1)  # the first of equal maxima
         out = polyphase_resample(x, phase, (sh, sw))
@@ -336,8 +350,8 @@ class LearnablePolyphaseUpsampling(nn.Module):
         pad_type: the blur's padding when not circular ('reflect' by default).
 
     Shape:
-        - Input: :math:`(N, C, H, W)` and phase :math:`(N,)` or :math:`(N, s_h s_w)`
-        - Output: :math:`(N, C, s_h H, s_w W)`, or ``output_size``
+        - Input: :math:`(N, C, H, W)` and phase :math:`(N,)` or :math:`(N, s_h s_w)` (None: phase 0)
+        - Output: :math:`(N, C, s_h H, s_w W)`, or ``size``
 
     Example:
         >>> down, up = LearnablePolyphaseSampling(2).eval(), LearnablePolyphaseUpsampling(2)
@@ -346,6 +360,8 @@ class LearnablePolyphaseUpsampling(nn.Module):
         >>> torch.equal(down(up(y, phase), phase=phase), y)  # up, then the same selection: identity
         True
     """
+
+    phase_role = "up"  # the phase hand-off protocol of antialiased.layers.polyphase
 
     def __init__(self, stride: Stride = 2, *, filt_size: int = 1, circular: bool = False,
                  pad_type: str | None = None) -> None:
@@ -356,8 +372,8 @@ class LearnablePolyphaseUpsampling(nn.Module):
             _blur(torch.zeros(1, 1, 8, 8), filt_size, self.pad_type)
         self.filt_size, self.circular = filt_size, circular
 
-    def forward(self, x: torch.Tensor, phase: torch.Tensor, output_size: tuple[int, int] | None = None) -> torch.Tensor:
-        out = polyphase_upsample(x, phase, self.stride, output_size)
+    def forward(self, x: torch.Tensor, phase: torch.Tensor | None = None, size: object = None) -> torch.Tensor:
+        out = polyphase_upsample(x, phase, self.stride, size)
         if self.filt_size != 1:
             out = _blur(out, self.filt_size, self.pad_type) * (self.stride[0] * self.stride[1])
         return out
