@@ -98,13 +98,16 @@ def test_cumulative_momentum_and_untracked_statistics_follow_batchnorm(one_threa
     torch.testing.assert_close(untracked.eval()(x), _authors(untracked, untracked.bn, x))
 
 
-def test_filtering_matches_the_loop_for_given_weights(one_thread):
-    x = torch.randn(1, 4, 5, 6, dtype=torch.float64)
-    weights = torch.rand(1, 2 * 9, 3, 3, dtype=torch.float64)
-    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
-    full = torch.rand(1, 18, 5, 6, dtype=torch.float64)
-    full[:, :, ::2, ::2] = weights
-    torch.testing.assert_close(adaptive_filter2d(x, weights, 2), _loop_filter(padded, full, 3, 2)[:, :, ::2, ::2])
+@pytest.mark.parametrize("channels,groups,k,stride", [(4, 2, 3, 2), (18, 2, 3, 2), (4, 4, 5, 3)])
+def test_filtering_matches_the_loop_for_given_weights(channels, groups, k, stride, one_thread):
+    x = torch.randn(1, channels, 5, 6, dtype=torch.float64)
+    out_h, out_w = -(-5 // stride), -(-6 // stride)
+    weights = torch.rand(1, groups * k * k, out_h, out_w, dtype=torch.float64)
+    padded = F.pad(x, (k // 2,) * 4, mode="reflect")
+    full = torch.rand(1, groups * k * k, 5, 6, dtype=torch.float64)
+    full[:, :, ::stride, ::stride] = weights
+    expected = _loop_filter(padded, full, k, groups)[:, :, ::stride, ::stride]
+    torch.testing.assert_close(adaptive_filter2d(x, weights, stride, filt_size=k), expected)
 
 
 @pytest.mark.parametrize("train", [True, False])

@@ -130,7 +130,7 @@ class _AdaptiveFilter(torch.autograd.Function):
 
 
 def adaptive_filter2d(
-    input: torch.Tensor, weights: torch.Tensor, stride: int = 2, pad_type: str = "reflect"
+    input: torch.Tensor, weights: torch.Tensor, stride: int = 2, filt_size: int = 3, pad_type: str = "reflect"
 ) -> torch.Tensor:
     """Filter each position of ``input`` with its own per-group ``k x k`` filter, at stride ``stride``.
 
@@ -153,13 +153,14 @@ def adaptive_filter2d(
     check_int("stride", stride, 1, "stride 2 halves each side")
     n, c, h, w = x.shape
     out_hw = (-(-h // stride), -(-w // stride))
-    taps = weights.shape[1] if weights.dim() == 4 else 0
-    k = math.isqrt(taps // math.gcd(taps, c)) if taps else 0
-    groups = taps // (k * k) if k else 0
-    if weights.dim() != 4 or weights.shape[0] != n or tuple(weights.shape[2:]) != out_hw or not k or k % 2 == 0 \
-            or groups * k * k != taps or c % groups:
-        raise ConfigError(f"weights must have shape ({n}, G*k*k, {out_hw[0]}, {out_hw[1]}) with k odd and G dividing "
-                          f"{c}, got {tuple(weights.shape)}; predict them as AdaptiveBlurPool does")
+    k = _check_filt_size(filt_size)
+    taps = weights.shape[1] if isinstance(weights, torch.Tensor) and weights.dim() == 4 else 0
+    groups = taps // (k * k)
+    if not taps or weights.shape[0] != n or tuple(weights.shape[2:]) != out_hw or groups * k * k != taps \
+            or c % groups:
+        got = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
+        raise ConfigError(f"weights must have shape ({n}, G*{k * k}, {out_hw[0]}, {out_hw[1]}) with G dividing {c} "
+                          f"(filt_size={k}), got {got}; predict them as AdaptiveBlurPool does")
     mode = effective_mode(pad_mode(pad_type), _pads(k), (h, w))
     weights = weights.to(x.dtype)
     if is_traced(x):  # exporters and compilers see plain ops
@@ -295,7 +296,7 @@ class AdaptiveBlurPool(nn.Module):
         return logits.unflatten(1, (self.groups, k2)).softmax(dim=2).flatten(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return adaptive_filter2d(x, self.filters(x), self.stride, self.pad_type)
+        return adaptive_filter2d(x, self.filters(x), self.stride, self.filt_size, self.pad_type)
 
     def extra_repr(self) -> str:
         text = (f"{self.channels}, stride={self.stride}, filt_size={self.filt_size}, groups={self.groups}, "
