@@ -6,10 +6,13 @@ import logging
 import sys
 from typing import Sequence
 
-from antialiased.cli.invariance_args import add_invariance_options, invariance_options_from_args
+from antialiased.cli.invariance_args import (add_invariance_options, invariance_options_from_args,
+                                             segmentation_options_from_args)
 from antialiased.data import default_workers
 from antialiased.evaluation import DataSettings, ModelSource, RunSettings, ShiftOptions
-from antialiased.evaluation.audit import AUDIT_PROTOCOLS, PROTOCOL_ALIASES, AuditConfig, resolve_protocols, run_audit
+from antialiased.evaluation.audit import (AUDIT_PROTOCOLS, PROTOCOL_ALIASES, AuditConfig, audit_task,
+                                          resolve_protocols, run_audit)
+from antialiased.evaluation.protocols import audit_protocols
 from antialiased.reporting.audit import write_audit_report
 from antialiased.support.distributed import is_main_process
 
@@ -32,8 +35,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         help="the folder DIR/NAME to audit on (default: DIR/val, else DIR/test)")
     parser.add_argument("--out-dir", default="audit", metavar="DIR", help="where the report goes (default: ./audit)")
     parser.add_argument("--protocols", nargs="+", default=None, metavar="P",
-                        help=f"protocols to run (default: all): {', '.join(AUDIT_PROTOCOLS)}, or the flags' "
-                             f"short names {', '.join(sorted(PROTOCOL_ALIASES))}")
+                        help=f"protocols to run (default: all of the models' task): {', '.join(AUDIT_PROTOCOLS)}, or "
+                             f"the flags' short names {', '.join(sorted(PROTOCOL_ALIASES))}; segmentation models: "
+                             f"{', '.join(audit_protocols('segmentation'))} (the same short names)")
     parser.add_argument("--pretrained", action="store_true", help="published weights for models given without =PATH")
     parser.add_argument("--force-nonfinetuned", dest="force_nonfinetuned", action="store_true",
                         help="with --pretrained: the from-scratch weights")
@@ -103,14 +107,15 @@ def audit_config(args: argparse.Namespace) -> AuditConfig:
                         fast_decode=args.fast_decode, val_split=args.val_split)
     run = RunSettings(gpu=args.gpu, amp=args.amp, channels_last=not args.no_channels_last, seed=args.seed,
                       progress=not args.no_progress, dist_backend=args.dist_backend)
-    protocols = resolve_protocols(args.protocols)
-    return AuditConfig(models=model_sources(args.models, pretrained=args.pretrained,
-                                            force_nonfinetuned=args.force_nonfinetuned),
-                       data=data, protocols=protocols, run=run,
+    models = model_sources(args.models, pretrained=args.pretrained, force_nonfinetuned=args.force_nonfinetuned)
+    task = audit_task(models, args.task)
+    protocols = resolve_protocols(args.protocols, task)
+    return AuditConfig(models=models, data=data, protocols=protocols, run=run,
                        shift=ShiftOptions(epochs=args.epochs_shift, independent=args.independent_offsets,
                                           forward_batch=args.forward_batch),
                        invariance=invariance_options_from_args(args, protocols),
-                       cache_mb=args.cache_mb, out_dir=args.out_dir)
+                       cache_mb=args.cache_mb, out_dir=args.out_dir, task=task,
+                       segmentation=segmentation_options_from_args(args, args.crop_size))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,28 +3,25 @@ from __future__ import annotations
 
 import argparse
 
-from antialiased.cli.invariance_args import (INVARIANCE_FLAGS, add_invariance_flags, add_invariance_options,
-                                             invariance_options_from_args)
+from antialiased.cli.invariance_args import (PROTOCOL_FLAGS, add_invariance_options, add_protocol_flags,
+                                             invariance_options_from_args, segmentation_options_from_args,
+                                             task_from_args)
 from antialiased.errors import ConfigError
 from antialiased.evaluation import (DataSettings, EnsembleOptions, EvalConfig, ModelSource, RunSettings,
                                     ShiftOptions)
 
 __all__ = ["add_eval_args", "wants_evaluation", "protocols_from_args", "eval_config_from_args"]
 
-# flag dest -> protocol name (``-e`` becomes "ensemble" with ``-ens E``), in the order results are reported
-_PROTOCOL_FLAGS = (("evaluate", "accuracy"), ("evaluate_shift", "shift_consistency"),
-                   ("evaluate_diagonal", "diagonal"), *INVARIANCE_FLAGS)
+# flag dest -> protocol name (``-e`` becomes "ensemble" with ``-ens E``), in the order results are reported:
+# made from the protocol registry (antialiased.evaluation.protocols), as the flags themselves are
+_PROTOCOL_FLAGS = PROTOCOL_FLAGS
 
 
 def add_eval_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("evaluation")
-    group.add_argument("-e", "--evaluate", action="store_true", help="accuracy on the validation set")
-    group.add_argument("-es", "--evaluate-shift", dest="evaluate_shift", action="store_true",
-                       help="shift consistency: how often two random 224 crops of the 256 image agree")
+    add_protocol_flags(group)  # -e -es -ed -ec -ef -ea -eq, from the protocol registry
     group.add_argument("--epochs-shift", dest="epochs_shift", default=5, type=int, metavar="N",
                        help="passes over the validation set for -es (default: 5)")
-    group.add_argument("-ed", "--evaluate-diagonal", dest="evaluate_diagonal", action="store_true",
-                       help="diagonal stability: the 33 crops at offsets (k, k), k = 0..32")
     group.add_argument("--evaluate-save", dest="evaluate_save", action="store_true",
                        help="write the evaluated images (denormalized) as PNG into --out-dir")
     group.add_argument("-ens", "--ensemble", dest="ens", default=0, type=int, metavar="E",
@@ -33,7 +30,6 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
                        help="with -ens: average softmax outputs instead of logits")
     group.add_argument("-ens_cf", "--ensemble-center-first", dest="ens_cf", action="store_true",
                        help="with -ens: always include the center crop")
-    add_invariance_flags(group)
     _add_protocol_options(parser)
 
 
@@ -115,4 +111,5 @@ def eval_config_from_args(args: argparse.Namespace) -> EvalConfig:
                                          forward_batch=args.forward_batch),
                       ensemble=EnsembleOptions(crops=args.ens, softmax=args.ens_sm, center_first=args.ens_cf),
                       invariance=invariance_options_from_args(args, protocols),
-                      cache_mb=args.cache_mb, out_dir=args.out_dir or "results", save_images=args.evaluate_save)
+                      cache_mb=args.cache_mb, out_dir=args.out_dir or "results", save_images=args.evaluate_save,
+                      task=task_from_args(args), segmentation=segmentation_options_from_args(args, args.crop_size))

@@ -7,6 +7,7 @@ per-unit outcomes, from which :mod:`antialiased.reporting.audit` writes ``report
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,73 +15,100 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from antialiased.errors import ConfigError, MissingFileError
+from antialiased.errors import ConfigError, MissingFileError, ModelError
+from antialiased.evaluation import protocols as registry
 from antialiased.evaluation.bootstrap import bootstrap_columns
 from antialiased.evaluation.config import DataSettings, EvalConfig, ModelSource, RunSettings, ShiftOptions
 from antialiased.evaluation.invariance import InvarianceOptions
 from antialiased.evaluation.runner import EvalReport, check_models_fit_data, evaluate
+from antialiased.evaluation.segmentation_settings import SegmentationOptions
+from antialiased.evaluation.tasks import TASKS, infer_task
 from antialiased.models import get_model_spec
 
 __all__ = ["AUDIT_PROTOCOLS", "PROTOCOL_ALIASES", "AuditConfig", "ModelAudit", "AuditResult", "resolve_protocols",
            "run_audit", "diagonal_curve"]
 
-# every protocol of the audit, in report order (the default: all of them)
-AUDIT_PROTOCOLS: tuple[str, ...] = ("accuracy", "shift_consistency", "diagonal", "circular_consistency",
-                                    "fractional_consistency", "adversarial", "equivariance", "shift_distance")
-# the evaluation flags' names (and short names) for them
-PROTOCOL_ALIASES: dict[str, str] = {"e": "accuracy", "es": "shift_consistency", "shift": "shift_consistency",
-                                    "ed": "diagonal", "ec": "circular_consistency", "circular": "circular_consistency",
-                                    "ef": "fractional_consistency", "fractional": "fractional_consistency",
-                                    "ea": "adversarial", "eq": "equivariance", "distance": "shift_distance"}
+# every protocol of the audit of classifiers, in report order (the default: all of them); from the protocol registry
+AUDIT_PROTOCOLS: tuple[str, ...] = registry.audit_protocols("classification")
+# the evaluation flags' short names (and a few more) for them, from the registry
+PROTOCOL_ALIASES: dict[str, str] = registry.protocol_aliases()
 
 
-def resolve_protocols(names: Sequence[str] | None) -> tuple[str, ...]:
-    """Protocol names (or the flags' short names) in report order; None or empty: all of them.
+def resolve_protocols(names: Sequence[str] | None, task: str = "classification") -> tuple[str, ...]:
+    """Protocol names (or the flags' short names) of ``task``, in report order; None or empty: all of its own.
 
     Example:
         >>> resolve_protocols(["eq", "e", "circular"])
         ('accuracy', 'circular_consistency', 'equivariance')
+        >>> resolve_protocols(["es", "e"], "segmentation")
+        ('segmentation_accuracy', 'segmentation_consistency')
     """
     if not names:
-        return AUDIT_PROTOCOLS
+        return registry.audit_protocols(task)
     chosen = {PROTOCOL_ALIASES.get(n, n) for n in names}
-    unknown = sorted(chosen - set(AUDIT_PROTOCOLS))
+    unknown = sorted(chosen - {p for t in TASKS for p in registry.audit_protocols(t)})
     if unknown:
-        raise ConfigError(f"unknown protocol(s) {', '.join(unknown)}: choose from {', '.join(AUDIT_PROTOCOLS)} "
-                          f"(or {', '.join(sorted(PROTOCOL_ALIASES))})")
-    return tuple(p for p in AUDIT_PROTOCOLS if p in chosen)
+        raise ConfigError(f"unknown protocol(s) {', '.join(unknown)}: choose from "
+                          f"{', '.join(registry.audit_protocols(task))} (or {', '.join(sorted(PROTOCOL_ALIASES))})")
+    found = registry.resolve_protocols(sorted(chosen), task)
+    return tuple(p for p in registry.audit_protocols(task) if p in found)
+
+
+def audit_task(models: Sequence[ModelSource], task: str | None = None) -> str:
+    """The one task of the audited models (``task`` when given, checked against each model's).
+
+    Raises:
+        ModelError: models of different tasks (a table of them would compare unlike figures), or a
+            model whose spec differs from ``task``.
+    """
+    found = {m.name: infer_task(task, get_model_spec(m.name)).name for m in models}
+    if len(set(found.values())) > 1:
+        raise ModelError(f"the audit compares models of one task, but these differ: "
+                         f"{', '.join(f'{name} ({kind})' for name, kind in found.items())}; audit them separately")
+    return next(iter(found.values()), task or "classification")
 
 
 @dataclass(frozen=True)
 class AuditConfig:
-    """An audit: the models (each a :class:`ModelSource`), the data and the protocols with their settings."""
+    """An audit: the models (each a :class:`ModelSource`), the data and the protocols with their settings.
+
+    ``protocols`` None: all of the models' task; ``task`` None: the models' (all of one task).
+    """
 
     models: tuple[ModelSource, ...]
     data: DataSettings
-    protocols: tuple[str, ...] = AUDIT_PROTOCOLS
+    protocols: tuple[str, ...] | None = None
     run: RunSettings = field(default_factory=RunSettings)
     shift: ShiftOptions = field(default_factory=ShiftOptions)
     invariance: InvarianceOptions = field(default_factory=InvarianceOptions)
     cache_mb: int = 4096
     out_dir: str | os.PathLike = "audit"
+    task: str | None = None
+    segmentation: SegmentationOptions = field(default_factory=SegmentationOptions)
 
     def eval_config(self, model: ModelSource) -> EvalConfig:
         """The evaluation of one model (no result files of its own: the audit writes one report)."""
-        return EvalConfig(model=model, data=self.data, protocols=self.protocols, run=self.run, shift=self.shift,
-                          invariance=self.invariance, cache_mb=self.cache_mb, out_dir=None)
+        task = self.task or audit_task(self.models)
+        return EvalConfig(model=model, data=self.data, protocols=resolve_protocols(self.protocols, task),
+                          run=self.run, shift=self.shift, invariance=self.invariance, cache_mb=self.cache_mb,
+                          out_dir=None, task=task, segmentation=self.segmentation)
+
+    def resolved(self) -> "AuditConfig":
+        """This audit with its task and protocol names decided (the models' task, its registrations)."""
+        task = audit_task(self.models, self.task)
+        return dataclasses.replace(self, task=task, protocols=resolve_protocols(self.protocols, task))
 
     def validate(self) -> None:
         """Everything that can be checked before any model runs: names, files, settings."""
         if not self.models:
             raise ConfigError("give at least one model: -a MODEL (repeat -a for more)")
-        resolve_protocols(self.protocols)
         for model in self.models:
             get_model_spec(model.name)  # ModelError with the closest names
             model.validate()
             for path in (model.weights, model.checkpoint):
                 if path and not Path(path).expanduser().is_file():
                     raise MissingFileError(f"weights file {str(path)!r} of -a {model.name} not found")
-        self.eval_config(self.models[0]).validate()  # the invariance options too, at the default geometry
+        self.resolved().eval_config(self.models[0]).validate()  # the invariance options too, at the default geometry
 
 
 @dataclass
@@ -122,8 +150,9 @@ def _labels(models: Sequence[ModelSource]) -> list[str]:
 def run_audit(config: AuditConfig) -> AuditResult:
     """Run the audit's protocols on every model in turn (see :class:`AuditConfig`)."""
     config.validate()
+    config = config.resolved()
     labels = _labels(config.models)
-    check_models_fit_data(config.models, config.data)  # a misfit last model must not wait for the others
+    check_models_fit_data(config.models, config.data, config.task)  # a misfit last model must not wait
     audits = [ModelAudit(label, source, evaluate(config.eval_config(source)))
               for label, source in zip(labels, config.models)]
     return AuditResult(config, audits)

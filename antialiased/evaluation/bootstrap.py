@@ -12,15 +12,16 @@ sample never proves 100%).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from antialiased.evaluation._common import wilson_interval
 
-__all__ = ["Interval", "bootstrap_interval", "bootstrap_columns", "RESAMPLES"]
+__all__ = ["Interval", "bootstrap_interval", "bootstrap_columns", "bootstrap_statistic", "RESAMPLES"]
 
 RESAMPLES = 2000
 _CHUNK_ELEMENTS = 1 << 22  # resampled indices held at once (x8 bytes)
@@ -139,3 +140,48 @@ def bootstrap_interval(values: Any, groups: Any = None, *, resamples: int = RESA
     v, lo, hi, units = bootstrap_columns(values, groups, resamples=resamples, seed=seed, level=level, scale=scale,
                                          proportion=proportion)
     return Interval(float(v[0]), float(lo[0]), float(hi[0]), units, unit)
+
+
+def bootstrap_statistic(values: Any, statistic: Callable[[np.ndarray], np.ndarray], groups: Any = None, *,
+                        resamples: int = RESAMPLES, seed: int = 0, level: float = 0.95
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """A statistic of the summed outcomes and its bootstrap interval, resampling whole units.
+
+    For figures that are not means of the outcomes but functions of their sums, such as the mean
+    IoU of a dataset (a ratio of per-class sums): ``values`` holds one row of numbers per
+    observation, ``statistic`` maps summed rows ``(R, K)`` to figures ``(R, F)``. Each resample
+    draws as many units as there are, with replacement (as multinomial counts of the units, so no
+    resampled copy of the rows is made), with a ``numpy`` generator seeded by ``seed``. Figures a
+    resample leaves undefined (NaN, e.g. the IoU of a class absent from it) are left out of that
+    figure's percentiles.
+
+    Returns:
+        ``(value, low, high, units)``: the statistic of all outcomes and its interval, one entry per
+        figure, and the number of units (intervals are NaN for fewer than two units).
+
+    Example:
+        >>> v = np.array([[1, 2], [1, 1], [3, 4], [0, 1]])  # per image: (hits, pixels)
+        >>> ratio = lambda sums: sums[:, :1] / sums[:, 1:]
+        >>> value, low, high, units = bootstrap_statistic(v, ratio, seed=0)
+        >>> value.tolist(), units, bool(low[0] <= value[0] <= high[0])
+        ([0.625], 4, True)
+    """
+    values = np.asarray(values, dtype=float)
+    values = values.reshape(values.shape[0], int(np.prod(values.shape[1:])))
+    sums, _ = _unit_sums(values, groups)
+    units = len(sums)
+    value = np.asarray(statistic(sums.sum(axis=0, keepdims=True)), dtype=float)[0]
+    nan = np.full(value.shape, np.nan)
+    if units < 2:
+        return value, nan, nan.copy(), units
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _CHUNK_ELEMENTS // units)
+    stats = []
+    for start in range(0, resamples, chunk):
+        counts = rng.multinomial(units, np.full(units, 1.0 / units), size=min(chunk, resamples - start))
+        stats.append(np.asarray(statistic(counts @ sums), dtype=float))
+    tail = 100 * (1 - level) / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a figure undefined in every resample stays NaN
+        low, high = np.nanpercentile(np.concatenate(stats), [tail, 100 - tail], axis=0)
+    return value, np.fmin(low, value), np.fmax(high, value), units

@@ -87,7 +87,7 @@ class EquivarianceScorer(Scorer):
         n, crop = batch.n, batch.center(self.crop_size)
         model = unwrap_model(forward.model)  # hooks must see the calls (not a compiled or replicated copy)
         modules = dict(model.named_modules())
-        run = Forward(model, forward.amp_dtype, forward.channels_last)
+        run = forward.like(model)
         errors = torch.zeros(n, len(self.maps), len(MULTIPLES), device=crop.device)
         per_pass = max(1, self.forward_batch // n - 1)
         for start in range(0, len(self.shifts), per_pass):

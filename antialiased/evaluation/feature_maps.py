@@ -6,7 +6,9 @@ output is a spatial (N, C, H, W) map that grows with the input are feature maps.
 stride, the outermost module (fewest dots in its name) that the forward pass finishes last ends a
 subsampling stage: for a ResNet ``relu``, ``layer1``, ..., ``layer4``; for a RegNet ``stem``,
 ``trunk_output.block1``, ...; outermost, because a shortcut branch may subsample before the main
-branch of its block runs at the previous stride.
+branch of its block runs at the previous stride. A decoder (the maps after the last one at the
+largest stride: a U-Net's up path, a segmentation model's upsampled output, which is the model's
+own output, named ``(output)``) has its stages on the way up, one per stride, in the same way.
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ from torch import nn
 from antialiased.errors import ConfigError, ModelError
 from antialiased.evaluation.probe import unwrap_model
 
-__all__ = ["FeatureMap", "find_feature_maps", "select_layers", "spatial_output"]
+__all__ = ["FeatureMap", "find_feature_maps", "select_layers", "spatial_output", "OUTPUT_NAME"]
+
+OUTPUT_NAME = "(output)"  # the model's own output map (a segmentation model's), in records and --layers
 
 _PROBE_GROWTH = 64  # input pixels added for the second probe: exact strides up to 64
 
@@ -36,12 +40,15 @@ class FeatureMap:
     stage: bool = False
 
     def record(self) -> dict[str, Any]:
-        return {"name": self.name, "depth": self.depth, "stride": list(self.stride), "shape": list(self.shape),
+        return {"name": self.name or OUTPUT_NAME, "depth": self.depth, "stride": list(self.stride),
+                "shape": list(self.shape),
                 "stage": self.stage}
 
 
 def spatial_output(output: Any) -> torch.Tensor | None:
-    """The (N, C, H, W) map of a module's output (the first item of a tuple), or None."""
+    """The (N, C, H, W) map of a module's output (the first item of a tuple, a dict's ``"out"``), or None."""
+    if isinstance(output, dict):
+        output = output.get("out")
     if isinstance(output, (tuple, list)) and output:
         output = output[0]
     return output if torch.is_tensor(output) and output.dim() == 4 and output.is_floating_point() else None
@@ -62,7 +69,8 @@ def _probe(model: nn.Module, size: int, device: torch.device | str) -> tuple[lis
                 shapes[name] = tuple(out.shape[1:]) if out is not None else _kind(output)
         return record
 
-    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if n]
+    # the model itself too (named ""): a segmentation model's output is its last map at stride 1
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()]
     try:
         with torch.inference_mode():
             model(torch.zeros(1, 3, size, size, device=device))
@@ -97,6 +105,10 @@ def _map_stride(size: int, shape: Any, calls: int, large: dict | None, name: str
     return None if bigger is None or isinstance(bigger, str) else _stride(size, shape, bigger)
 
 
+def _depth(name: str) -> int:
+    return -1 if not name else name.count(".")  # the model's own output is the outermost of all
+
+
 def find_feature_maps(model: nn.Module, size: int = 224, device: torch.device | str = "cpu") -> list[FeatureMap]:
     """Every module output that is a spatial feature map at a fixed stride, in execution order, stages marked.
 
@@ -128,10 +140,15 @@ def find_feature_maps(model: nn.Module, size: int = 224, device: torch.device | 
     if not maps:
         raise ModelError("-eq measures the equivariance of feature maps, but this model has no module whose output "
                          "is a spatial (N, C, H, W) map that grows with the input (larger than 1x1)")
-    ends: dict[tuple[int, int], FeatureMap] = {}
-    for m in maps:  # the outermost module finished last at each stride
-        if m.stride not in ends or m.name.count(".") <= ends[m.stride].name.count("."):
-            ends[m.stride] = m
+    # The outermost module finished last at each stride, on the way down and (a decoder's maps, after
+    # the last map at the largest stride) on the way up.
+    deepest = max(m.stride for m in maps)
+    bottom = max(i for i, m in enumerate(maps) if m.stride == deepest)
+    ends: dict[tuple[tuple[int, int], bool], FeatureMap] = {}
+    for i, m in enumerate(maps):
+        key = (m.stride, i > bottom)
+        if key not in ends or _depth(m.name) <= _depth(ends[key].name):
+            ends[key] = m
     stages = {m.name for m in ends.values()}
     return [FeatureMap(m.name, m.depth, m.stride, m.shape, stage=m.name in stages) for m in maps]
 

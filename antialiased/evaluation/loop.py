@@ -6,6 +6,9 @@ normalizing it there (uint8 images are 4x less to move than floats), the forward
 channels_last, auxiliary outputs), a progress bar in images/s, passes over the data kept in memory,
 the sum over ranks and the empty-dataset error.
 
+What depends on the kind of model (a class per image or per pixel, the output's form) is the
+:class:`~antialiased.evaluation.task.Task` the loop is given (classification by default).
+
 A protocol is a :class:`Scorer`: it only says how it scores a batch. Several scorers share one
 decode of every image: each takes its own view of the batch (the center crop, random crop pairs,
 the diagonal crops, ...). Scorers that need several passes (``-es``) get them from the first pass's
@@ -22,9 +25,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from antialiased.data.folder import SKIPPED_TARGET
-from antialiased.data.transforms import to_float_normalized
+from antialiased.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_float_normalized
 from antialiased.errors import ConfigError, DataError
+from antialiased.evaluation.task import Task
 from antialiased.support.devices import autocast
 from antialiased.support.distributed import all_gather_object, all_reduce_sum, get_world_size, is_main_process
 
@@ -41,29 +44,32 @@ class EvalBatch:
 
     ``images`` are the decoded images normalized as ToTensor + Normalize do, on the device, in
     ``memory_format`` (channels_last when the model runs so: crops cut from them need no second
-    reordering), computed once on first use and shared by all scorers. ``targets`` are on the device,
-    ``targets_cpu`` and ``indices`` (dataset positions, or None) on the CPU. ``size`` counts the
-    samples the loader gave (skipped ones included), ``n`` those left to score.
+    reordering), computed once on first use and shared by all scorers. ``targets`` (a class per
+    image, or a (H, W) label map per image: the ``task``'s) are on the device, ``targets_cpu`` and
+    ``indices`` (dataset positions, or None) on the CPU. ``size`` counts the samples the loader gave
+    (skipped ones included), ``n`` those left to score.
     """
 
     __slots__ = ("raw", "targets_cpu", "indices", "skipped", "size", "n", "step", "pass_index", "device",
-                 "memory_format", "_images", "_targets")
+                 "memory_format", "task", "stats", "_images", "_targets")
 
     def __init__(self, raw: Any, device: torch.device, step: int = 0, pass_index: int = 0,
-                 memory_format: torch.memory_format = torch.contiguous_format) -> None:
+                 memory_format: torch.memory_format = torch.contiguous_format, task: Task | None = None,
+                 stats: tuple[Sequence[float], Sequence[float]] = (IMAGENET_MEAN, IMAGENET_STD)) -> None:
         if not isinstance(raw, (tuple, list)) or len(raw) not in (2, 3):
             raise ConfigError("the loader must yield (images, targets) or (images, targets, indices) batches")
         images, targets = raw[0], torch.as_tensor(raw[1])
         indices = torch.as_tensor(raw[2]) if len(raw) == 3 else None
-        self.size = int(targets.numel())
-        keep = targets != SKIPPED_TARGET
+        self.task, self.stats = (task if task is not None else Task()), stats
+        self.size = int(targets.shape[0]) if targets.dim() else 1
+        keep = self.task.kept(targets)
         self.skipped: list[int] = []
         if not bool(keep.all()):
             self.skipped = indices[~keep].tolist() if indices is not None else []
             images, targets = images[keep], targets[keep]
             indices = indices[keep] if indices is not None else None
         self.raw, self.targets_cpu, self.indices = images, targets, indices
-        self.n = int(targets.numel())
+        self.n = int(targets.shape[0]) if targets.dim() else 1
         self.step, self.pass_index, self.device, self.memory_format = step, pass_index, device, memory_format
         self._images: torch.Tensor | None = None
         self._targets: torch.Tensor | None = None
@@ -73,7 +79,7 @@ class EvalBatch:
         if self._images is None:
             images = self.raw.to(self.device, non_blocking=True)
             if images.dtype == torch.uint8:
-                images = to_float_normalized(images, memory_format=self.memory_format)
+                images = to_float_normalized(images, *self.stats, memory_format=self.memory_format)
             self._images = images
         return self._images
 
@@ -104,20 +110,29 @@ class EvalBatch:
 
 
 class Forward:
-    """The model call every scorer uses: autocast, channels_last, float32 logits, first of tuple outputs."""
+    """The model call every scorer uses: autocast, channels_last, float32 class scores.
 
-    def __init__(self, model: nn.Module, amp_dtype: torch.dtype | None = None, channels_last: bool = False) -> None:
+    The ``task`` turns the model's output into class scores: the first of a tuple (GoogLeNet's and
+    Inception's auxiliary outputs), a dict's ``"out"`` (torchvision's segmentation models).
+    """
+
+    def __init__(self, model: nn.Module, amp_dtype: torch.dtype | None = None, channels_last: bool = False,
+                 task: Task | None = None) -> None:
         self.model, self.amp_dtype, self.channels_last = model, amp_dtype, channels_last
+        self.task = task if task is not None else Task()
         self.num_outputs: int | None = None
         self.samples = 0
+
+    def like(self, model: nn.Module) -> "Forward":
+        """A forward of another module (e.g. the unwrapped model) with these settings."""
+        return Forward(model, self.amp_dtype, self.channels_last, self.task)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         if self.channels_last and images.dim() == 4:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(images.device, self.amp_dtype):
             out = self.model(images)
-        if isinstance(out, (tuple, list)):  # e.g. GoogLeNet/Inception auxiliary outputs
-            out = out[0]
+        out = self.task.outputs(out)
         self.num_outputs = int(out.shape[1])
         self.samples += int(out.shape[0])
         return out.float()
@@ -162,7 +177,8 @@ class Scorer:
 
 @dataclass
 class LoopOptions:
-    """How the loop runs: mixed precision, memory format, progress and the multi-pass decode cache."""
+    """How the loop runs: mixed precision, memory format, progress, the multi-pass decode cache, and the
+    normalization of uint8 images (``mean``, ``std``; None: ImageNet's)."""
 
     amp_dtype: torch.dtype | None = None
     channels_last: bool = False
@@ -170,6 +186,12 @@ class LoopOptions:
     print_freq: int = 10
     cache_bytes: int = 0
     desc: str | None = None
+    mean: Sequence[float] | None = None
+    std: Sequence[float] | None = None
+
+    @property
+    def stats(self) -> tuple[Sequence[float], Sequence[float]]:
+        return (IMAGENET_MEAN if self.mean is None else self.mean, IMAGENET_STD if self.std is None else self.std)
 
 
 @dataclass
@@ -230,13 +252,13 @@ def _total(loader: Any) -> int | None:
 
 
 def _batches(loader: Iterable, cache: _DecodeCache | None, pass_index: int, device: torch.device,
-             memory_format: torch.memory_format) -> Iterator[EvalBatch]:
+             memory_format: torch.memory_format, task: Task, opts: LoopOptions) -> Iterator[EvalBatch]:
     if pass_index > 0 and cache is not None and cache.batches is not None:
         for step, batch in enumerate(cache.batches):
             yield batch.replay(step, pass_index)
         return
     for step, raw in enumerate(loader):
-        batch = EvalBatch(raw, device, step, pass_index, memory_format)
+        batch = EvalBatch(raw, device, step, pass_index, memory_format, task, opts.stats)
         if pass_index == 0 and cache is not None:
             cache.keep(batch)
         yield batch
@@ -256,7 +278,7 @@ class _Counts:
         self.skipped += batch.size - batch.n
         self.skipped_indices += batch.skipped
         if batch.n:
-            self.max_target = max(self.max_target, int(batch.targets_cpu.max()))
+            self.max_target = max(self.max_target, batch.task.max_label(batch.targets_cpu))
 
     def check(self, forward: Forward) -> None:
         if forward.num_outputs is not None and self.max_target >= forward.num_outputs:
@@ -268,7 +290,7 @@ def _one_pass(loader, scorers: Sequence[Scorer], forward: Forward, cache: _Decod
               bar, opts: LoopOptions, device: torch.device, counts: _Counts) -> None:
     active = [s for s in scorers if s.passes > pass_index]
     memory_format = torch.channels_last if opts.channels_last else torch.contiguous_format
-    for batch in _batches(loader, cache, pass_index, device, memory_format):
+    for batch in _batches(loader, cache, pass_index, device, memory_format, forward.task, opts):
         if pass_index == 0:
             counts.add(batch)
         for scorer in active:
@@ -288,12 +310,13 @@ def _gather_units(scorers: Sequence[Scorer]) -> dict[str, dict[str, np.ndarray]]
 
 
 def run_protocols(model: nn.Module, loader: Iterable, device: torch.device | str, scorers: Sequence[Scorer],
-                  options: LoopOptions | None = None) -> LoopResult:
+                  options: LoopOptions | None = None, task: Task | None = None) -> LoopResult:
     """Run ``model`` over ``loader`` once (plus the passes the scorers ask for), scoring every batch.
 
     ``loader`` yields ``(images, targets[, indices])``: uint8 images (normalized here, on the
-    device, bit for bit as ToTensor + Normalize) or already-normalized floats. Counts are summed
-    over ranks when torch.distributed is initialized.
+    device, bit for bit as ToTensor + Normalize) or already-normalized floats; targets as the
+    ``task`` has them (default: classification's, a class per image). Counts are summed over ranks
+    when torch.distributed is initialized.
 
     Raises:
         DataError: no image could be scored, or targets beyond the model's outputs.
@@ -318,7 +341,7 @@ def run_protocols(model: nn.Module, loader: Iterable, device: torch.device | str
     passes = max(s.passes for s in scorers)
     total = _total(loader)
     cache = _DecodeCache(opts.cache_bytes, total) if passes > 1 else None
-    forward, counts = Forward(model, opts.amp_dtype, opts.channels_last), _Counts()
+    forward, counts = Forward(model, opts.amp_dtype, opts.channels_last, task), _Counts()
     model.eval()
     for scorer in scorers:
         scorer.prepare(model, device)

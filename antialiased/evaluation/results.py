@@ -24,12 +24,13 @@ def make_result(*, model: str, arch: str, filter_size: int | None, weights: str,
                 seed: int | None, device: str, metrics: dict[str, Any], counts: dict[str, int],
                 skipped_files: list[str], settings: dict[str, Any], classes: list[str] | None = None,
                 skip_reasons: dict[str, str] | None = None, model_spec: dict[str, Any] | None = None,
-                weights_info: dict[str, Any] | None = None) -> dict[str, Any]:
+                weights_info: dict[str, Any] | None = None, task: str | None = None) -> dict[str, Any]:
     """A result record; metrics are percentages (0-100).
 
     ``classes`` (the dataset's class list, in the model's output order), ``skip_reasons`` (why each
     skipped file was left out), ``model_spec`` and ``weights_info`` (the model's own records, see
-    :func:`antialiased.models.create_model`) are recorded when given.
+    :func:`antialiased.models.create_model`) and ``task`` (classification, segmentation) are recorded
+    when given.
 
     Example:
         >>> r = make_result(model="resnet18_lpf4", arch="resnet18", filter_size=4, weights="random",
@@ -44,7 +45,7 @@ def make_result(*, model: str, arch: str, filter_size: int | None, weights: str,
               "counts": counts, "skipped_files": skipped_files, "settings": settings, "created": _now(),
               "antialiased_version": __version__}
     optional = {"classes": classes, "skip_reasons": skip_reasons, "model_spec": model_spec,
-                "weights_info": weights_info}
+                "weights_info": weights_info, "task": task}
     record.update({k: v for k, v in optional.items() if v is not None})
     return record
 

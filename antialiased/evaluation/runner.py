@@ -4,24 +4,27 @@ This is what ``python main.py ... -e/-es/-ed`` and ``antialiased eval`` call aft
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
-from antialiased.data import ImageFolderDataset, WorkerCheckedLoader, find_val_split, uint8_transform
-from antialiased.errors import ConfigError, MissingFileError
+from antialiased.data import ImageFolderDataset, find_val_split
+from antialiased.errors import ConfigError
+from antialiased.evaluation.classification import read_class_list
 from antialiased.evaluation.config import DataSettings, EvalConfig, ModelSource
 from antialiased.evaluation.loop import LoopOptions, LoopResult, run_protocols
-from antialiased.evaluation.model_setup import (check_class_identity, check_model_classes, load_model, model_identity,
+from antialiased.evaluation.model_setup import (check_class_identity, load_model, model_spec, result_identity,
                                                 wrap_for_devices)
-from antialiased.evaluation.probe import check_classifier
-from antialiased.evaluation.protocols import PROTOCOLS, ProtocolContext
+from antialiased.evaluation.protocols import PROTOCOLS, ProtocolContext, resolve_protocols
 from antialiased.evaluation.results import make_result, write_result
+from antialiased.evaluation.task import Task, TaskData
+from antialiased.evaluation.tasks import infer_task
 from antialiased.support.devices import resolve_amp, seed_everything, select_device
 from antialiased.support.distributed import DistInfo, ShardSampler, detect_launch, init_distributed, is_main_process
 
@@ -52,31 +55,13 @@ class EvalReport:
     identity: dict[str, Any] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> ProtocolRun:
-        return next(run for run in self.runs if run.name == name)
-
-
-def read_class_list(path: str | os.PathLike | None) -> list[str] | None:
-    """Class folder names, one per line, in the model's output order (None: no list given).
-
-    Raises:
-        MissingFileError: no such file.
-        ConfigError: the list is empty or names a class twice (two outputs cannot share a folder).
-    """
-    if path is None:
-        return None
-    file = Path(path)
-    if not file.is_file():
-        raise MissingFileError(f"--class-list {str(path)!r} not found (a text file, one class folder name per line)")
-    names = [line.strip() for line in file.read_text().splitlines() if line.strip()]
-    if not names:
-        raise ConfigError(f"--class-list {str(path)!r} is empty: list the model's classes, one class folder name "
-                          f"per line, in its output order")
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ConfigError(f"--class-list {str(path)!r} repeats class names: it lists "
-                          f"{', '.join(map(repr, repeated[:5]))} twice; each class folder once, in the model's "
-                          f"output order")
-    return names
+        """The run of protocol ``name``, or of the run's task's registration of the same flag
+        (``report["accuracy"]`` of a segmentation run is its ``segmentation_accuracy``)."""
+        flag = PROTOCOLS[name].flag if name in PROTOCOLS else None
+        for run in self.runs:
+            if run.name == name or (flag is not None and PROTOCOLS[run.name].flag == flag):
+                return run
+        raise KeyError(f"no {name!r} in this report: it ran {[run.name for run in self.runs]}")
 
 
 def evaluated_classes(data: DataSettings) -> tuple[list[str], Path]:
@@ -90,18 +75,19 @@ def evaluated_classes(data: DataSettings) -> tuple[list[str], Path]:
     return list(dataset.classes), val_dir
 
 
-def check_models_fit_data(models: Sequence[ModelSource], data: DataSettings) -> None:
+def check_models_fit_data(models: Sequence[ModelSource], data: DataSettings, task: str = "classification") -> None:
     """Refuse, before any model runs, one whose weights mean other classes than ``data``'s.
 
     For several evaluations in a row (the audit): :func:`evaluate` checks its own model, but only
     after the models before it ran. Models whose check cannot fail (random weights; ImageNet
-    weights on class folders, which are listed in sorted order) are not loaded here.
+    weights on class folders, which are listed in sorted order) are not loaded here. Class folders
+    are classification's: segmentation models are checked against their data by each evaluation.
 
     Raises:
         DataError: see :func:`~antialiased.evaluation.model_setup.check_class_identity`.
     """
     chosen = [m for m in models if m.weights or m.checkpoint or (m.pretrained and data.class_list is not None)]
-    if not chosen:
+    if not chosen or task != "classification":
         return
     classes, val_dir = evaluated_classes(data)
     for source in chosen:
@@ -111,32 +97,12 @@ def check_models_fit_data(models: Sequence[ModelSource], data: DataSettings) -> 
         del model
 
 
-def _decode_size(config: EvalConfig, scorers) -> int:
-    size = max(s.input_size or config.data.crop_size for s in scorers)
-    centered = any(getattr(s, "centered", s.name == "accuracy") for s in scorers)
-    if centered and size > config.data.crop_size and (size - config.data.crop_size) % 2:
-        raise ConfigError(f"center crops (-e, -ec, -ef, -ea, -eq) with the other shift protocols need an even "
-                          f"--max-shift (the center crop of the "
-                          f"{size} image must equal Resize + CenterCrop({config.data.crop_size})), got "
-                          f"{config.data.max_shift}")
-    return size
-
-
-def _dataset(config: EvalConfig, decode: int) -> tuple[ImageFolderDataset, Path]:
-    data = config.data
-    val_dir = find_val_split(data.root, data.val_split)
-    resize = data.crop_size + data.max_shift
-    dataset = ImageFolderDataset(val_dir, transform=uint8_transform(resize, decode), strict=data.strict,
-                                 classes=read_class_list(data.class_list), return_index=True,
-                                 draft=resize if data.fast_decode else None, placeholder_size=(resize, resize))
-    return dataset, val_dir
-
-
-def _loader(dataset: ImageFolderDataset, config: EvalConfig, device: torch.device, dist: DistInfo) -> DataLoader:
+def _loader(data: TaskData, config: EvalConfig, device: torch.device, dist: DistInfo) -> DataLoader:
     # Under a distributed launch each rank takes every world_size-th image: no padding, no image twice.
+    dataset = data.dataset
     sampler = ShardSampler(dataset, rank=dist.rank, world_size=dist.world_size) if dist.distributed else None
-    return WorkerCheckedLoader(dataset, batch_size=config.data.batch_size, shuffle=False, sampler=sampler,
-                               num_workers=config.data.workers, pin_memory=device.type == "cuda")
+    return DataLoader(dataset, batch_size=data.loader_batch or config.data.batch_size, shuffle=False, sampler=sampler,
+                      num_workers=config.data.workers, pin_memory=device.type == "cuda")
 
 
 def _start(config: EvalConfig) -> tuple[torch.device, bool, DistInfo]:
@@ -149,66 +115,100 @@ def _start(config: EvalConfig) -> tuple[torch.device, bool, DistInfo]:
     return device, data_parallel, dist
 
 
-def _settings(config: EvalConfig, decode: int, amp: str | None) -> dict[str, Any]:
-    data = config.data
-    return {"batch_size": data.batch_size, "crop_size": data.crop_size, "max_shift": data.max_shift,
-            "resize": data.crop_size + data.max_shift, "decode_size": decode, "workers": data.workers,
-            "fast_decode": data.fast_decode, "channels_last": config.run.channels_last, "amp": amp,
-            "class_list": None if data.class_list is None else str(data.class_list)}
+def _settings(config: EvalConfig, data: TaskData, task: Task) -> dict[str, Any]:
+    common = {"workers": config.data.workers, "fast_decode": config.data.fast_decode,
+              "mean": None if config.data.mean is None else list(config.data.mean),
+              "std": None if config.data.std is None else list(config.data.std),
+              "channels_last": config.run.channels_last, "amp": config.run.amp,
+              "class_list": None if config.data.class_list is None else str(config.data.class_list)}
+    return {**task.settings(config, data), **common}
 
 
-def evaluate(config: EvalConfig) -> EvalReport:
+def _identity(model: nn.Module, name: str) -> dict[str, Any]:
+    """What result files record about the model; a model object without records is named by ``name``."""
+    if hasattr(model, "model_spec") and hasattr(model, "weights_info"):
+        return result_identity(model)
+    spec = getattr(model, "model_spec", None)
+    return {"model": name, "arch": getattr(spec, "arch", type(model).__name__),
+            "filter_size": getattr(spec, "filter_size", None), "weights": "python:object"}
+
+
+@dataclass(frozen=True)
+class _GivenModel(ModelSource):
+    """The label of a model object passed to :func:`evaluate`: no name to resolve, no weights to load."""
+
+    def validate(self) -> None:
+        if self.pretrained or self.weights or self.checkpoint:
+            raise ConfigError(f"evaluate(config, model=...) evaluates the model object as it is: leave pretrained, "
+                              f"weights and checkpoint of config.model ({self.name!r}) unset")
+
+
+def _device_of(model: nn.Module | None) -> torch.device:
+    first = next(model.parameters(), None) if model is not None else None
+    return first.device if first is not None else torch.device("cpu")
+
+
+def evaluate(config: EvalConfig, model: nn.Module | None = None) -> EvalReport:
     """Run the protocols of ``config`` on its model and data, sharing one decode of every image.
 
+    ``model``: evaluate this model object (as it is: its weights, its classes) instead of building
+    ``config.model``, whose name then labels the results. The task (classification or
+    segmentation) is ``config.task``, else the model's (see :func:`~antialiased.evaluation.tasks.infer_task`);
+    the protocol names of ``config`` are taken to that task's registrations (``accuracy`` is
+    ``segmentation_accuracy`` for a segmentation model).
+
     Writes one result file per protocol into ``config.out_dir`` (on the main process; never over an
-    existing file). Raises the package's errors (:mod:`antialiased.errors`) with the fix in the message.
+    existing file). Raises the package's errors (:mod:`antialiased.errors`) with the fix in the message,
+    every check of names, settings, data layout and model kind before any image is read.
     """
-    config = config.resolved()  # validated; crop, resize and normalization decided for the weights
-    unknown = [p for p in config.protocols if p not in PROTOCOLS]
-    if unknown:
-        raise ConfigError(f"unknown protocol(s) {unknown}; choose from {', '.join(PROTOCOLS)}")
+    if model is not None:  # config.model only names it
+        source = config.model
+        fields = {f.name: getattr(source, f.name) for f in dataclasses.fields(source)}
+        config = dataclasses.replace(config, model=_GivenModel(**fields))
+    config = config.resolved()  # validated; the data settings decided for the weights (a checkpoint's record)
+    spec = getattr(model, "model_spec", None) if model is not None else model_spec(config.model)
+    task = infer_task(config.task, spec, model, _device_of(model))
+    names = resolve_protocols(config.protocols, task.name)
     device, data_parallel, dist = _start(config)
     out_dir = None if config.out_dir is None else Path(config.out_dir)
-    ctx = ProtocolContext(config, device, out_dir, config.model.name, write_files=is_main_process())
-    scorers = [PROTOCOLS[name].build(ctx) for name in config.protocols]
-    decode = _decode_size(config, scorers)
-    dataset, val_dir = _dataset(config, decode)
-    model = load_model(config.model, len(dataset.classes))
-    # weights trained on other classes (or ImageNet's in another order) would be scored without complaint
-    check_class_identity(getattr(model, "weights_info", None), dataset.classes, where=str(val_dir),
-                         class_list=config.data.class_list)
-    identity = model_identity(model)
+    ctx = ProtocolContext(config, device, out_dir, config.model.name, write_files=is_main_process(), task=task.name)
+    scorers = [PROTOCOLS[name].build(ctx) for name in names]
+    data = task.open_data(config, scorers)
+    if model is None:  # sized by the data's classes when random; data naming none (masks): the model's default
+        model = load_model(config.model, None if data.classes is None else len(data.classes))
+    identity = _identity(model, config.model.name)
     model = wrap_for_devices(model, device, data_parallel=data_parallel, channels_last=config.run.channels_last,
                              compile_model=config.run.compile)
-    check_classifier(model, config.data.crop_size, device)
-    check_model_classes(model, len(dataset.classes), config.data.crop_size, device, str(val_dir),
-                        class_list=config.data.class_list)
+    task.fit_model(model, data, config, device)
+    ctx.classes = data.classes
     amp_dtype, _ = resolve_amp(config.run.amp, device)
-    log.info("evaluating %s (%s) on %s: %d images, %d classes, device %s", config.model.name, identity["weights"], val_dir,
-             len(dataset), len(dataset.classes), device)
+    log.info("evaluating %s (%s, %s) on %s: %d images, %d classes, device %s", identity["model"], identity["weights"],
+             task.name, data.where, len(data.dataset), len(data.classes or ()), device)
     options = LoopOptions(amp_dtype=amp_dtype, channels_last=config.run.channels_last,
                           progress=config.run.progress, print_freq=config.run.print_freq,
-                          cache_bytes=config.cache_mb << 20)
-    loop = run_protocols(model, _loader(dataset, config, device, dist), device, scorers, options)
+                          cache_bytes=config.cache_mb << 20, mean=config.data.mean, std=config.data.std)
+    loop = run_protocols(model, _loader(data, config, device, dist), device, scorers, options, task)
     ctx.units, ctx.cached = loop.units, loop.cached
-    return _report(config, ctx, loop, dataset, val_dir, identity, _settings(config, decode, config.run.amp))
+    return _report(config, ctx, loop, data, names, identity, _settings(config, data, task))
 
 
-def _report(config: EvalConfig, ctx: ProtocolContext, loop: LoopResult, dataset: ImageFolderDataset,
-            val_dir: Path, identity: dict[str, Any], settings: dict[str, Any]) -> EvalReport:
-    reasons = dataset.skip_report(loop.skipped_indices)  # {path: why}: scan-time skips and unreadable images
+def _report(config: EvalConfig, ctx: ProtocolContext, loop: LoopResult, data: TaskData, names: Sequence[str],
+            identity: dict[str, Any], settings: dict[str, Any]) -> EvalReport:
+    reasons = data.dataset.skip_report(loop.skipped_indices)  # {path: why}: scan-time skips and unreadable files
     skipped = sorted(reasons)
+    for path in skipped[:3]:
+        log.warning("skipped %s: %s", path, reasons[path])
     runs = []
-    for name in config.protocols:
+    for name in names:
         out = loop.results[name]
         shown = PROTOCOLS[name].report(out, ctx)
         run = ProtocolRun(name, out, shown.lines)
         if ctx.write_files:
-            run.record = make_result(**identity, protocol=name, dataset=str(val_dir.resolve()), seed=config.run.seed,
-                                     device=str(ctx.device), metrics=shown.metrics,
+            run.record = make_result(**identity, protocol=name, dataset=str(Path(data.where).resolve()),
+                                     seed=config.run.seed, device=str(ctx.device), metrics=shown.metrics,
                                      counts={"images": loop.count, "skipped": len(skipped)}, skipped_files=skipped,
-                                     settings={**settings, **shown.settings}, classes=list(dataset.classes),
-                                     skip_reasons=reasons)
+                                     settings={**settings, **shown.settings}, classes=data.classes,
+                                     skip_reasons=reasons, task=ctx.task)
             if ctx.out_dir is not None:
                 run.path = write_result(run.record, ctx.out_dir)
         runs.append(run)

@@ -41,8 +41,23 @@ class SegmentationOptions:
         if self.crop_size > self.size:
             raise ConfigError(f"--crop-size {self.crop_size} exceeds --seg-size {self.size} (the shorter side of the "
                               f"resized images): use --crop-size <= {self.size}")
-        if self.multiple < 1 or self.multiple > self.size:
-            raise ConfigError(f"the view multiple must be in 1..{self.size}, got {self.multiple}")
-        if self.border < 0 or 2 * self.border >= self.multiple * (self.size // self.multiple):
-            raise ConfigError(f"the -ef border of {self.border} pixels leaves no interior in a "
-                              f"{self.size}-pixel view")
+        if self.multiple < 1:
+            raise ConfigError(f"the view multiple must be >= 1, got {self.multiple}")
+        if self.border < 0:
+            raise ConfigError(f"the -ef border must be >= 0 pixels, got {self.border}")
+
+    def check_view(self) -> None:
+        """``-ec``, ``-ef`` and circular ``-ea`` take a view of a multiple of ``multiple`` pixels: refuse a size
+        that has none."""
+        if self.multiple > self.size:
+            raise ConfigError(f"-ec, -ef and circular -ea take the center crop of the largest multiple of "
+                              f"{self.multiple} pixels, which a --seg-size {self.size} image does not have: use "
+                              f"--seg-size >= {self.multiple}")
+
+    def check_interior(self) -> None:
+        """``-ef`` compares the view's interior: refuse a border that leaves none of the smallest view."""
+        self.check_view()
+        view = self.multiple * (self.size // self.multiple)
+        if 2 * self.border >= view:
+            raise ConfigError(f"-ef compares predictions {self.border} pixels off each edge, which leaves nothing of "
+                              f"the {view}-pixel view of a --seg-size {self.size} image: raise --seg-size")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from antialiased.evaluation.audit import AuditResult, ModelAudit, diagonal_curve
+from antialiased.evaluation.protocols import audit_figures, is_table_figure
 from antialiased.reporting.audit_plots import write_audit_plots
 from antialiased.reporting.grouping import RowKey, dataset_labels, row_details, row_key, unique_runs
 from antialiased.support.files import atomic_write_text
@@ -40,21 +41,8 @@ class Figure:
         return f"{self.protocol}.{self.key}"
 
 
-FIGURES: tuple[Figure, ...] = (
-    Figure("accuracy", "acc1", "Acc@1, center crop (-e)"),
-    Figure("accuracy", "acc5", "Acc@5, center crop (-e)"),
-    Figure("shift_consistency", "consistency", "Consistency, two random crops (-es)"),
-    Figure("diagonal", "stable", "Same top-1 at all diagonal shifts (-ed)"),
-    Figure("diagonal", "acc1", "Acc@1 over the diagonal shifts (-ed)"),
-    Figure("circular_consistency", "circular_consistency", "Circular consistency (-ec)"),
-    Figure("circular_consistency", "shifted_acc1", "Acc@1 of circular shifts (-ec)"),
-    Figure("fractional_consistency", "fractional_consistency", "Fractional consistency (-ef)"),
-    Figure("fractional_consistency", "shifted_acc1", "Acc@1 of sub-pixel shifts (-ef)"),
-    Figure("adversarial", "adversarial_acc1", "Adversarial accuracy (-ea)"),
-    Figure("adversarial", "grid_consistency", "Same top-1 over the grid (-ea)"),
-    Figure("shift_distance", "distance_consistency_mean", "Consistency by distance, mean over d"),
-    Figure("equivariance", "mean_stage_error", "Equivariance error, mean over stages (-eq)", ""),
-)
+# every protocol's figures, as the protocol registry lists them (antialiased.evaluation.protocols)
+FIGURES: tuple[Figure, ...] = tuple(Figure(protocol, f.key, f.label, f.unit) for protocol, f in audit_figures())
 
 
 def _finite(value: Any) -> float | None:
@@ -231,7 +219,7 @@ def invariance_markdown(records: Sequence[dict[str, Any]], digits: int = 2) -> s
     and figure (seeds) give their mean and standard deviation, a single one its 95% interval. Empty
     when no record has such a figure.
     """
-    columns = [f for f in FIGURES if f.id not in ("accuracy.acc1", "shift_consistency.consistency")]
+    columns = [f for f in FIGURES if not is_table_figure(f.protocol, f.key)]  # the paper tables' columns are there
     values: dict[RowKey, dict[str, list[dict[str, Any]]]] = {}
     for r in unique_runs(records)[0]:
         metrics = r.get("metrics", {})

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Sequence
 
 from antialiased._plotting import pyplot, save_figure
+from antialiased.evaluation.protocols import table_labels
 from antialiased.reporting.tables import Variant, table_title
 
 __all__ = ["plot_network", "plot_overview"]
@@ -33,8 +34,9 @@ def plot_network(variants: Sequence[Variant], path: str | os.PathLike, *, title:
         ax.plot([v.acc.mean for v in front], [v.cons.mean for v in front], "--", color="C3", lw=1,
                 label="Pareto front")
         ax.legend(loc="lower right", fontsize=8)
-    ax.set_xlabel("Accuracy (%)")
-    ax.set_ylabel("Consistency (%)")
+    accuracy, consistency = table_labels(rows[0].task if rows else "classification")  # the task's columns
+    ax.set_xlabel(f"{accuracy} (%)")
+    ax.set_ylabel(f"{consistency} (%)")
     ax.set_title(title or table_title(rows))
     ax.grid(alpha=0.3)
     ax.margins(0.15)
@@ -56,8 +58,10 @@ def plot_overview(tables: dict[str, Sequence[Variant]], path: str | os.PathLike)
         for v in rows:
             ax.plot(v.acc.mean, v.cons.mean, "s" if v.filter_size is None else "o", color=color,
                     mfc="white" if v.filter_size is None else color, ms=6)
-    ax.set_xlabel("Accuracy (%)")
-    ax.set_ylabel("Consistency (%)")
+    tasks = {v.task for variants in tables.values() for v in variants}
+    accuracy, consistency = table_labels(tasks.pop()) if len(tasks) == 1 else ("Accuracy / mIoU", "Consistency")
+    ax.set_xlabel(f"{accuracy} (%)")
+    ax.set_ylabel(f"{consistency} (%)")
     ax.set_title("Consistency vs accuracy (square: baseline)")
     ax.grid(alpha=0.3)
     if tables:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from antialiased.evaluation.protocols import record_task, table_labels, table_values
 from antialiased.reporting.grouping import RowKey, dataset_labels, row_details, row_key, unique_runs
 
 __all__ = [
@@ -28,9 +29,6 @@ __all__ = [
     "variant_label",
     "write_csv",
 ]
-
-# Protocols whose "acc1" is not the table's Accuracy (-ed: Acc@1 over the 33 diagonal crops).
-_OTHER_FIGURES = frozenset({"diagonal"})
 
 # The paper's names for the binomial filters of each size; other sizes read "LPF-N".
 _FILTER_LABELS = {2: "Rect-2", 3: "Tri-3", 4: "Tri-4", 5: "Bin-5"}
@@ -121,6 +119,7 @@ class Variant:
     weights: str | None = None
     detail: str = ""
     duplicates: int = 0
+    task: str = "classification"
 
     @property
     def label(self) -> str:
@@ -159,6 +158,7 @@ class _Slot:
     cons: list[float] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     duplicates: int = 0
+    task: str = "classification"
 
 
 def _collect(records: Iterable[dict[str, Any]]) -> dict[RowKey, _Slot]:
@@ -168,11 +168,13 @@ def _collect(records: Iterable[dict[str, Any]]) -> dict[RowKey, _Slot]:
         slot = slots.setdefault(row_key(r), _Slot())
         if r.get("filter_size") is not None:
             slot.filter_size = int(r["filter_size"])
-        metrics = {} if r.get("protocol") in _OTHER_FIGURES else r["metrics"]
-        if metrics.get("acc1") is not None:
-            slot.acc.append(metrics["acc1"])
-        if metrics.get("consistency") is not None:
-            slot.cons.append(metrics["consistency"])
+        acc, cons = table_values(r)  # the two columns of the record's task, as the protocol registry says
+        if acc is not None:
+            slot.acc.append(acc)
+        if cons is not None:
+            slot.cons.append(cons)
+        if acc is not None or cons is not None:
+            slot.task = record_task(r)
         if r.get("source"):
             slot.sources.append(r["source"])
     for r in dropped:  # an identical re-run of a kept record: the same row
@@ -191,7 +193,8 @@ def _rows(keys: list[RowKey], slots: dict[RowKey, _Slot], dataset_label: str | N
         s = slots[k]
         rows.append(Variant(k.arch, k.model, s.filter_size, Metric.of(s.acc), Metric.of(s.cons),
                             sorted(set(s.sources)), dataset=k.dataset, dataset_label=dataset_label, source=k.source,
-                            method=k.method, weights=k.weights, detail=details.get(k, ""), duplicates=s.duplicates))
+                            method=k.method, weights=k.weights, detail=details.get(k, ""), duplicates=s.duplicates,
+                            task=s.task))
     rows.sort(key=lambda v: (v.filter_size is not None, v.filter_size or 0, v.model, v.detail))
     _mark(rows)
     return rows
@@ -247,7 +250,8 @@ def markdown_table(variants: Sequence[Variant], *, title: str | None = None, dig
         | **Tri-3** | **71.00** | **85.00** |
     """
     lines = [f"**{title}**", ""] if title else []
-    lines += ["|          | Accuracy | Consistency |", "| :------: | :------: | :---------: |"]
+    accuracy, consistency = table_labels(variants[0].task if variants else "classification")
+    lines += [f"|          | {accuracy} | {consistency} |", "| :------: | :------: | :---------: |"]
     for v in variants:
         dominated = v.pareto is False
         name = f"*{v.label}*" if dominated else f"**{v.label}**" if v.pareto else v.label
