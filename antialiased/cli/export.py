@@ -13,6 +13,7 @@ from typing import Sequence
 from antialiased.cli._errors import TRACEBACK_ENV
 from antialiased.errors import AntialiasedError, ConfigError
 from antialiased.export import FORMATS, VerificationError, VerifySettings, check_export, export_model, load_model
+from antialiased.export.metadata import input_size_for
 from antialiased.models.antialias import METHODS
 
 __all__ = ["get_args_parser", "main"]
@@ -47,7 +48,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help="ONNX opset (default: the newest that both the exporter and onnxruntime support)")
     parser.add_argument("--static-batch", type=int, default=None, metavar="N",
                         help="fix the batch dimension to N (default: dynamic)")
-    parser.add_argument("--input-size", type=int, default=224, metavar="N", help="input height and width (224)")
+    parser.add_argument("--input-size", type=int, default=None, metavar="N",
+                        help="input height and width (default: the crop a checkpoint's training validated at, "
+                             "e.g. 32 for CIFAR; else 224)")
     parser.add_argument("--num-classes", type=int, default=None, metavar="N",
                         help="classifier outputs, for weights trained on another number of classes")
     parser.add_argument("--data", type=Path, default=None, metavar="DIR",
@@ -73,16 +76,17 @@ def _verify_settings(args: argparse.Namespace) -> VerifySettings | None:
 
 def run(args: argparse.Namespace) -> int:
     verify = _verify_settings(args)
-    opset = check_export(args.out, format=args.format, opset=args.opset, input_size=args.input_size,
+    opset = check_export(args.out, format=args.format, opset=args.opset, input_size=args.input_size or 224,
                          static_batch=args.static_batch, force=args.force, verify=verify is not None)
     loaded = load_model(args.arch, pretrained=args.pretrained, weights=args.weights, checkpoint=args.resume,
                         num_classes=args.num_classes, aa_method=args.aa_method)
     if not (args.pretrained or args.weights or args.resume):
         print("note: no --weights, --pretrained or --resume: exporting randomly initialized weights", file=sys.stderr)
+    input_size = input_size_for(loaded.model, args.input_size)  # a checkpoint's own crop unless given
     target = f"ONNX opset {opset}" if opset is not None else "a torch.export program"
     print(f"exporting {loaded.name} ({loaded.weights_source}) as {target}...", flush=True)
     try:
-        result = export_model(loaded.model, args.out, format=args.format, opset=opset, input_size=args.input_size,
+        result = export_model(loaded.model, args.out, format=args.format, opset=opset, input_size=input_size,
                               static_batch=args.static_batch, force=args.force, name=loaded.name,
                               weights_source=loaded.weights_source, verify=verify)
     except VerificationError as exc:

@@ -12,11 +12,11 @@ from typing import Mapping
 from torch import nn
 
 from antialiased import __version__
-from antialiased.data import IMAGENET_MEAN, IMAGENET_STD
+from antialiased.data import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, recorded_preprocessing, settle_preprocessing
 from antialiased.errors import ConfigError
 
 __all__ = ["ExportMetadata", "EXTRA_FILE", "NOT_RECORDED", "antialiasing_of", "blur_filter_sizes", "eval_resize",
-           "identity_of", "input_hw", "preprocessing_of"]
+           "identity_of", "input_hw", "input_size_for", "preprocessing_of"]
 
 PAPER_RESIZE_RATIO = 256 / 224  # resize the shorter side to 256, center crop 224
 
@@ -51,13 +51,18 @@ def eval_resize(hw: tuple[int, int], ratio: float = PAPER_RESIZE_RATIO) -> int:
 def preprocessing_of(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...], float]:
     """``(mean, std, resize / crop ratio)`` of the evaluation transforms the model's weights expect.
 
-    Read from the record the registry attaches (``model.weights_info.transforms()``, torchvision's
-    ``ImageClassification`` style) where there is one; the paper's ImageNet preprocessing otherwise.
+    Read from the record the registry attaches: the preprocessing a training checkpoint (or weights
+    exported from one) recorded (``weights_info.recorded``), else ``model.weights_info.transforms()``
+    (torchvision's ``ImageClassification`` style) where there is one; the paper's ImageNet
+    preprocessing otherwise.
 
     Example:
         >>> preprocessing_of(nn.Linear(2, 2))
         ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 1.1428571428571428)
     """
+    recorded = _recorded(model)
+    if recorded is not None:  # what the training that wrote the file validated with
+        return tuple(recorded.mean), tuple(recorded.std), recorded.resize_size / recorded.crop_size
     make = getattr(getattr(model, "weights_info", None), "transforms", None)
     transform = make() if callable(make) else None
     mean = tuple(float(v) for v in getattr(transform, "mean", IMAGENET_MEAN))
@@ -66,6 +71,24 @@ def preprocessing_of(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, 
     sizes = [s[0] if isinstance(s, (list, tuple)) and s else s for s in (resize, crop)]
     ratio = sizes[0] / sizes[1] if all(isinstance(s, int) and s > 0 for s in sizes) else PAPER_RESIZE_RATIO
     return mean, std, ratio
+
+
+def _recorded(model: nn.Module) -> Preprocessing | None:
+    info = getattr(model, "weights_info", None)
+    return recorded_preprocessing(getattr(info, "recorded", None), str(getattr(info, "label", "the weights")))
+
+
+def input_size_for(model: nn.Module, given: int | None) -> int:
+    """The input side to export at: ``given``, else the crop the weights' training recorded (e.g. 32 for a
+    CIFAR checkpoint), else 224; a ``given`` size that differs from the record is used, with a warning.
+
+    Example:
+        >>> input_size_for(nn.Linear(2, 2), None), input_size_for(nn.Linear(2, 2), 96)
+        (224, 96)
+    """
+    info = getattr(model, "weights_info", None)
+    return settle_preprocessing(_recorded(model), str(getattr(info, "label", "the weights")), crop_size=given,
+                                labels={"crop size": "--input-size"}).crop_size
 
 
 def blur_filter_sizes(model: nn.Module) -> list[int]:
