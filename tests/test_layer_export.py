@@ -1,5 +1,7 @@
-"""Tracing and export: the layer runs plain Pad + depthwise Conv ops, which torch.export, ONNX
-(the torch.export-based exporter) and onnxruntime accept, with the same outputs as eager."""
+"""Tracing and export: tracers see the layer's one operator (``antialiased::blur_pool``, through its
+fake implementation, never a kernel), whose registered decomposition is plain Pad + depthwise Conv:
+what exported programs (after ``run_decompositions``), ONNX files and onnxruntime get, with the
+same outputs as eager."""
 from __future__ import annotations
 
 import contextlib
@@ -9,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from antialiased.layers import BlurPool, BlurPool1D, _conv, _separable, _taps
+from antialiased.layers import DECOMPOSITIONS, BlurPool, BlurPool1D, _conv, _ops, _separable, _taps
 
 PAD_TYPES = ("reflect", "replicate", "zero", "circular")
 
@@ -17,18 +19,29 @@ PAD_TYPES = ("reflect", "replicate", "zero", "circular")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+class _Refuse:
+    @staticmethod
+    def forward(*args, **kwargs):
+        raise AssertionError("an eager kernel ran while tracing")
+
+    backward = forward
+
+
 @contextlib.contextmanager
 def no_eager_kernels():
-    """Fail if a traced call reaches the eager kernels or their caches keyed on data."""
+    """Fail if a traced call reaches the operator's kernels or their caches keyed on data."""
     def refuse(*args, **kwargs):
-        raise AssertionError("the eager kernel ran while tracing")
+        raise AssertionError("an eager kernel ran while tracing")
 
     with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(_ops.KERNELS, "cpu", _Refuse)
         patch.setattr(_taps, "separable_taps", refuse)
         patch.setattr(_separable, "separable_forward", refuse)
-        patch.setattr(_separable.SeparableBlur, "apply", refuse)
-        patch.setattr(_conv.PadConvBlur, "apply", refuse)
         yield
+
+
+def _targets(program: torch.export.ExportedProgram) -> set[str]:
+    return {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
 
 
 # The export's cost is mostly fixed (about 5-10 s, whatever the number of layers): one model holds them all.
@@ -60,24 +73,27 @@ def test_torch_export_matches_eager(pad_type):
         expected = [model(x) for x in inputs]
         with no_eager_kernels():
             program = torch.export.export(model, (inputs[1],), dynamic_shapes=({0: batch},))
-            exported = [program.module()(x) for x in inputs]
-        targets = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
-        assert any("conv" in t for t in targets), targets
-        for got, want in zip(exported, expected):
-            torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+            portable = program.run_decompositions(DECOMPOSITIONS)
+            decomposed = [portable.module()(x) for x in inputs]
+        assert _targets(program) == {"antialiased.blur_pool.default"}  # the one entry point
+        assert "aten.conv2d.default" in _targets(portable) and not any("antialiased" in t for t in _targets(portable))
+        exported = [program.module()(x) for x in inputs]  # the operator: the eager kernels again
+        for got, plain, want in zip(exported, decomposed, expected):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+            torch.testing.assert_close(plain, want, rtol=1e-6, atol=1e-6)
 
 
-def test_jit_trace_records_standard_ops():
+def test_jit_trace_records_the_operator():
     layer = BlurPool(3, pad_type="reflect", filt_size=5, stride=2)
     x = torch.randn(1, 3, 13, 11)
     traced = torch.jit.trace(layer, (x,))  # its sanity check reruns the layer eagerly: no patching here
     kinds = {node.kind() for node in traced.graph.nodes()}
-    assert "prim::PythonOp" not in kinds and any("conv" in k for k in kinds), kinds
+    assert "prim::PythonOp" not in kinds and "antialiased::blur_pool" in kinds, kinds
     x2 = torch.randn(1, 3, 13, 11)
     torch.testing.assert_close(traced(x2), layer(x2))
 
 
-def test_fake_and_meta_tensors_run_plain_ops():
+def test_fake_and_meta_tensors_run_the_fake_implementation():
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     layer = BlurPool(3, filt_size=4)
@@ -121,7 +137,21 @@ def test_functional_exports_and_caches_nothing_made_while_tracing():
             return layers.blur_pool2d(t, 5, 2, "reflect")
 
     x = torch.randn(2, 3, 10, 9)
-    layers._FILTERS.clear()
-    program = torch.export.export(Functional(), (x,))
-    assert not layers._FILTERS  # a filter made from fake tensors must not reach later eager calls
+    _conv._BINOMIAL.clear()
+    with no_eager_kernels():
+        program = torch.export.export(Functional(), (x,)).run_decompositions(DECOMPOSITIONS)
+    assert not _conv._BINOMIAL  # a filter made from fake tensors must not reach later eager calls
     torch.testing.assert_close(program.module()(x), layers.blur_pool2d(x, 5, 2, "reflect"))
+
+
+def test_exported_program_files_load_without_the_package(tmp_path):
+    """antialiased.export writes .pt2 programs with the operators decomposed (Pad + Conv): nothing
+    in the file needs this package to be imported."""
+    from antialiased.export import VerifySettings, export_model
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), BlurPool(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5))
+    result = export_model(model.eval(), tmp_path / "m.pt2", format="exported-program", input_size=20,
+                          verify=VerifySettings(random_batches=(1, 3)))
+    assert result.verification.passed
+    targets = _targets(torch.export.load(result.path))
+    assert "aten.conv2d.default" in targets and not any("antialiased" in t for t in targets), targets

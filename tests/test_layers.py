@@ -238,11 +238,16 @@ def test_small_maps_with_reflect_padding_fall_back_to_replicate():
 
 
 def test_saves_no_tensors_for_backward():
-    """The blur's backward needs only its fixed filter: autograd must keep nothing input-sized."""
+    """The blur's backward needs only its fixed filter: autograd keeps that buffer, nothing input-sized."""
     saved = []
     x = torch.randn(2, 4, 16, 16, requires_grad=True)
+    layer = BlurPool(4)
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        out = BlurPool(4)(x)
+        out = layer(x)
+    assert len(saved) == 1 and saved[0] is layer.filt
+    saved.clear()
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        blur_pool2d(x)  # the functional's binomial filter is implicit: nothing at all
     assert saved == []
     # The textbook pad+conv keeps the padded input (what this layer avoids).
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
@@ -252,11 +257,20 @@ def test_saves_no_tensors_for_backward():
     assert x.grad.shape == x.shape
 
 
-def test_double_backward_fails_clearly():
-    x = torch.randn(1, 2, 8, 8, requires_grad=True)
-    (grad,) = torch.autograd.grad(BlurPool(2)(x).pow(2).sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="differentiate twice"):
-        grad.sum().backward()
+@pytest.mark.parametrize("pad_type", ["reflect", "circular"])
+def test_double_backward_equals_pad_then_conv(pad_type):
+    """The backward is itself differentiable: second derivatives (of a non-linear loss) match the
+    textbook formulation's, and gradgradcheck passes in float64."""
+    x = torch.randn(2, 3, 9, 8, dtype=torch.float64, requires_grad=True)
+    layer = BlurPool(3, pad_type=pad_type, filt_size=5).double()
+    (grad,) = torch.autograd.grad(layer(x).pow(3).sum(), x, create_graph=True)
+    (second,) = torch.autograd.grad(grad.square().sum(), x)
+    x_ref = x.detach().clone().requires_grad_(True)
+    (grad_ref,) = torch.autograd.grad(reference(x_ref, 5, pad_type=pad_type).pow(3).sum(), x_ref, create_graph=True)
+    (second_ref,) = torch.autograd.grad(grad_ref.square().sum(), x_ref)
+    torch.testing.assert_close(grad, grad_ref)
+    torch.testing.assert_close(second, second_ref)
+    assert torch.autograd.gradgradcheck(layer, (x[:1, :, :6, :5].detach().requires_grad_(),))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
@@ -300,7 +314,7 @@ def test_cuda_matches_cpu_and_saves_nothing():
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         out = layer.cuda()(xc)
-    assert saved == []
+    assert [t.shape for t in saved] == [layer.filt.shape]  # the filter only
     torch.testing.assert_close(out.cpu(), expected)
     out.sum().backward()
     x_ref = x.clone().requires_grad_(True)

@@ -24,6 +24,7 @@ from antialiased.export.metadata import (EXTRA_FILE, ExportMetadata, antialiasin
 from antialiased.export.opsets import resolve_opset
 from antialiased.export.verify import (VerificationError, VerificationReport, VerifySettings, verify_exported_program,
                                        verify_onnx)
+from antialiased.layers import DECOMPOSITIONS
 from antialiased.support.files import atomic_write_bytes
 
 __all__ = ["FORMATS", "INPUT_NAME", "OUTPUT_NAME", "BATCH_DIM", "ExportResult", "check_export", "export_model", "trace_model",
@@ -184,9 +185,12 @@ def onnx_bytes(program: torch.export.ExportedProgram, opset: int, metadata: Expo
 
 
 def exported_program_bytes(program: torch.export.ExportedProgram, metadata: ExportMetadata) -> bytes:
-    """``torch.export.save`` of ``program`` with ``metadata`` as the extra file ``antialiased.json``."""
+    """``torch.export.save`` of ``program`` with ``metadata`` as the extra file ``antialiased.json``.
+
+    The layers' operators are decomposed first (Pad + Conv, indexing), so the file loads without
+    this package."""
     buffer = io.BytesIO()
-    torch.export.save(program, buffer, extra_files={EXTRA_FILE: metadata.to_json()})
+    torch.export.save(program.run_decompositions(DECOMPOSITIONS), buffer, extra_files={EXTRA_FILE: metadata.to_json()})
     return buffer.getvalue()
 
 

@@ -3,29 +3,26 @@
 ``BlurPool`` replaces a strided operation: ``MaxPool(k, s)`` becomes ``MaxPool(k, 1)`` followed
 by ``BlurPool(stride=s)``, and a strided conv becomes conv(stride 1) + ReLU + ``BlurPool``.
 
-Every call applies the filter the layer holds (its ``filt`` buffer), through one of two kernels
-that :func:`_blur_pool` picks:
-
-- ``_separable``: on CPU, for filters that factor into one 1-D filter per dimension (the binomial
-  ones do): one pad-free 1-D pass per dimension, the fastest on CPUs;
-- ``_conv``: pad + depthwise convolution, on GPUs, under ``torch.compile``, for filters that do
-  not factor, and, as plain differentiable ops, when the model is traced or exported (exporters
-  see Pad + Conv).
-
-Both save nothing input-sized for backward (custom autograd Functions with linear adjoints).
+Every call applies the filter the layer holds (its ``filt`` buffer; the functionals: the binomial
+filter) through one registered operator, ``torch.ops.antialiased.blur_pool`` (``_ops``), whose
+implementation the dispatcher picks per device: ``_separable`` on CPU (one pad-free 1-D pass per
+dimension; pad + conv for filters that do not factor), ``_conv`` (pad + depthwise conv, cuDNN) on
+CUDA and elsewhere. Eager mode, ``torch.compile`` and ``torch.export`` all see that operator;
+exported programs decompose it into plain Pad + Conv (:data:`DECOMPOSITIONS`, which ONNX export
+applies by itself). Its backward is an operator too, keeps nothing input-sized, and is differentiable.
+APS's selection of a polyphase component is an operator the same way (``_ops_polyphase``).
 """
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
-from . import _conv, _separable, _taps
+from . import _ops, _ops_polyphase, _taps
 from ._padding import PAD_TYPES, effective_mode, pad_amounts, pad_mode
 
 __all__ = [
+    "DECOMPOSITIONS",
     "MAX_FILTER_SIZE",
     "PAD_TYPES",
     "binomial_filter",
@@ -38,6 +35,12 @@ __all__ = [
 ]
 
 MAX_FILTER_SIZE = 7
+
+#: The layers' operators (``antialiased::blur_pool``, ``antialiased::polyphase_select`` and their
+#: backwards) decomposed into standard ATen ops: ``program.run_decompositions(DECOMPOSITIONS)``
+#: turns an exported program into one that loads without this package (Pad + Conv, indexing).
+#: ``torch.onnx.export`` applies them by itself.
+DECOMPOSITIONS = {**_ops.DECOMPOSITIONS, **_ops_polyphase.DECOMPOSITIONS}
 
 
 def _check_int(name: str, value: object, low: int, high: int | None, hint: str) -> None:
@@ -68,11 +71,7 @@ def binomial_filter(filt_size: int, ndim: int = 2, dtype: torch.dtype = torch.fl
         torch.Size([4, 4])
     """
     _check_filter_size(filt_size)
-    row = torch.tensor([math.comb(filt_size - 1, k) for k in range(filt_size)], dtype=torch.float64)
-    filt = row
-    for _ in range(ndim - 1):
-        filt = filt[..., None] * row
-    return (filt / filt.sum()).to(dtype)
+    return _taps.binomial(filt_size, ndim, dtype)
 
 
 def _check_input(x: object, ndim: int) -> None:
@@ -96,56 +95,21 @@ def _check_filter_fits(x: torch.Tensor, filt: torch.Tensor) -> None:
                           f"move the model with .to({str(x.device)!r})")
 
 
-def _blur_pool(x: torch.Tensor, filt: torch.Tensor, stride: int, pads: tuple[int, ...], mode: str) -> torch.Tensor:
-    """The dispatch: check the input, then run the kernel that fits it (see the module docstring)."""
-    _check_input(x, filt.dim() - 2)
-    _check_filter_fits(x, filt)
+def _blur_pool(x: torch.Tensor, filt: torch.Tensor | None, size: int, stride: int, pads: tuple[int, ...],
+               mode: str) -> torch.Tensor:
+    """Check the input, resolve the padding for its size, and call the operator (no other branch)."""
+    _check_input(x, len(pads) // 2)
+    if filt is not None:
+        _check_filter_fits(x, filt)
     mode = effective_mode(mode, pads, tuple(x.shape[2:]))
-    grad = torch.is_grad_enabled() and x.requires_grad
-    # torch.compile traces the conv kernel's Function (nothing saved for backward; the conv fuses).
-    eager = not (torch.compiler.is_compiling() and not torch.compiler.is_exporting())
-    if eager and _conv.needs_standard_ops(x, filt):  # traced, exported, fake, or a learned filter
-        return _conv.conv_forward(x, filt, stride, pads, mode)
-    if eager and not any(pads) and _taps.is_identity(filt):  # plain subsampling: a strided view
-        return x[(slice(None), slice(None)) + (slice(None, None, stride),) * (x.dim() - 2)]
-    taps = _taps.separable_taps(filt) if eager and x.device.type == "cpu" else None
-    if taps is not None:
-        plans = _separable.plans_for(tuple(x.shape[2:]), taps, stride, pads, mode)
-        return _separable.SeparableBlur.apply(x, plans) if grad else _separable.separable_forward(x, plans)
-    # GPUs, torch.compile, and filters that do not factor into 1-D ones.
-    return _conv.PadConvBlur.apply(x, filt, stride, pads, mode) if grad else _conv.conv_forward(x, filt, stride, pads, mode)
-
-
-_FILTERS: dict[tuple, torch.Tensor] = {}
-
-
-def _functional_filter(filt_size: int, ndim: int, x: torch.Tensor) -> torch.Tensor:
-    # One filter tensor per configuration: no host-to-device copy per call, and the kernels'
-    # caches (derived taps, matrices) stay warm. Bounded: configurations are few. Tracers get a
-    # fresh one (a tensor made while tracing may be fake: it must not outlive the trace).
-    def build() -> torch.Tensor:
-        base = binomial_filter(filt_size, ndim)
-        return base.expand(x.shape[1], 1, *base.shape).contiguous().to(device=x.device, dtype=x.dtype)
-
-    if _conv.is_traced(x):
-        return build()
-    key = (filt_size, ndim, x.shape[1], x.dtype, x.device)
-    filt = _FILTERS.get(key)
-    if filt is None:
-        with torch.inference_mode(False):  # a normal tensor even if first made under inference mode
-            filt = build()
-        if len(_FILTERS) >= 64:
-            _FILTERS.clear()
-        _FILTERS[key] = filt
-    return filt
+    return _ops.blur_pool(x, filt, size, stride, pads, mode)
 
 
 def _functional(x: torch.Tensor, filt_size: int, stride: int, pad_type: str, pad_off: int, ndim: int) -> torch.Tensor:
     _check_filter_size(filt_size)
     _check_stride_and_offset(stride, pad_off)
     mode = pad_mode(pad_type)
-    _check_input(x, ndim)  # before a filter of the input's dtype is made
-    return _blur_pool(x, _functional_filter(filt_size, ndim, x), stride, pad_amounts(filt_size, pad_off, ndim), mode)
+    return _blur_pool(x, None, filt_size, stride, pad_amounts(filt_size, pad_off, ndim), mode)
 
 
 def blur_pool1d(
@@ -228,7 +192,7 @@ class _BlurPoolNd(nn.Module):
         self.register_buffer("filt", filt.expand(channels, 1, *filt.shape).contiguous(), persistent=persistent)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _blur_pool(x, self.filt, self.stride, self._pads, self._mode)
+        return _blur_pool(x, self.filt, self.filt_size, self.stride, self._pads, self._mode)
 
     def extra_repr(self) -> str:
         persistent = "" if "filt" not in self._non_persistent_buffers_set else ", persistent=False"

@@ -9,8 +9,9 @@ one dimension at a time, and no padded copy of the input is ever made:
   few (output, tap) pairs whose window reaches into the padding add their source row apart.
 
 Large CPU inputs go through in cache-sized chunks so the first pass's output stays in cache.
-Autograd saves nothing input-sized: the blur is linear with a fixed filter, so the backward is the
-adjoint of each pass (the transposed matrix, or scatter-adds with the same taps), in reverse order.
+The backward (the input's gradient) needs nothing input-sized: the blur is linear with a fixed
+filter, so it is the adjoint of each pass (the transposed matrix, or scatter-adds with the same
+taps), in reverse order. Filters that do not factor go to the pad + conv kernel (``_conv``).
 
 Worked example: a row of ``n = 5`` values, taps ``(1/4, 1/2, 1/4)``, stride 2, reflect padding of
 one before and one after gives ``m = (5 + 1 + 1 - 3) // 2 + 1 = 3`` outputs; output ``i`` reads
@@ -32,15 +33,17 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
-from torch.autograd.function import once_differentiable
 
+from . import _conv
 from ._padding import source_index
+from ._taps import taps_for
 
-__all__ = ["Pass", "plan", "plans_for", "dense_matrix", "separable_forward", "SeparableBlur"]
+__all__ = ["Pass", "plan", "plans_for", "dense_matrix", "separable_forward", "separable_backward", "forward",
+           "backward"]
 
 # Elements per chunk on CPU: a chunk plus the first pass's output stay in a typical L2/L3 cache.
 _CHUNK_ELEMENTS = 1 << 20
@@ -229,15 +232,21 @@ def separable_backward(grad: torch.Tensor, plans: tuple[Pass, ...]) -> torch.Ten
     return grad
 
 
-class SeparableBlur(torch.autograd.Function):
-    """Separable blur + subsample that saves no tensors for backward (the filter is fixed)."""
+def forward(x: torch.Tensor, filt: torch.Tensor | None, size: int, stride: int, pads: Sequence[int],
+            mode: str) -> torch.Tensor:
+    """The operator's CPU forward: the separable passes, or pad + conv for a filter that does not factor."""
+    taps = taps_for(filt, size, x.dim() - 2)
+    if taps is None:
+        return _conv.forward(x, filt, size, stride, pads, mode)
+    out = separable_forward(x, plans_for(tuple(x.shape[2:]), taps, stride, tuple(pads), mode))
+    return out.contiguous(memory_format=_conv.memory_format(x))
 
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, plans: tuple[Pass, ...]) -> torch.Tensor:  # type: ignore[override]
-        ctx.plans = plans
-        return separable_forward(x, plans)
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        return separable_backward(grad, ctx.plans), None
+def backward(grad: torch.Tensor, filt: torch.Tensor | None, size: int, stride: int, pads: Sequence[int],
+             mode: str, spatial: Sequence[int]) -> torch.Tensor:
+    """The adjoint of :func:`forward` (the input's gradient), on the same kernel as the forward."""
+    taps = taps_for(filt, size, grad.dim() - 2)
+    if taps is None:
+        return _conv.backward(grad, filt, size, stride, pads, mode, spatial)
+    out = separable_backward(grad, plans_for(tuple(spatial), taps, stride, tuple(pads), mode))
+    return out.contiguous(memory_format=_conv.memory_format(grad))

@@ -22,7 +22,7 @@ import weakref
 
 import torch
 
-__all__ = ["separable_taps", "is_identity"]
+__all__ = ["binomial", "binomial_row", "separable_taps", "taps_for"]
 
 Taps = tuple[tuple[float, ...], ...]
 
@@ -52,9 +52,23 @@ def separable_taps(filt: torch.Tensor) -> Taps | None:
     return taps
 
 
-def is_identity(filt: torch.Tensor) -> bool:
-    """True for a filter of one tap equal to 1 in every dimension (plain subsampling)."""
-    return all(s == 1 for s in filt.shape[2:]) and separable_taps(filt) == ((1.0,),) * (filt.dim() - 2)
+def binomial_row(size: int) -> tuple[float, ...]:
+    """The normalized 1-D binomial filter of ``size`` taps: ``C(size - 1, k) / 2 ** (size - 1)``."""
+    return tuple(math.comb(size - 1, k) / 2 ** (size - 1) for k in range(size))
+
+
+def binomial(size: int, ndim: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The normalized binomial filter of ``size`` taps in ``ndim`` dimensions: outer products of the row."""
+    row = torch.tensor(binomial_row(size), dtype=torch.float64)
+    filt = row
+    for _ in range(ndim - 1):
+        filt = filt[..., None] * row
+    return filt.to(dtype)
+
+
+def taps_for(filt: torch.Tensor | None, size: int, ndim: int) -> Taps | None:
+    """The 1-D filters of ``filt``, or of the binomial filter of ``size`` taps when ``filt`` is None."""
+    return (binomial_row(size),) * ndim if filt is None else separable_taps(filt)
 
 
 def _factor(filt: torch.Tensor) -> Taps | None:
