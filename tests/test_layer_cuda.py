@@ -1,5 +1,6 @@
-"""The layer on a CUDA device (skipped without one): the pad + conv kernel against the CPU layer,
-its backward as convolution work (no per-row loop), nothing saved, and torch.compile."""
+"""The layer on a CUDA device (skipped without one): the operator's CUDA kernel (pad + conv) against
+the CPU layer, its backward as convolution work (no per-row loop), nothing input-sized saved,
+torch.library.opcheck, gradcheck / gradgradcheck, and torch.compile."""
 from __future__ import annotations
 
 import itertools
@@ -37,10 +38,24 @@ def test_cuda_equals_cpu_forward_and_backward(ndim):
 
 
 @pytest.mark.parametrize("pad_type", PAD_TYPES)
-def test_cuda_gradcheck(pad_type):
+def test_cuda_gradcheck_and_gradgradcheck(pad_type):
     layer = BlurPool(2, pad_type=pad_type, filt_size=5, stride=2, pad_off=1).double().cuda()
     x = torch.randn(1, 2, 7, 6, dtype=torch.float64, device="cuda", requires_grad=True)
     assert torch.autograd.gradcheck(layer, (x,))
+    assert torch.autograd.gradgradcheck(layer, (x,))
+
+
+def test_cuda_opcheck():
+    """torch.library.opcheck of both operators on the CUDA kernel (fake shapes and strides, autograd, AOT)."""
+    x = torch.randn(2, 3, 9, 8, dtype=torch.float64, device="cuda")
+    filt = BlurPool(3, filt_size=3).double().cuda().filt
+    for data, f, size in ((x, filt, 3), (x.contiguous(memory_format=torch.channels_last), None, 4)):
+        pads = [(size - 1) // 2, size // 2] * 2
+        torch.library.opcheck(torch.ops.antialiased.blur_pool, (data.detach().requires_grad_(True), f, size, 2, pads, "reflect"))
+        grad = torch.randn(2, 3, 5, 4, dtype=torch.float64, device="cuda", requires_grad=True)
+        torch.library.opcheck(torch.ops.antialiased.blur_pool_backward, (grad, f, size, 2, pads, "reflect", [9, 8]))
+    phase = torch.tensor([1, 2], device="cuda")
+    torch.library.opcheck(torch.ops.antialiased.polyphase_select, (x.detach().requires_grad_(True), phase, 3, 2))
 
 
 def test_cuda_backward_is_convolution_work_and_saves_nothing():
@@ -49,7 +64,7 @@ def test_cuda_backward_is_convolution_work_and_saves_nothing():
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         out = layer(x)
-    assert saved == []
+    assert len(saved) == 1 and saved[0] is layer.filt  # the filter, nothing input-sized
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         out.sum().backward()
     names = [e.name for e in prof.events()]
