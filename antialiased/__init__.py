@@ -1,7 +1,20 @@
 """antialiased: shift-invariant (anti-aliased) convolutional networks for PyTorch.
 
 Zhang, "Making Convolutional Networks Shift-Invariant Again", ICML 2019.
+
+The user's API: :func:`create_model`, :func:`list_models`, :func:`get_model_spec` and
+:class:`ModelSpec` (models by name), :func:`antialias` and :func:`load_baseline` (any CNN and its
+baseline's weights), the layers, :func:`evaluate`, :func:`train` and :func:`export_model` (loaded
+on first use: they pull in the data, evaluation and export stacks), the exceptions in
+:mod:`antialiased.errors`, and the published package's constructors (``antialiased.resnet50(...)``).
+Everything else lives in the subpackages (``antialiased.models``, ``antialiased.evaluation``, ...).
 """
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from antialiased import errors
 from antialiased.layers import (
     AdaptivePolyphaseSampling,
     BlurPool,
@@ -12,12 +25,69 @@ from antialiased.layers import (
     blur_pool2d,
     blur_pool3d,
 )
-from antialiased.models import *  # noqa: F401,F403  (create_model, list_models, the paper's constructors)
-from antialiased.models import __all__ as _models_all
+from antialiased.models import (
+    AntialiasSummary,
+    ModelSpec,
+    alexnet,
+    antialias,
+    create_model,
+    densenet121,
+    densenet161,
+    densenet169,
+    densenet201,
+    get_model_spec,
+    list_models,
+    load_baseline,
+    mobilenet_v2,
+    resnet18,
+    resnet34,
+    resnet50,
+    resnet101,
+    resnet152,
+    resnext50_32x4d,
+    resnext101_32x8d,
+    vgg11,
+    vgg11_bn,
+    vgg13,
+    vgg13_bn,
+    vgg16,
+    vgg16_bn,
+    vgg19,
+    vgg19_bn,
+    wide_resnet50_2,
+    wide_resnet101_2,
+)
 
 __version__ = "0.1.0"
 
+# Loaded on first use: module path of each (importing them here would pull in every layer above models).
+_LAZY = {"evaluate": "antialiased.evaluation", "train": "antialiased.training", "export_model": "antialiased.export"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'antialiased' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
 __all__ = [
+    "create_model",
+    "list_models",
+    "get_model_spec",
+    "ModelSpec",
+    "antialias",
+    "AntialiasSummary",
+    "load_baseline",
+    "evaluate",
+    "train",
+    "export_model",
+    "errors",
     "AdaptivePolyphaseSampling",
     "BlurPool",
     "BlurPool1D",
@@ -26,5 +96,27 @@ __all__ = [
     "blur_pool1d",
     "blur_pool2d",
     "blur_pool3d",
-    *_models_all,
+    "alexnet",
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+    "vgg11_bn",
+    "vgg13_bn",
+    "vgg16_bn",
+    "vgg19_bn",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
+    "densenet121",
+    "densenet161",
+    "densenet169",
+    "densenet201",
+    "mobilenet_v2",
 ]

@@ -5,6 +5,7 @@ change in machine load hits all of them alike; the figure reports the median ove
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import statistics
 import time
@@ -18,7 +19,8 @@ from tqdm.auto import tqdm
 
 from antialiased._plotting import pyplot, save_figure
 from antialiased.errors import ConfigError
-from antialiased.models import create_model, weights
+from antialiased.models import create_model, get_model_spec, weights
+from antialiased.models.registry import format_model_name
 from antialiased.reporting import variant_label
 
 __all__ = ["RuntimeRow", "benchmark_runtime", "time_forward", "published_metrics", "runtime_markdown",
@@ -86,7 +88,7 @@ def published_metrics(arch: str, filter_size: int | None) -> dict[str, float] | 
     if filter_size is None:
         found = getattr(weights, "PAPER_BASELINE_METRICS", {}).get(arch)
     else:
-        entry = getattr(weights, "PUBLISHED_WEIGHTS", {}).get(f"{arch}_lpf{filter_size}")
+        entry = getattr(weights, "PUBLISHED_WEIGHTS", {}).get(format_model_name(arch, filter_size))
         found = getattr(entry, "metrics", None)
     return dict(found) if found else None
 
@@ -114,9 +116,11 @@ def benchmark_runtime(archs: Sequence[str] = DEFAULT_ARCHS, filter_sizes: Sequen
     rows: list[RuntimeRow] = []
     for arch in tqdm(archs, desc="bench-runtime", disable=not progress):
         models = {}
+        base = get_model_spec(arch)
         for fs in variants:
-            name = arch if fs is None else f"{arch}_lpf{fs}"
-            model = create_model(name).eval().to(device)
+            spec = dataclasses.replace(base, filter_size=fs)
+            name = spec.name
+            model = create_model(spec).eval().to(device)
             if channels_last:
                 model = model.to(memory_format=torch.channels_last)
             models[name] = model

@@ -88,7 +88,7 @@ def build_contenders(arch: str, methods: list[str], args: argparse.Namespace) ->
     models = {"baseline": baseline}
     for method in methods:
         models[f"antialias_{method}"] = antialias(copy.deepcopy(baseline), filter_size=args.filter_size, method=method)
-    if arch in list_archs():
+    if arch in list_archs("paper"):
         paper = create_model(f"{arch}_lpf{args.filter_size}")
         copy_params_buffers(baseline, paper)
         models[f"paper_lpf{args.filter_size}"] = paper

@@ -1,7 +1,7 @@
 """antialias(model): the paper's architectures as instances, the summary, the methods, bad input.
 
-The exactness tests compare the default layout (state-dict keys of the torchvision model) with the
-paper's models (``create_model("<arch>_lpf<N>")``: the same recipe in the published layout); that the
+The exactness tests compare antialias() applied by hand with the paper's models
+(``create_model("<arch>_lpf<N>")``: the same recipe, with the published model's extras); that the
 paper's models equal the published implementation is the golden test's job (test_models.py).
 Coverage of other models is in test_antialias_coverage.py.
 """
@@ -35,7 +35,7 @@ def _same_function(arch: str, filter_size: int, size: int) -> None:
     torch.manual_seed(0)
     baseline = torchvision.models.get_model(arch, num_classes=10)
     published = antialiased.create_model(f"{arch}_lpf{filter_size}", num_classes=10)
-    antialiased.copy_params_buffers(baseline, published)
+    antialiased.models.copy_params_buffers(baseline, published)
     converted = antialias(copy.deepcopy(baseline), filter_size=filter_size)
     converted.load_state_dict(baseline.state_dict(), strict=True)
     x = torch.rand(2, 3, size, size)
@@ -54,35 +54,6 @@ def test_paper_architectures_are_instances(arch, filter_size, size):
 @pytest.mark.parametrize("arch", PAPER_ARCHS)
 def test_paper_architectures_are_instances_sweep(arch, filter_size):
     _same_function(arch, filter_size, 64 if arch == "alexnet" else 32)
-
-
-def _published_layout(arch: str, filter_size: int, size: int) -> None:
-    torch.manual_seed(0)
-    published = antialiased.create_model(f"{arch}_lpf{filter_size}", num_classes=10)
-    baseline = torchvision.models.get_model(arch, num_classes=10)
-    if arch == "mobilenet_v2":  # the published classifier has no dropout layer (a builder choice, not a blur)
-        baseline.classifier = nn.Sequential(baseline.classifier[-1])
-    model = antialias(baseline, filter_size=filter_size, layout="published")
-    assert list(model.state_dict()) == list(published.state_dict())  # same keys, same order, filt saved
-    model.load_state_dict(published.state_dict(), strict=True)
-    x = torch.rand(2, 3, size, size)
-    with torch.no_grad():
-        torch.testing.assert_close(model.eval()(x), published.eval()(x), rtol=1e-5, atol=1e-5)
-
-
-# VGG's layout is AlexNet's mechanism (siblings in ``features``); it runs in the sweep.
-@pytest.mark.parametrize("arch,filter_size,size", [
-    ("resnet18", 3, 32), ("resnet50", 4, 32), ("densenet121", 2, 32), ("mobilenet_v2", 5, 32), ("alexnet", 2, 64),
-])
-def test_published_layout_loads_the_published_checkpoints(arch, filter_size, size):
-    _published_layout(arch, filter_size, size)
-
-
-@pytest.mark.sweep
-@pytest.mark.parametrize("filter_size", range(1, 8))
-@pytest.mark.parametrize("arch", PAPER_ARCHS)
-def test_published_layout_sweep(arch, filter_size):
-    _published_layout(arch, filter_size, 64 if arch == "alexnet" else 32)
 
 
 def test_paper_table_lists_the_23_architectures():
@@ -366,7 +337,6 @@ def test_vision_transformer_patch_embedding_is_a_clear_error():
     ({"circular": True}, "circular=True needs a method that supports it"),
     ({"input_size": (224, 224, 3, 1, 1)}, "input_size must be"),
     ({"input_size": (3, 0, 32)}, "input_size must be an integer >= 1"),
-    ({"layout": "timm"}, "layout must be one of"),
 ])
 def test_bad_options_are_clear_config_errors(kwargs, match):
     with pytest.raises(ConfigError, match=match):

@@ -196,17 +196,16 @@ def wnids(imagenet_sample_dir) -> list[str]:
 
 @pytest.fixture()
 def imagenet_weights(monkeypatch):
-    """``--pretrained`` without a download: a random resnet18 carrying torchvision's ImageNet record."""
-    from torchvision.models import ResNet18_Weights
+    """``--pretrained`` without a download: torchvision's ImageNet weights stand-in is a random resnet18 (the
+    loader records them as torchvision's IMAGENET1K_V1, as it would the real file)."""
+    import torchvision
 
-    import antialiased.evaluation.model_setup as model_setup
+    from antialiased.models import _torchvision
 
-    def create(name, *, pretrained=False, **kwargs):
-        model = antialiased.create_model(name, num_classes=1000)
-        return wi.attach(model, model.model_spec, wi.torchvision_info(ResNet18_Weights.IMAGENET1K_V1)) \
-            if pretrained else model
+    def build_pretrained(arch, weights, *, progress=True, **kwargs):
+        return torchvision.models.get_model(arch, num_classes=len(weights.meta["categories"]))
 
-    monkeypatch.setattr(model_setup, "create_model", create)
+    monkeypatch.setattr(_torchvision, "build_pretrained", build_pretrained)
 
 
 def _imagenet_eval(root: Path, listing: Path, out: Path) -> int:

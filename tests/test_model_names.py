@@ -43,7 +43,7 @@ def _timm():
 @pytest.mark.parametrize("name,method,expected", [
     ("resnet18_lpf4", None, ("resnet18", 4, "paper", "blurpool")),
     ("resnet18_lpf4", "blurpool", ("resnet18", 4, "paper", "blurpool")),
-    ("resnet18_lpf4", "aps", ("resnet18", 4, "torchvision", "aps")),  # the paper's layout is blurpool only
+    ("resnet18_lpf4", "aps", ("resnet18", 4, "paper", "aps")),  # one owner whatever the method
     ("resnet18", None, ("resnet18", None, "paper", None)),
     ("efficientnet_b0_lpf3", None, ("efficientnet_b0", 3, "torchvision", "blurpool")),
     ("efficientnet_b0_lpf3", "blur-first", ("efficientnet_b0", 3, "torchvision", "blur-first")),
@@ -54,14 +54,15 @@ def _timm():
 ])
 def test_names_resolve_to_specs(name, method, expected):
     spec = get_model_spec(name, method=method)
-    assert (spec.name, (spec.arch, spec.filter_size, spec.source, spec.method)) == (name, expected)
+    assert (spec.name, (spec.arch, spec.filter_size, spec.family, spec.method)) == (name, expected)
     assert get_model_spec(spec) is spec and get_model_spec(spec, method=method) == spec
 
 
 def test_timm_names_resolve_to_specs():
     _timm()
-    assert get_model_spec("timm/resnet18_lpf4") == ModelSpec("timm/resnet18_lpf4", "resnet18", 4, "timm", "blurpool")
-    assert get_model_spec("timm/resnet18") == ModelSpec("timm/resnet18", "resnet18", None, "timm", None)
+    assert get_model_spec("timm/resnet18_lpf4") == ModelSpec("timm", "resnet18", 4, "blurpool")
+    assert get_model_spec("timm/resnet18") == ModelSpec("timm", "resnet18")
+    assert str(get_model_spec("timm/resnet18_lpf4")) == "timm/resnet18_lpf4"
     spec = get_model_spec("timm/resnet18.a1_in1k_lpf2", method="aps")  # timm's pretrained tag is part of the arch
     assert (spec.arch, spec.filter_size, spec.method) == ("resnet18.a1_in1k", 2, "aps")
 
@@ -152,7 +153,7 @@ def test_names_left_out_are_those_antialias_refuses(prefix):
 
 @pytest.mark.sweep
 @pytest.mark.parametrize("arch", sorted({n for n in list_models("*_lpf4")} - {n for n in list_models("*_lpf4")
-                                                                               if get_model_spec(n).source == "paper"}))
+                                                                               if get_model_spec(n).family == "paper"}))
 def test_every_listed_torchvision_name_converts(arch):
     spec = get_model_spec(arch)
     with torch.device("meta"), warnings.catch_warnings():
@@ -202,30 +203,32 @@ def test_create_model_is_antialias_of_the_baseline(name, method):
     _, kwargs, build_baseline, size = next(c for c in CASES if c[0] == name)
     model = create_model(name, aa_method=method, **kwargs)
     spec = model.model_spec
-    assert (spec.name, spec.source, spec.method, spec.filter_size) == (name, "torchvision", method,
+    assert (spec.name, spec.family, spec.method, spec.filter_size) == (name, "torchvision", method,
                                                                        int(name.rsplit("lpf", 1)[1]))
     baseline = build_baseline()
     reference = antialias(copy.deepcopy(baseline), filter_size=spec.filter_size, method=method)
     _check_converted(model, reference, baseline, method, size)
     info = model.weights_info
     assert (info.kind, info.label, info.num_classes) == ("random", "random", 7)
-    assert json.loads(json.dumps(spec.to_dict())) == {"name": name, "arch": spec.arch, "filter_size": spec.filter_size,
-                                                      "source": "torchvision", "method": method}
+    assert json.loads(json.dumps(spec.to_dict())) == {"name": name, "family": "torchvision", "arch": spec.arch,
+                                                      "filter_size": spec.filter_size, "method": method, "options": {},
+                                                      "task": "classification"}
 
 
 def test_baseline_names_are_the_plain_models():
     model = create_model("efficientnet_b0", num_classes=5)
     assert type(model) is torchvision.models.EfficientNet and not hasattr(model, "antialias_summary")
-    assert model.model_spec == ModelSpec("efficientnet_b0", "efficientnet_b0", None, "torchvision", None)
+    assert model.model_spec == ModelSpec("torchvision", "efficientnet_b0")
     assert not any(isinstance(m, BlurPool) for m in model.modules())
 
 
-def test_paper_names_with_another_method_are_torchvision_converted():
+def test_paper_names_with_another_method_are_the_same_architecture_converted():
     model = create_model("resnet18_lpf2", aa_method="blur-first", num_classes=3)
-    assert model.model_spec.source == "torchvision" and model.antialias_summary.method == "blur-first"
-    assert not any(k.endswith(".filt") for k in model.state_dict())  # torchvision's keys, not the paper's layout
+    assert model.model_spec.family == "paper" and model.antialias_summary.method == "blur-first"
     paper = create_model("resnet18_lpf2", aa_method="blurpool", num_classes=3)
-    assert paper.model_spec.source == "paper" and any(k.endswith(".filt") for k in paper.state_dict())
+    assert paper.model_spec.family == "paper" and paper.antialias_summary.method == "blurpool"
+    assert list(model.state_dict()) == list(paper.state_dict()) == list(torchvision.models.resnet18().state_dict())
+    assert model.model_spec != paper.model_spec  # what tells their checkpoints apart
 
 
 @pytest.mark.parametrize("method", ["blurpool", "aps"])
@@ -233,7 +236,7 @@ def test_timm_names_are_antialias_of_timms_model(method):
     timm = _timm()
     torch.manual_seed(0)
     model = create_model("timm/resnet18_lpf3", aa_method=method, **_tiny_timm_resnet(num_classes=4))
-    assert model.model_spec == ModelSpec("timm/resnet18_lpf3", "resnet18", 3, "timm", method)
+    assert model.model_spec == ModelSpec("timm", "resnet18", 3, method)
     baseline = timm.create_model("resnet18", **_tiny_timm_resnet(num_classes=4))
     reference = antialias(copy.deepcopy(baseline), filter_size=3, method=method)
     _check_converted(model, reference, baseline, method, 64)
@@ -250,8 +253,8 @@ def test_list_of_methods_is_the_engines():
 
 
 def _checkpoint(tmp_path: Path, model: nn.Module, name: str) -> Path:
-    """A checkpoint as training writes it: its identity records come from training's own model_identity."""
-    from antialiased.training.model_setup import model_identity
+    """A checkpoint as training writes it: its identity records from the one model_identity."""
+    from antialiased.models import model_identity
 
     path = tmp_path / name
     torch.save({"epoch": 1, "arch": model.model_spec.name, "state_dict": model.state_dict(),
@@ -265,14 +268,18 @@ def _assert_same(a: dict, b: dict) -> None:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
 
 
-def test_result_files_and_checkpoints_record_source_filter_size_and_method():
-    from antialiased.evaluation.model_setup import model_identity as result_identity
-    from antialiased.training.model_setup import model_identity as checkpoint_identity
+def test_result_files_and_checkpoints_record_family_filter_size_and_method():
+    from antialiased.evaluation.model_setup import result_identity
+    from antialiased.models import model_identity
+    from antialiased.training import model_setup
 
-    model = create_model("mobilenet_v3_small_lpf5", aa_method="aps-lpf", num_classes=3)
-    expected = {"name": "mobilenet_v3_small_lpf5", "arch": "mobilenet_v3_small", "filter_size": 5,
-                "source": "torchvision", "method": "aps-lpf"}
-    assert result_identity(model)["model_spec"] == expected == checkpoint_identity(model)["model_spec"]
+    assert model_setup.model_identity is model_identity  # training's checkpoints: the same one
+    model = create_model("mobilenet_v3_small_lpf5", aa_method="aps-lpf", aa_options={"pad_type": "zero"},
+                         num_classes=3)
+    expected = {"name": "mobilenet_v3_small_lpf5", "family": "torchvision", "arch": "mobilenet_v3_small",
+                "filter_size": 5, "method": "aps-lpf", "options": {"pad_type": "zero"}, "task": "classification"}
+    assert result_identity(model)["model_spec"] == expected == model_identity(model)["model_spec"]
+    assert result_identity(model)["model"] == "mobilenet_v3_small_lpf5"
 
 
 def test_loading_refuses_a_checkpoint_of_another_spec(tmp_path):
@@ -309,13 +316,21 @@ def test_loading_refuses_a_checkpoint_of_another_spec(tmp_path):
 
 def test_paper_checkpoints_are_checked_too(tmp_path):
     converted = _checkpoint(tmp_path, create_model("resnet18_lpf4", aa_method="aps", num_classes=2), "aps.pth.tar")
-    with pytest.raises(CheckpointError, match=r"saved from 'resnet18_lpf4' \(torchvision, filter size 4, method aps\), "
+    with pytest.raises(CheckpointError, match=r"saved from 'resnet18_lpf4' \(paper, filter size 4, method aps\), "
                                               r"but the model asked for is 'resnet18_lpf4' \(paper, filter size 4"):
-        create_model("resnet18_lpf4", weights=converted)  # explained by the record, not by missing .filt keys
+        create_model("resnet18_lpf4", weights=converted)  # the same keys: the record tells them apart
     paper = _checkpoint(tmp_path, create_model("resnet18_lpf2", num_classes=2), "paper.pth.tar")
     with pytest.raises(CheckpointError, match=r"'resnet18_lpf2' \(paper, filter size 2.*create_model\('resnet18_lpf2'\)"):
         create_model("resnet18_lpf3", weights=paper)
-    assert create_model("resnet18_lpf2", weights=paper).model_spec.source == "paper"
+    assert create_model("resnet18_lpf2", weights=paper).model_spec.family == "paper"
+    # a record written before families (resnet18 with another method was then 'torchvision''s) is read by name
+    old = torch.load(converted, weights_only=True)
+    old["model_spec"] = {"name": "resnet18_lpf4", "arch": "resnet18", "filter_size": 4, "source": "torchvision",
+                         "method": "aps"}
+    torch.save(old, tmp_path / "old.pth.tar")
+    assert create_model("resnet18_lpf4", aa_method="aps", weights=tmp_path / "old.pth.tar").model_spec.method == "aps"
+    with pytest.raises(CheckpointError, match=r"\(torchvision, filter size 4, method aps\).*aa_method='aps'"):
+        create_model("resnet18_lpf4", weights=tmp_path / "old.pth.tar")
 
 
 # --- pretrained: the baseline's weights, downloaded for real from a local server ---------------------
@@ -382,7 +397,7 @@ def test_pretrained_converted_name_starts_from_torchvisions_weights(server, monk
     info = model.weights_info
     assert (info.kind, info.label, info.num_classes) == ("baseline", "baseline:torchvision:IMAGENET1K_V1", 1000)
     assert info.baseline.torchvision is weights and info.categories == tuple(weights.meta["categories"])
-    assert model.model_spec.source == "torchvision" and model.antialias_summary.changed
+    assert model.model_spec.family == "torchvision" and model.antialias_summary.changed
     reference = antialias(torchvision.models.mobilenet_v3_small(weights=weights), filter_size=3)
     x = torch.rand(1, 3, 96, 96)
     with torch.no_grad():
@@ -419,12 +434,15 @@ def test_pretrained_offline_and_corrupt_downloads_are_clear_errors(server, monke
 
 
 def test_paper_names_with_another_method_start_from_torchvisions_v1():
-    from antialiased.models.registry import get_source
+    from antialiased.models import get_family
 
     spec = get_model_spec("resnet50_lpf4", method="aps")
-    info = get_source(spec.source).pretrained(spec, False)
-    assert (info.kind, info.label) == ("baseline", "baseline:torchvision:IMAGENET1K_V1")
-    assert info.baseline.torchvision is torchvision.models.ResNet50_Weights.IMAGENET1K_V1  # the paper's baseline
+    weights = get_family(spec.family).weights
+    assert weights.resolve(spec) is None  # no weights of its own: it starts from its baseline's
+    info = weights.resolve(spec.baseline())
+    assert (info.kind, info.label) == ("torchvision", "torchvision:IMAGENET1K_V1")
+    assert info.torchvision is torchvision.models.ResNet50_Weights.IMAGENET1K_V1  # the paper's baseline
+    assert weights.resolve(get_model_spec("resnet50_lpf4")).label == "published:resnet50_lpf4_finetune"
 
 
 def test_timm_pretrained_downloads_into_the_converted_model(server, tmp_path):
@@ -513,8 +531,9 @@ def test_command_line_aa_method_trains_records_resumes_and_evaluates(cifar_subse
     common = ["-ep", "1", "-mti", "1", "-b", "8"]
     assert train_cli(*tiny_args(cifar_subset, out, *common, arch=name), "--aa-method", "aps") == 0
     checkpoint = out / "checkpoint.pth.tar"
-    assert load(checkpoint)["model_spec"] == {"name": name, "arch": "mobilenet_v3_small", "filter_size": 2,
-                                              "source": "torchvision", "method": "aps"}
+    assert load(checkpoint)["model_spec"] == {"name": name, "family": "torchvision", "arch": "mobilenet_v3_small",
+                                              "filter_size": 2, "method": "aps", "options": {},
+                                              "task": "classification"}
     train_fails(CheckpointError, r"method aps\), but the model asked for is .*method blurpool.*--aa-method aps",
                 *tiny_args(cifar_subset, out, "-ep", "2", "-b", "8", "--resume", str(checkpoint), arch=name))
 

@@ -14,8 +14,9 @@ from torch import nn
 import antialiased
 from antialiased.errors import ModelError
 from antialiased.layers import BlurPool, binomial_filter
-from antialiased.models import create_model, list_archs, list_models, parse_model_name, register_model
+from antialiased.models import create_model, get_model_spec, list_archs, list_models, register_model
 from antialiased.models import registry
+from antialiased.models.antialias import antialias
 
 # tests/test_training_fixtures.py registers two tiny test-only architectures when it is imported
 # (collection imports it for the whole session); the registry's other names are the paper's.
@@ -23,7 +24,7 @@ TEST_ONLY_ARCHS = ("aa_tinynet", "aa_tinynet_nobn")
 
 
 def registered_archs() -> list[str]:
-    return [arch for arch in list_archs() if arch not in TEST_ONLY_ARCHS]
+    return list_archs("paper")
 
 
 PAPER_ARCHS = [
@@ -38,6 +39,15 @@ def layout(model: nn.Module) -> list[tuple[str, list[int], str]]:
     return [(k, list(v.shape), str(v.dtype).replace("torch.", "")) for k, v in model.state_dict().items()]
 
 
+def torchvision_layout(arch: str) -> list[tuple[str, list[int], str]]:
+    """torchvision's keys, with the published MobileNet-v2's single-Linear classifier (no dropout layer)."""
+    with torch.device("meta"):
+        model = torchvision.models.get_model(arch)
+    if arch == "mobilenet_v2":
+        model.classifier = nn.Sequential(model.classifier[-1])
+    return layout(model)
+
+
 @pytest.fixture(scope="module")
 def reference(reference_dir):
     specs = json.loads((reference_dir / "models.json").read_text())
@@ -45,7 +55,23 @@ def reference(reference_dir):
     return specs, golden
 
 
-# --- the acceptance test: same layout and outputs as the published models, all 119 variants ----------
+def published_state(spec: list, shared: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The reference's deterministic weights in the published key layout (``*.filt`` saved)."""
+    from deterministic_weights import deterministic_tensor
+
+    return {key: shared[key] if key in shared else deterministic_tensor(key, shape, dtype)
+            for key, shape, dtype in spec}
+
+
+def assert_golden(model: nn.Module, name: str, golden: dict) -> None:
+    model.eval()
+    with torch.no_grad():
+        for input_name, x in golden["inputs"].items():
+            torch.testing.assert_close(model(x), golden["outputs"][name][input_name], rtol=1e-4, atol=1e-4,
+                                       msg=lambda m: f"{name} on input {input_name!r}: {m}")
+
+
+# --- the acceptance test: the published key layout loads, and the outputs are the published, all 119 ------
 
 
 def test_reference_covers_every_registered_arch(reference):
@@ -54,13 +80,27 @@ def test_reference_covers_every_registered_arch(reference):
     assert len(specs) == 119 and set(golden["outputs"]) == set(specs)
 
 
+def assert_maps_exactly(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Every published key is consumed (learned ones onto one model key each, filters by the blur layers)
+    and every model key is filled, each by the published tensor of the same role."""
+    mapped = model.key_remap.apply(model, dict(state))
+    assert list(mapped) == list(model.state_dict())  # every model key, in order
+    learned = [key for key in state if not key.endswith(".filt")]
+    assert [id(v) for v in mapped.values()] == [id(state[key]) for key in learned]  # each published entry once
+    filters = [key for key in state if key.endswith(".filt")]
+    blurs = [m for m in model.modules() if isinstance(m, BlurPool)]
+    assert len(filters) == len(blurs) and sorted(tuple(state[k].shape) for k in filters) == sorted(
+        tuple(m.filt.shape) for m in blurs)
+
+
 @pytest.mark.parametrize("arch", PAPER_ARCHS)
 def test_matches_published_model(arch, reference):
-    """Every ``<arch>_lpfN`` of the reference: exact state-dict layout, and the published logits
-    after loading the deterministic weights (strict). Built on the meta device and loaded with
-    ``assign=True``; weights are generated once per arch (they depend only on key and shape, and
-    only the blur filters change with N)."""
-    from deterministic_weights import deterministic_state_dict, deterministic_tensor
+    """Every ``<arch>_lpfN`` of the reference: the published state-dict layout maps exactly onto the
+    model's (torchvision's) keys, plain ``load_state_dict(strict=True)`` takes it, and the logits are
+    the published model's. Built on the meta device and loaded with ``assign=True`` (the blur layers
+    adopt the published filters); weights are generated once per arch (they depend only on key and
+    shape, and only the blur filters change with N)."""
+    from deterministic_weights import deterministic_state_dict
 
     specs, golden = reference
     names = sorted(name for name, entry in specs.items() if entry["arch"] == arch)
@@ -68,33 +108,59 @@ def test_matches_published_model(arch, reference):
     shared: dict[str, torch.Tensor] = {}
     for name in names:
         spec = [(key, shape, dtype) for key, shape, dtype in specs[name]["spec"]]
-        assert specs[name]["filter_size"] == parse_model_name(name)[1]
+        assert specs[name]["filter_size"] == get_model_spec(name).filter_size
         with torch.device("meta"):
             model = create_model(name)
-        assert layout(model) == spec, f"{name}: state_dict layout differs from the published model"
-
+        assert layout(model) == torchvision_layout(arch), f"{name}: not torchvision's keys"
         if not shared:
             shared = deterministic_state_dict([s for s in spec if not s[0].endswith(".filt")])
-        state = {key: shared[key] if key in shared else deterministic_tensor(key, shape, dtype)
-                 for key, shape, dtype in spec}
+        state = published_state(spec, shared)
+        assert_maps_exactly(model, state)
         model.load_state_dict(state, strict=True, assign=True)
-        model.eval()
-        with torch.no_grad():
-            for input_name, x in golden["inputs"].items():
-                torch.testing.assert_close(model(x), golden["outputs"][name][input_name], rtol=1e-4, atol=1e-4,
-                                           msg=lambda m: f"{name} on input {input_name!r}: {m}")
+        assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
+        assert_golden(model, name, golden)
 
 
 @pytest.mark.parametrize("name", ["resnet18_lpf3", "mobilenet_v2_lpf7", "densenet121_lpf2"])
-def test_normal_build_has_published_layout(name, reference):
-    specs, _ = reference
+def test_normal_build_loads_the_published_layout_and_round_trips(name, reference):
+    specs, golden = reference
     model = create_model(name)  # the real (not meta) path: torchvision init, real blur filters
-    assert layout(model) == [tuple(s) for s in specs[name]["spec"]]
-    filter_size = parse_model_name(name)[1]
+    filter_size = get_model_spec(name).filter_size
     for module in model.modules():
         if isinstance(module, BlurPool):
             assert module.filt.shape[1:] == (1, filter_size, filter_size)
             torch.testing.assert_close(module.filt[0, 0], binomial_filter(filter_size))
+    spec = specs[name]["spec"]
+    from deterministic_weights import deterministic_state_dict
+
+    model.load_state_dict(published_state(spec, deterministic_state_dict(spec)), strict=True)  # plain torch
+    assert_golden(model, name, golden)
+    again = create_model(name)
+    again.load_state_dict(model.state_dict(), strict=True)  # the model's own state dict: torchvision's keys
+    assert_golden(again, name, golden)
+
+
+def test_old_checkpoints_in_the_published_layout_still_load(reference, tmp_path):
+    """A training checkpoint written by earlier versions of this package: published keys (filters saved),
+    DataParallel prefixes, and a spec recorded as 'source'."""
+    from deterministic_weights import deterministic_state_dict
+
+    specs, golden = reference
+    name = "resnet18_lpf3"
+    state = deterministic_state_dict(specs[name]["spec"])
+    old = {"epoch": 3, "arch": name, "state_dict": {f"module.{k}": v for k, v in state.items()},
+           "model_spec": {"name": name, "arch": "resnet18", "filter_size": 3, "source": "paper", "method": "blurpool"}}
+    torch.save(old, tmp_path / "checkpoint.pth.tar")
+    model = create_model(name, weights=tmp_path / "checkpoint.pth.tar")
+    assert model.weights_info.kind == "checkpoint" and model.weights_info.recorded["epoch"] == 3
+    assert_golden(model, name, golden)
+    with pytest.raises(antialiased.errors.CheckpointError, match=r"saved from 'resnet18_lpf3' \(paper, filter size 3"):
+        create_model("resnet18_lpf4", weights=tmp_path / "checkpoint.pth.tar")  # its record, read the old way
+    torch.save(state, tmp_path / "published.pth")  # a published file: no record, its filters tell
+    with pytest.raises(antialiased.errors.WeightsError, match=r"another filter size \(_lpf3 instead of _lpf4\)"):
+        create_model("resnet18_lpf4", weights=tmp_path / "published.pth")
+    with pytest.raises(RuntimeError, match=r"another filter size \(_lpf3 instead of _lpf2\)"):
+        create_model("resnet18_lpf2").load_state_dict(state)
 
 
 # --- the normal build path ------------------------------------------------------------------------
@@ -113,7 +179,8 @@ def test_builds_and_trains(name):
     params = dict(model.named_parameters())
     assert not any(k.endswith("filt") for k in params)
     assert all(p.grad is not None for p in params.values())
-    assert any(k.endswith("filt") for k in model.state_dict())
+    assert not any(k.endswith("filt") for k in model.state_dict())  # not saved: torchvision's keys
+    assert any(isinstance(m, BlurPool) for m in model.modules())
 
 
 def test_initialization_like_torchvision():
@@ -126,7 +193,8 @@ def test_initialization_like_torchvision():
     assert conv.stride == (1, 1)
     expected = (2.0 / (conv.out_channels * 9)) ** 0.5
     assert abs(conv.weight.std().item() - expected) / expected < 0.05
-    assert torch.equal(model.layer3[0].conv3[0].filt[0, 0], binomial_filter(4))
+    blur = next(m for m in model.layer3[0].modules() if isinstance(m, BlurPool))
+    assert torch.equal(blur.filt[0, 0], binomial_filter(4))
 
 
 def test_zero_init_residual_passes_to_torchvision():
@@ -135,8 +203,8 @@ def test_zero_init_residual_passes_to_torchvision():
 
 
 @pytest.mark.parametrize("name,first_blur", [
-    ("resnet18_lpf4", "maxpool.1"), ("alexnet_lpf4", "features.2"),
-    ("densenet121_lpf4", "features.pool0"), ("vgg11_lpf4", "features.3")])
+    ("resnet18_lpf4", "maxpool.1"), ("alexnet_lpf4", "features.1.1"),
+    ("densenet121_lpf4", "features.pool0.1"), ("vgg11_lpf4", "features.2.1")])
 def test_paper_placement(name, first_blur):
     with torch.device("meta"):
         model = create_model(name)
@@ -162,12 +230,10 @@ def _strided_layers(model: nn.Module) -> set[str]:
 @pytest.mark.parametrize("arch,stem", [
     ("resnet18", "conv1"), ("resnext50_32x4d", "conv1"), ("densenet121", "features.conv0"),
     ("mobilenet_v2", "features.0.0"), ("alexnet", None), ("vgg11_bn", None)])
-def test_paper_builders_are_antialias_in_the_published_layout(arch, stem):
+def test_paper_builders_are_antialias_of_torchvisions_model(arch, stem):
     """The paper's builders are antialias(): each of torchvision's subsampling layers is converted,
     except the stem the paper keeps strided (AlexNet's conv1 is converted, at half its stride),
-    with one saved blur per site."""
-    from antialiased.models.paper import antialias_published
-
+    with one blur per site, and torchvision's keys."""
     with torch.device("meta"):
         baseline = torchvision.models.get_model(arch)
         model = create_model(f"{arch}_lpf3")
@@ -177,20 +243,12 @@ def test_paper_builders_are_antialias_in_the_published_layout(arch, stem):
     assert set(changed) == _strided_layers(baseline) - {stem} and len(changed) == len(set(changed))
     assert [s.path for s in summary.left_alone if s.kind == "conv"] == ([stem] if stem else [])
     assert all("stem" in s.reason for s in summary.left_alone if s.kind == "conv")
-    assert sum(key.endswith(".filt") for key in model.state_dict()) == len(changed)  # the published layout
-    assert type(model) is type(baseline) and not summary.graph_modules
-    assert getattr(antialiased, arch).__doc__ and "antialias_published" in registry.get_arch(arch).build.__doc__
-    with torch.device("meta"):
-        assert layout(antialias_published(torchvision.models.get_model(arch), filter_size=3)) == layout(model)
-
-
-def test_antialias_published_refuses_other_models():
-    from antialiased.models.paper import antialias_published
-
-    with pytest.raises(ModelError, match=r"paper's architectures \(ResNet, DenseNet.*got Sequential.*antialias\(model\)"):
-        antialias_published(nn.Sequential(nn.Conv2d(3, 8, 3, stride=2)), filter_size=3)
-    with torch.device("meta"), pytest.raises(ModelError, match="got EfficientNet"):
-        antialias_published(torchvision.models.efficientnet_b0(), filter_size=3)
+    assert sum(isinstance(m, BlurPool) for m in model.modules()) == len(changed)
+    assert isinstance(model, type(baseline)) and layout(model) == torchvision_layout(arch)
+    assert getattr(antialiased, arch).__doc__
+    if arch != "mobilenet_v2":  # (its published classifier has no dropout layer)
+        with torch.device("meta"):
+            assert layout(antialias(torchvision.models.get_model(arch), filter_size=3)) == layout(model)
 
 
 def test_baseline_is_torchvision():
@@ -201,28 +259,46 @@ def test_baseline_is_torchvision():
     assert not any(isinstance(m, BlurPool) for m in model.modules())
 
 
-def test_paper_constructors_exported():
-    for arch in PAPER_ARCHS:
-        assert arch in antialiased.__all__ and callable(getattr(antialiased, arch))
-    for name in ("create_model", "get_model", "list_models", "register_model", "parse_model_name",
-                 "copy_params_buffers", "init_from_baseline"):
-        assert name in antialiased.__all__
+def test_the_top_level_is_the_users_api():
+    api = {"create_model", "list_models", "get_model_spec", "ModelSpec", "antialias", "AntialiasSummary",
+           "load_baseline", "evaluate", "train", "export_model", "errors", "AdaptivePolyphaseSampling", "BlurPool",
+           "BlurPool1D", "BlurPool3D", "binomial_filter", "blur_pool1d", "blur_pool2d", "blur_pool3d"}
+    assert set(antialiased.__all__) == api | set(PAPER_ARCHS) and len(antialiased.__all__) == len(api) + 23
+    for name in antialiased.__all__:
+        assert getattr(antialiased, name) is not None, name
+    for helper in ("get_model", "parse_model_name", "register_model", "copy_params_buffers", "PAPER_ARCHS"):
+        assert not hasattr(antialiased, helper), helper  # helpers live in antialiased.models
+    from antialiased.evaluation import evaluate
+    from antialiased.export import export_model
+    from antialiased.training import train
+
+    assert (antialiased.evaluate, antialiased.train, antialiased.export_model) == (evaluate, train, export_model)
     model = antialiased.resnet18(filter_size=2, num_classes=3)
     assert model.maxpool[1].filt.shape == (64, 1, 2, 2) and model.fc.out_features == 3
-    assert antialiased.get_model is antialiased.create_model
+    assert model.model_spec == get_model_spec("resnet18_lpf2")
+
+
+def test_paper_constructors_are_plain_definitions():
+    """Visible to static tools: assignments in antialiased/models/constructors.py, one per architecture."""
+    import ast
+    import inspect
+
+    from antialiased.models import constructors
+
+    tree = ast.parse(inspect.getsource(constructors))
+    assigned = [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if t.id != "__all__"]
+    assert sorted(assigned) == sorted(PAPER_ARCHS) == registered_archs() == sorted(constructors.__all__[1:])
 
 
 # --- names and the registry -----------------------------------------------------------------------
 
 
 def test_list_models():
-    from antialiased.models import get_model_spec
-
     names = list_models()
     assert names == sorted(set(names))
-    names = [n for n in names if parse_model_name(n)[0] not in TEST_ONLY_ARCHS]
-    paper = [n for n in names if get_model_spec(n).source == "paper"]  # the paper's names keep their meaning
-    assert len(paper) == 23 * 8 and {parse_model_name(n)[0] for n in paper} == set(PAPER_ARCHS)
+    names = [n for n in names if get_model_spec(n).arch not in TEST_ONLY_ARCHS]
+    paper = [n for n in names if get_model_spec(n).family == "paper"]  # the paper's names keep their meaning
+    assert len(paper) == 23 * 8 and {get_model_spec(n).arch for n in paper} == set(PAPER_ARCHS)
     # every torchvision classifier, anti-aliased except the transformers antialias() refuses; no timm names
     tv = torchvision.models.list_models(module=torchvision.models)
     converted = [a for a in tv if not a.startswith(("vit_", "swin_"))]
@@ -238,7 +314,8 @@ def test_list_models():
     ("resnet50_lpf4", ("resnet50", 4)), ("wide_resnet50_2", ("wide_resnet50_2", None)),
     ("wide_resnet50_2_lpf7", ("wide_resnet50_2", 7)), ("vgg16_bn_lpf1", ("vgg16_bn", 1))])
 def test_parse_model_name(name, expected):
-    assert parse_model_name(name) == expected
+    spec = get_model_spec(name)
+    assert (spec.arch, spec.filter_size) == expected and spec.name == str(spec) == name
 
 
 def test_unknown_name_suggests_close_names():
@@ -363,16 +440,17 @@ def test_densenet_weights_with_legacy_keys_load(tmp_path):
                        source.features.denseblock4.denselayer16.conv2.weight)
 
 
-# --- one spec per name, one table of sources, one way to register ---------------------------------
+# --- one spec per name, one table of families, one way to register ---------------------------------
 
 
 def test_model_spec_is_resolved_once_from_the_name():
-    from antialiased.models import ModelSpec, get_model_spec
+    from antialiased.models import ModelSpec
 
     spec = get_model_spec("wide_resnet50_2_lpf3")
-    assert spec == ModelSpec("wide_resnet50_2_lpf3", "wide_resnet50_2", 3, "paper", "blurpool")
-    assert spec.antialiased and spec.to_dict() == {"name": "wide_resnet50_2_lpf3", "arch": "wide_resnet50_2",
-                                                   "filter_size": 3, "source": "paper", "method": "blurpool"}
+    assert spec == ModelSpec("paper", "wide_resnet50_2", 3, "blurpool")
+    assert spec.antialiased and spec.to_dict() == {"name": "wide_resnet50_2_lpf3", "family": "paper",
+                                                   "arch": "wide_resnet50_2", "filter_size": 3, "method": "blurpool",
+                                                   "options": {}, "task": "classification"}
     base = get_model_spec("vgg16_bn")
     assert (base.arch, base.filter_size, base.method, base.antialiased) == ("vgg16_bn", None, None, False)
     assert get_model_spec(spec) is spec
@@ -386,10 +464,9 @@ def test_model_spec_is_resolved_once_from_the_name():
     ("resnet51_lpf4", "unknown model 'resnet51_lpf4'.*resnet50_lpf4"), ("", "unknown model ''"),
     ("_lpf4", "unknown model"), ("resnet18_lpf", "unknown model 'resnet18_lpf'"),
     ("resnet18_lpf9", r"filter size 9 .* out of range: use _lpf1 to _lpf7 \(e.g. resnet18_lpf4\)"),
+    ("resnet18_lpf04", "unknown model 'resnet18_lpf04'.*resnet18_lpf4"),
     ("RESNET18", "unknown model"), ("resnet18_lpf4 ", "unknown model")])
 def test_bad_names_are_model_errors(name, message):
-    from antialiased.models import get_model_spec
-
     with pytest.raises(ModelError, match=message) as info:
         get_model_spec(name)
     assert isinstance(info.value, ValueError)
@@ -397,63 +474,91 @@ def test_bad_names_are_model_errors(name, message):
         get_model_spec(50)
 
 
-def test_a_new_source_slots_into_the_name_table(monkeypatch):
-    """Issue 10's names (timm/<name>_lpf<N>, other methods) are one more row of the table."""
-    from antialiased.models import ModelSpec, get_model_spec
-    from antialiased.models.registry import Source, register_source
+@pytest.fixture
+def own_table(monkeypatch):
+    """Registrations in the test stay in the test."""
+    monkeypatch.setattr(registry, "_FAMILIES", dict(registry._FAMILIES))
+
+
+def test_a_new_family_is_one_registration(own_table):
+    """A segmentation family with a prefix and '-' in its architectures (as segmentation_models_pytorch's
+    smp/<Arch>-<encoder> will be): names, listing, specs, building, weights all follow from one record."""
+    from antialiased.models import ArchNames, Family, ModelSpec, register_family
+    from antialiased.models.converted import convert
     from antialiased.models.weights_info import random_info
 
+    archs = ["Unet-tiny", "FPN-tiny"]
+
     def build(spec, num_classes=2):
-        return nn.Sequential(nn.Flatten(), nn.Linear(12, num_classes))
+        model = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(4, num_classes, 1))
+        return convert(model, spec) if spec.antialiased else model
 
-    toy = Source(name="toy", prefix="toy/", archs=lambda: ["tiny"], has_baseline=lambda arch: arch == "tiny",
-                 build=build, pretrained=lambda spec, force: random_info(),
-                 load_pretrained=lambda spec, info, progress=True, **kw: build(spec, **kw),
-                 method="aps", filter_sizes=range(2, 4))
-    monkeypatch.setitem(registry._SOURCES, "toy", toy)
-    assert get_model_spec("toy/tiny_lpf3") == ModelSpec("toy/tiny_lpf3", "tiny", 3, "toy", "aps")
-    assert get_model_spec("toy/tiny").method is None
-    assert list_models("toy/*") == ["toy/tiny", "toy/tiny_lpf2", "toy/tiny_lpf3"]
-    with pytest.raises(ModelError, match="_lpf2 to _lpf3"):
-        get_model_spec("toy/tiny_lpf4")
-    model = create_model("toy/tiny_lpf2", num_classes=5)
-    assert model.model_spec.source == "toy" and model.weights_info.num_classes == 5
+    class NoWeights:
+        def resolve(self, spec, force_nonfinetuned=False):
+            return None if spec.antialiased else random_info()
+
+        def load(self, spec, info, *, progress=True, **kwargs):
+            return build(spec, **kwargs)
+
+    register_family(Family("segtoy", ArchNames(archs=lambda: archs, listed_by_default=False), build, NoWeights(),
+                           prefix="segtoy/", task="segmentation"))
+    spec = get_model_spec("segtoy/Unet-tiny_lpf3", method="blur-first", options={"include_stem": True})
+    assert spec == ModelSpec("segtoy", "Unet-tiny", 3, "blur-first", (("include_stem", True),), "segmentation")
+    assert str(spec) == "segtoy/Unet-tiny_lpf3" and str(dataclasses.replace(spec, filter_size=5)) == "segtoy/Unet-tiny_lpf5"
+    assert spec.baseline() == get_model_spec("segtoy/Unet-tiny") and spec.baseline().options == ()
+    assert list_models("segtoy/FPN*", exclude="*_lpf[2-7]") == ["segtoy/FPN-tiny", "segtoy/FPN-tiny_lpf1"]
+    assert "segtoy/Unet-tiny" not in list_models()  # not listed by default
+    model = create_model(spec, num_classes=5)
+    assert model.model_spec is spec and model.antialias_summary.method == "blur-first"
+    assert model.antialias_summary.include_stem and model(torch.rand(1, 3, 16, 16)).shape == (1, 5, 8, 8)
+    pretrained = create_model("segtoy/Unet-tiny_lpf2", pretrained=True)  # its baseline's weights, loaded
+    assert pretrained.weights_info.label == "baseline:random"
+    with pytest.raises(ModelError, match="unknown model 'segtoy/Unet-tiyn'.*segtoy/Unet-tiny"):
+        get_model_spec("segtoy/Unet-tiyn")
+    with pytest.raises(ModelError, match="unknown aa_options 'colour'.*pad_type"):
+        get_model_spec("segtoy/Unet-tiny_lpf3", options={"colour": 1})
     with pytest.raises(ModelError, match="'paper' is already registered"):
-        register_source(dataclasses.replace(toy, name="paper"))
+        register_family(Family("paper", ArchNames(archs=list), build))
 
 
-def test_one_registration_helper_refuses_duplicates(monkeypatch):
-    from antialiased.models import register_torchvision_family
-
-    monkeypatch.setattr(registry, "_ARCHS", dict(registry._ARCHS))  # registrations below stay in this test
-    before = dict(registry._ARCHS)
-    with pytest.raises(ModelError, match="'resnet50' is already registered"):
-        register_torchvision_family(["resnet50"], lambda model, filter_size: model)
+def test_register_model_is_a_family_of_one(own_table):
     with pytest.raises(ModelError, match="'vgg11' is already registered"):
         register_model("vgg11")(lambda **kw: nn.Identity())
-    assert registry._ARCHS == before
 
     @register_model("tinynet")
     def tinynet(*, filter_size, num_classes=4):
         return nn.Sequential(BlurPool(3, filt_size=filter_size), nn.Flatten(), nn.LazyLinear(num_classes))
 
     assert list_models("tinynet*") == [f"tinynet_lpf{n}" for n in range(1, 8)]  # no baseline was given
-    assert create_model("tinynet_lpf3").model_spec.filter_size == 3
+    assert create_model("tinynet_lpf3").model_spec == get_model_spec("tinynet_lpf3")
     with pytest.raises(ModelError, match="'tinynet' has no baseline model.*tinynet_lpf4"):
         create_model("tinynet")
+    with pytest.raises(ModelError, match="'tinynet_lpf3' cannot be made with method 'aps': choose one of blurpool"):
+        get_model_spec("tinynet_lpf3", method="aps")
+    with pytest.raises(ModelError, match="built by its own code, which takes no antialias\\(\\) options"):
+        get_model_spec("tinynet_lpf3", options={"pad_type": "zero"})
     with pytest.raises(ModelError, match="'tinynet' is already registered"):
         register_model("tinynet")(tinynet)
 
 
+def test_lookup_order_is_the_tables():
+    from antialiased.models.families import FAMILIES
+
+    assert registry.list_families()[:3] == [f.name for f in FAMILIES] == ["paper", "torchvision", "timm"]
+    # the built-in families answer disjoint names: resnet18 is the paper's whatever the method
+    assert {get_model_spec("resnet18_lpf4", method=m).family for m in ("blurpool", "aps")} == {"paper"}
+    assert "resnet18" not in list_archs("torchvision") and "efficientnet_b0" in list_archs("torchvision")
+
+
 def test_architecture_names_are_listed_once():
-    """models/paper.py registers the names of the paper's table (antialias/_paper.py); the constructors and
-    __all__ follow from the registry."""
-    assert antialiased.PAPER_ARCHS == tuple(sorted(PAPER_ARCHS))
+    """models/paper.py's family is the paper's table (antialias/_paper.py); the constructors follow it."""
+    from antialiased.models import PAPER_ARCHS as registered
+    from antialiased.models.antialias._paper import PAPER_TABLE
+
+    assert sorted(registered) == sorted(PAPER_ARCHS)
     for arch in PAPER_ARCHS:
         assert getattr(antialiased, arch).__name__ == arch
     assert set(PAPER_ARCHS) <= set(antialiased.models.__all__)
-    from antialiased.models.antialias._paper import PAPER_TABLE
-
     assert registered_archs() == sorted(arch for family in PAPER_TABLE for arch in family.archs)
 
 

@@ -313,17 +313,17 @@ class _Spec:
 
 
 def test_checkpoints_record_identity_and_resume_refuses_other_classes(cifar_subset, tmp_path, monkeypatch):
-    from antialiased.models import create_model
+    from antialiased.models import load_model
 
     register_tiny_models()
     import antialiased.training.model_setup as model_setup
 
     def with_records(*args, **kwargs):
-        model = create_model(*args, **kwargs)
+        model = load_model(*args, **kwargs)
         model.model_spec, model.weights_info = _Spec("aa_tinynet", 2), None
         return model
 
-    monkeypatch.setattr(model_setup, "create_model", with_records)
+    monkeypatch.setattr(model_setup, "load_model", with_records)
     out = tmp_path / "id"
     assert train_cli(*tiny_args(cifar_subset, out, "-ep", "1", "-mti", "1")) == 0
     ckpt = load(out / "checkpoint.pth.tar")

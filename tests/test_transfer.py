@@ -1,6 +1,7 @@
-"""Transfer of a trained torchvision baseline into its anti-aliased counterpart."""
+"""A trained baseline's weights in its anti-aliased conversion: load_baseline, init_from_baseline, by-role pairing."""
 from __future__ import annotations
 
+import copy
 import urllib.error
 
 import pytest
@@ -9,9 +10,10 @@ import torchvision
 from torch import nn
 
 from antialiased.errors import ModelError, WeightsError
-from antialiased.layers import binomial_filter
-from antialiased.models import create_model
-from antialiased.models.transfer import blur_keys, copy_params_buffers, init_from_baseline
+from antialiased.layers import BlurPool, binomial_filter
+from antialiased.models import create_model, init_from_baseline, load_baseline
+from antialiased.models.antialias import INSERTED, METHODS, Method, Rewrite, antialias
+from antialiased.models.transfer import copy_params_buffers, inserted_keys
 
 
 def randomized(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -29,37 +31,33 @@ def randomized(model: nn.Module, seed: int = 0) -> nn.Module:
     return model
 
 
-@pytest.mark.parametrize("arch,filter_size", [("resnet18", 4), ("densenet121", 3), ("mobilenet_v2", 5)])
-def test_every_tensor_lands_on_its_counterpart(arch, filter_size):
+def _assert_same(a: dict, b: dict) -> None:
+    assert list(a) == list(b)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.parametrize("arch,filter_size", [("resnet18", 4), ("densenet121", 3)])
+def test_the_papers_models_take_torchvisions_keys(arch, filter_size):
+    """The paper's models are torchvision's converted: the baseline's state dict loads as it is."""
     baseline = randomized(torchvision.models.get_model(arch, num_classes=10))
-    model = create_model(f"{arch}_lpf{filter_size}", num_classes=10)
-    pairs = copy_params_buffers(baseline, model)
-
-    source, dest = baseline.state_dict(), model.state_dict()
-    filters = blur_keys(model)
-    assert filters and all(k.endswith(".filt") for k in filters)
-    # Every baseline entry was used exactly once, and every non-filter entry of the model written.
-    assert sorted(pairs.values()) == sorted(source)
-    assert set(pairs) == set(dest) - filters
-    for dst_key, src_key in pairs.items():
-        assert dst_key.rsplit(".", 1)[-1] == src_key.rsplit(".", 1)[-1]
-        assert torch.equal(dest[dst_key], source[src_key]), f"{src_key} -> {dst_key}"
-    # Blur filters are untouched.
-    for key in filters:
-        torch.testing.assert_close(dest[key][0, 0], binomial_filter(filter_size))
+    model = load_baseline(create_model(f"{arch}_lpf{filter_size}", num_classes=10), baseline.state_dict())
+    _assert_same(model.state_dict(), baseline.state_dict())
+    blurs = [m for m in model.modules() if isinstance(m, BlurPool)]
+    assert blurs and all(getattr(m, INSERTED) for m in blurs) and inserted_keys(model) == set()
+    for blur in blurs:  # fixed filters: not saved, not touched
+        torch.testing.assert_close(blur.filt[0, 0], binomial_filter(filter_size))
 
 
-def test_role_mapping_follows_inserted_blur_layers():
-    baseline = torchvision.models.mobilenet_v2(num_classes=10)
-    pairs = copy_params_buffers(baseline, create_model("mobilenet_v2_lpf4", num_classes=10))
-    assert pairs["classifier.0.weight"] == "classifier.1.weight"
-    # stride-2 block: [expand, depthwise, BlurPool, project, bn] -> project conv moves from 2 to 3
-    assert pairs["features.2.conv.3.weight"] == "features.2.conv.2.weight"
-    assert pairs["features.2.conv.4.running_var"] == "features.2.conv.3.running_var"
-    pairs = copy_params_buffers(torchvision.models.resnet18(), create_model("resnet18_lpf2"))
-    assert pairs["layer2.0.conv2.1.weight"] == "layer2.0.conv2.weight"
-    assert pairs["layer2.0.downsample.1.weight"] == "layer2.0.downsample.0.weight"
-    assert pairs["layer2.0.downsample.2.num_batches_tracked"] == "layer2.0.downsample.1.num_batches_tracked"
+def test_mobilenet_v2s_single_linear_classifier_takes_torchvisions_classifier():
+    baseline = randomized(torchvision.models.mobilenet_v2(num_classes=10))
+    model = load_baseline(create_model("mobilenet_v2_lpf5", num_classes=10), baseline.state_dict())
+    assert torch.equal(model.classifier[0].weight, baseline.classifier[1].weight)
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in baseline.state_dict().items() if not k.startswith("classifier"))
+    pairs = copy_params_buffers(baseline, create_model("mobilenet_v2_lpf4", num_classes=10))  # by role, the same
+    assert pairs["classifier.0.weight"] == "classifier.1.weight" and pairs["features.2.conv.2.weight"] == \
+        "features.2.conv.2.weight"
 
 
 @pytest.mark.parametrize("arch,size", [("vgg11_bn", (65, 70)), ("alexnet", (99, 103)), ("mobilenet_v2", (45, 64))])
@@ -71,8 +69,7 @@ def test_filter_size_one_reproduces_baseline(arch, size):
     padded) nor DenseNet (transitions average-pool), so those are not tested here."""
     torch.manual_seed(0)
     baseline = randomized(torchvision.models.get_model(arch, num_classes=10)).eval()
-    model = create_model(f"{arch}_lpf1", num_classes=10).eval()
-    copy_params_buffers(baseline, model)
+    model = load_baseline(create_model(f"{arch}_lpf1", num_classes=10), baseline.state_dict()).eval()
     x = torch.randn(2, 3, *size)
     with torch.no_grad():
         expected = baseline(x)
@@ -83,8 +80,7 @@ def test_filter_size_one_reproduces_baseline(arch, size):
 def test_filter_size_one_differs_for_resnet():
     torch.manual_seed(0)
     baseline = randomized(torchvision.models.resnet18(num_classes=10)).eval()
-    model = create_model("resnet18_lpf1", num_classes=10).eval()
-    copy_params_buffers(baseline, model)
+    model = load_baseline(create_model("resnet18_lpf1", num_classes=10), baseline.state_dict()).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         def stem(net):
@@ -97,11 +93,75 @@ def test_filter_size_one_differs_for_resnet():
         torch.testing.assert_close(model(x), baseline(x), rtol=1e-4, atol=1e-5)
 
 
-def test_mismatched_architectures_raise():
+def test_load_baseline_is_strict_about_everything_else():
+    baseline = torchvision.models.resnet18(num_classes=10).state_dict()
+    model = create_model("resnet18_lpf3", num_classes=10)
+    with pytest.raises(WeightsError, match=r"1 unexpected key \(in the file, not in the model\): extra"):
+        load_baseline(model, {**baseline, "extra": torch.zeros(1)})
+    missing = {k: v for k, v in baseline.items() if k != "fc.bias"}
+    with pytest.raises(WeightsError, match=r"1 missing key \(in the model, not in the file\): fc.bias"):
+        load_baseline(model, missing)
+    with pytest.raises(WeightsError, match="only the classifier differs.*num_classes=1000"):
+        load_baseline(model, torchvision.models.resnet18().state_dict())
+    with pytest.raises(WeightsError, match="num_classes"):
+        copy_params_buffers(torchvision.models.resnet18(num_classes=10), create_model("resnet18_lpf4"))
     with pytest.raises(WeightsError, match="not the same architecture"):
         copy_params_buffers(torchvision.models.resnet18(), create_model("resnet34_lpf4"))
-    with pytest.raises(ValueError, match=r"'fc.weight' \(10, 512\) does not match .*'fc.weight' \(1000, 512\)"):
-        copy_params_buffers(torchvision.models.resnet18(num_classes=10), create_model("resnet18_lpf4"))
+
+
+# --- a learned method's inserted layers: the protocol load_baseline follows ----------------------------
+
+
+class LearnedBlur(nn.Module):
+    """A depthwise 3x3 conv that subsamples, meant to start as the binomial blur (a learned method's layer)."""
+
+    def __init__(self, channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride, 1, groups=channels, bias=False)
+        self.starts = 0
+
+    def init_from_baseline(self) -> None:
+        with torch.no_grad():
+            self.conv.weight.copy_(binomial_filter(3).expand_as(self.conv.weight))
+        self.starts += 1
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def _learned(site, ctx):
+    return Rewrite(stride=(1, 1), after=(LearnedBlur(site.out_channels, site.factor),), after_followers=True)
+
+
+@pytest.fixture
+def learned_method(monkeypatch):
+    monkeypatch.setitem(METHODS, "learned-test", Method("learned-test", "a test method with learned layers",
+                                                        {"conv": _learned}))
+    return "learned-test"
+
+
+def test_learned_layers_are_the_only_missing_keys_and_start_their_own_way(learned_method):
+    baseline = randomized(torchvision.models.resnet18(num_classes=4))
+    model = antialias(torchvision.models.resnet18(num_classes=4), method=learned_method)
+    layers = [m for m in model.modules() if isinstance(m, LearnedBlur)]
+    assert layers and all(getattr(m, INSERTED) for m in layers)
+    learned = inserted_keys(model)
+    assert learned and all(k.endswith("conv.weight") for k in learned) and not learned & set(baseline.state_dict())
+    assert set(model.state_dict()) == set(baseline.state_dict()) | learned
+
+    load_baseline(model, baseline.state_dict())
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in baseline.state_dict().items())
+    assert all(m.starts == 1 for m in layers)
+    assert all(torch.equal(m.conv.weight[0, 0], binomial_filter(3)) for m in layers)
+
+    with pytest.raises(WeightsError, match="already holds entries of the layers antialias\\(\\) inserted"):
+        load_baseline(model, model.state_dict())  # an anti-aliased checkpoint is not a baseline's
+    with pytest.raises(WeightsError, match="missing key"):
+        load_baseline(model, {k: v for k, v in baseline.state_dict().items() if k != "conv1.weight"})
+
+
+# --- init_from_baseline ----------------------------------------------------------------------------
 
 
 def test_init_from_baseline_sources(tmp_path):
@@ -112,10 +172,10 @@ def test_init_from_baseline_sources(tmp_path):
     from_file = init_from_baseline("resnet18_lpf3", baseline_weights=path, num_classes=3)
     from_dict = init_from_baseline("resnet18_lpf3", baseline_weights=baseline.state_dict(), num_classes=3)
     from_file_classes = init_from_baseline("resnet18_lpf3", baseline_weights=path)  # num_classes: the baseline's
-    for model in (from_module, from_file, from_dict, from_file_classes):
+    from_dict_classes = init_from_baseline("resnet18_lpf3", baseline_weights=baseline.state_dict())
+    for model in (from_module, from_file, from_dict, from_file_classes, from_dict_classes):
         assert model.maxpool[1].filt.shape == (64, 1, 3, 3) and model.fc.out_features == 3
-        assert torch.equal(model.layer4[0].conv2[1].weight, baseline.layer4[0].conv2.weight)
-        assert torch.equal(model.layer4[0].downsample[2].running_var, baseline.layer4[0].downsample[1].running_var)
+        _assert_same(model.state_dict(), baseline.state_dict())
         assert model.weights_info.kind == "baseline" and model.model_spec.name == "resnet18_lpf3"
     assert from_file.weights_info.label == f"baseline:file:{path}"
     assert from_file.weights_info.baseline.label == f"file:{path}" and from_file.weights_info.num_classes == 3
@@ -123,6 +183,8 @@ def test_init_from_baseline_sources(tmp_path):
     assert from_module.weights_info.label == "baseline:memory:module"
     made_here = create_model("resnet18", weights=path)  # a model made by create_model carries its record
     assert init_from_baseline("resnet18_lpf2", baseline_weights=made_here).weights_info.label == f"baseline:file:{path}"
+    before = copy.deepcopy(baseline.state_dict())
+    _assert_same(baseline.state_dict(), before)  # the module handed over was read, not changed
 
 
 def test_init_from_baseline_errors(tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ import logging
 import sys
 from typing import Sequence
 
+from antialiased.cli._names import resolve_names
 from antialiased.cli.invariance_args import (add_invariance_options, invariance_options_from_args,
                                              segmentation_options_from_args)
 from antialiased.data import default_workers
@@ -121,6 +122,7 @@ def audit_config(args: argparse.Namespace) -> AuditConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the audit; the package's errors are turned into one line and exit 2 by the caller."""
     args = get_args_parser().parse_args(argv)
+    resolve_names(model.partition("=")[0] for model in args.models)  # first thing: before any folder is read
     if args.digits < 0:
         args.digits = 0
     if not logging.getLogger().handlers:

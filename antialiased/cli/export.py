@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from antialiased.cli._errors import TRACEBACK_ENV
+from antialiased.cli._names import resolve_names
 from antialiased.errors import AntialiasedError, ConfigError
 from antialiased.export import FORMATS, VerificationError, VerifySettings, check_export, export_model, load_model
 from antialiased.export.metadata import input_size_for
@@ -75,6 +76,7 @@ def _verify_settings(args: argparse.Namespace) -> VerifySettings | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    resolve_names([args.arch], args.aa_method)  # first thing: a bad name fails before any file is read or written
     verify = _verify_settings(args)
     opset = check_export(args.out, format=args.format, opset=args.opset, input_size=args.input_size or 224,
                          static_batch=args.static_batch, force=args.force, verify=verify is not None)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from antialiased.models import ModelSpec, get_model_spec, list_models
-from antialiased.models._timm import has_pretrained
+from antialiased.errors import AntialiasedError
+from antialiased.models import ModelSpec, get_family, get_model_spec, list_models
 from antialiased.models.weights import PUBLISHED_WEIGHTS
 
 __all__ = ["get_args_parser", "model_rows", "main"]
@@ -15,9 +15,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="antialiased models",
         description="List model names for create_model() / -a ARCH: '<arch>' is the baseline, '<arch>_lpf<N>' "
-        "the anti-aliased model with an N-tap blur filter. The paper's 23 architectures are built in its layout "
-        "(published weights); every other torchvision classifier, and timm's models as 'timm/<name>' and "
-        "'timm/<name>_lpf<N>', are the baseline converted by antialias() (--aa-method picks the method). "
+        "the anti-aliased model with an N-tap blur filter: the baseline converted by antialias() (--aa-method picks "
+        "the method). The paper's 23 architectures have its published weights; every other torchvision classifier, "
+        "and timm's models as 'timm/<name>' and 'timm/<name>_lpf<N>', start from their baseline's. "
         "Weights column: published file names, 'torchvision' or 'timm' (the baseline's own), "
         "'baseline:torchvision' or 'baseline:timm' (the baseline's weights in the converted model, to fine-tune).",
     )
@@ -39,12 +39,18 @@ def _published_by_model() -> dict[str, list[str]]:
 
 
 def _weights_text(spec: ModelSpec, published: dict[str, list[str]]) -> str:
-    """What ``create_model(name, pretrained=True)`` loads, in a few words ('' where nothing)."""
-    if spec.source == "paper":
-        return "torchvision" if not spec.antialiased else ", ".join(published.get(spec.name, []))
-    if spec.source == "timm" and not has_pretrained(spec.arch):
+    """What ``create_model(name, pretrained=True)`` loads, in a few words ('' where nothing), as the family says."""
+    source = get_family(spec.family).weights
+    try:
+        info = None if source is None else source.resolve(spec)
+        if info is None and spec.antialiased and source is not None:  # it starts from its baseline's
+            base = source.resolve(spec.baseline())
+            return "" if base is None else f"baseline:{base.kind}"
+    except AntialiasedError:  # no such file, no pretrained tag: nothing to download
         return ""
-    return spec.source if not spec.antialiased else f"baseline:{spec.source}"
+    if info is None:
+        return ""
+    return ", ".join(published.get(spec.name, [])) if info.kind == "published" else info.kind
 
 
 def model_rows(patterns: Sequence[str] = (), exclude: Sequence[str] = (), pretrained: bool = False) -> list[tuple[str, str]]:

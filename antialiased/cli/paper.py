@@ -27,6 +27,7 @@ import sys
 from typing import Sequence
 
 from antialiased.cli._errors import user_errors
+from antialiased.cli._names import resolve_names
 from antialiased.cli.common_args import add_common_args
 from antialiased.cli.eval_args import add_eval_args, wants_evaluation
 from antialiased.cli.evaluate import run_evaluation
@@ -100,6 +101,7 @@ def main(argv: Sequence[str] | None = None, mode: str | None = None) -> int:
 def _main(argv: Sequence[str] | None, mode: str | None, prog: str) -> int:
     parser = get_args_parser(prog=prog)
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    resolve_names([args.arch], args.aa_method)  # first thing: a bad name fails before any folder is read
     if mode == "eval" and not wants_evaluation(args):
         args.evaluate = True
     if mode == "train" and wants_evaluation(args):

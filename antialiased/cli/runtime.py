@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -58,11 +59,11 @@ def _model_problems(archs: Sequence[str], filter_sizes: Sequence[int]) -> list[s
             continue
         if spec.filter_size is not None:
             problems.append(f"--archs takes baseline names: {arch!r} is anti-aliased; give "
-                            f"{arch.rsplit('_lpf', 1)[0]!r} (--filter-sizes picks the _lpfN variants timed beside it)")
+                            f"{spec.baseline().name!r} (--filter-sizes picks the _lpfN variants timed beside it)")
             continue
         for fs in filter_sizes:
             try:
-                get_model_spec(f"{arch}_lpf{fs}")
+                get_model_spec(dataclasses.replace(spec, filter_size=fs))
             except AntialiasedError as exc:  # a filter size out of range, a model antialias() refuses
                 problems.append(str(exc))
     return problems

@@ -21,6 +21,7 @@ from antialiased.data import (IMAGENET_MEAN, IMAGENET_STD, Preprocessing, defaul
                               settle_preprocessing)
 from antialiased.errors import ConfigError
 from antialiased.evaluation.invariance import InvarianceOptions
+from antialiased.models import get_model_spec
 from antialiased.models.weights_info import file_info
 from antialiased.support.checkpoints import read_weights_file
 from antialiased.evaluation.segmentation_settings import SegmentationOptions
@@ -54,6 +55,7 @@ class ModelSource:
     aa_method: str | None = None
 
     def validate(self) -> None:
+        get_model_spec(self.name, method=self.aa_method)  # an unknown name fails first, with the closest names
         if sum([bool(self.pretrained), bool(self.weights), bool(self.checkpoint)]) > 1:
             raise ConfigError("give only one of --pretrained, --weights PATH and --resume PATH")
 

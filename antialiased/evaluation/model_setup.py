@@ -12,40 +12,57 @@ from torch import nn
 
 from antialiased.errors import DataError
 from antialiased.evaluation.config import ModelSource
-from antialiased.models import create_model
+from antialiased.models import ModelSpec, WeightsSpec, get_model_spec, load_model as build, model_identity
 from antialiased.models.weights import IMAGENET_CATEGORIES
 from antialiased.models.weights_info import WeightsInfo
+from antialiased.support.class_lists import class_difference, format_classes
 
-__all__ = ["load_model", "model_identity", "wrap_for_devices", "check_model_classes", "check_class_identity"]
+__all__ = ["model_spec", "weights_spec", "load_model", "result_identity", "wrap_for_devices", "check_model_classes",
+           "check_class_identity"]
 
 log = logging.getLogger(__name__)
 
 
-def load_model(source: ModelSource, num_classes: int) -> nn.Module:
-    """The model of ``source`` with its weights, built by one :func:`~antialiased.models.create_model` call.
+def model_spec(source: ModelSource) -> ModelSpec:
+    """The spec of ``source``'s name and method (raises :class:`~antialiased.errors.ModelError` with close matches)."""
+    return get_model_spec(source.name, method=source.aa_method)
+
+
+def weights_spec(source: ModelSource) -> WeightsSpec:
+    """Which weights ``source`` asks for (at most one of --pretrained, --weights, --resume; none: random)."""
+    source.validate()
+    path = source.weights or source.checkpoint or None
+    if source.pretrained:
+        return WeightsSpec.pretrained(source.force_nonfinetuned)
+    return WeightsSpec.file(path) if path else WeightsSpec.random()
+
+
+def load_model(source: ModelSource, num_classes: int | None) -> nn.Module:
+    """The model of ``source`` with its weights, from the one loader (:func:`antialiased.models.load_model`).
 
     The model carries ``model_spec`` and ``weights_info`` (where its weights came from). ``num_classes``
-    (the dataset's) sizes a randomly initialized model; a weights file or checkpoint keeps its own
-    classifier size (a mismatch with the data is reported next, naming both).
+    (the dataset's; None: the model's default) sizes a randomly initialized model; a weights file or
+    checkpoint keeps its own classifier size (a mismatch with the data is reported next, naming both).
 
     Raises:
         ModelError, WeightsError, CheckpointError, MissingFileError, DownloadError: with the fix.
     """
-    source.validate()
-    path = source.weights or source.checkpoint or None
-    if source.pretrained or path:
-        return create_model(source.name, pretrained=source.pretrained, weights=path,
-                             force_nonfinetuned=source.force_nonfinetuned, aa_method=source.aa_method)
-    warnings.warn(f"no weights given (--pretrained, --weights or --resume): evaluating a randomly initialized "
-                  f"{source.name} with {num_classes} outputs", stacklevel=2)
-    return create_model(source.name, num_classes=num_classes, aa_method=source.aa_method)
+    weights = weights_spec(source)
+    kwargs = {}
+    if weights.kind == "random":
+        outputs = "its default classes" if num_classes is None else f"{num_classes} outputs"
+        warnings.warn(f"no weights given (--pretrained, --weights or --resume): evaluating a randomly initialized "
+                      f"{source.name} with {outputs}", stacklevel=2)
+        kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    return build(model_spec(source), weights, **kwargs)
 
 
-def model_identity(model: nn.Module) -> dict[str, Any]:
-    """What result files record about the model (read from ``model.model_spec`` and ``model.weights_info``)."""
+def result_identity(model: nn.Module) -> dict[str, Any]:
+    """What result files record about the model: its name, architecture, filter size and weights label, and
+    its records (:func:`~antialiased.models.model_identity`)."""
     spec, info = model.model_spec, model.weights_info
     return {"model": spec.name, "arch": spec.arch, "filter_size": spec.filter_size, "weights": info.label,
-            "model_spec": spec.to_dict(), "weights_info": info.to_dict()}
+            **model_identity(model)}
 
 
 def wrap_for_devices(model: nn.Module, device: torch.device, *, data_parallel: bool, channels_last: bool,
@@ -88,23 +105,6 @@ def check_model_classes(model: nn.Module, num_classes: int, crop_size: int, devi
 WNID = re.compile(r"n\d{8}")  # a WordNet id, ImageNet's class folder name
 
 
-def _names(classes: Sequence[str], limit: int = 12) -> str:
-    if len(classes) <= limit:
-        return repr(list(classes))
-    return "[" + ", ".join(map(repr, classes[:limit - 2])) + f", ... ({len(classes)} in all)]"
-
-
-def _differences(recorded: list[str], classes: list[str]) -> str:
-    if sorted(recorded) == sorted(classes):
-        first = next(i for i, (a, b) in enumerate(zip(recorded, classes)) if a != b)
-        return (f"the same classes in another order: output {first} is {recorded[first]!r}, the data's class "
-                f"{first} is {classes[first]!r}")
-    known, present = set(recorded), set(classes)
-    parts = [f"only in the data: {_names([c for c in classes if c not in known])}" if present - known else "",
-             f"only in the model: {_names([c for c in recorded if c not in present])}" if known - present else ""]
-    return "; ".join(p for p in parts if p)
-
-
 def _check_recorded(info: WeightsInfo, classes: list[str], where: str, class_list: str | None) -> None:
     recorded = list(info.classes or ())
     if info.classes is None or recorded == classes:
@@ -112,8 +112,9 @@ def _check_recorded(info: WeightsInfo, classes: list[str], where: str, class_lis
     trained_on = info.recorded.get("data")
     folder = f" (data folder {trained_on})" if trained_on else ""
     evaluated = f"{where} with --class-list {class_list}" if class_list else where
-    raise DataError(f"the weights {info.label} were trained on {len(recorded)} classes {_names(recorded)}{folder}, "
-                    f"but {evaluated} has {len(classes)} classes {_names(classes)}: {_differences(recorded, classes)}. "
+    raise DataError(f"the weights {info.label} were trained on {len(recorded)} classes {format_classes(recorded)}"
+                    f"{folder}, but {evaluated} has {len(classes)} classes {format_classes(classes)}: "
+                    f"{class_difference(recorded, classes)}. "
                     f"Evaluate on data with these class folders (--data), pass --class-list FILE naming the "
                     f"model's classes in this order (one per line), or give the weights trained on these classes")
 

@@ -195,8 +195,12 @@ def resolve_protocols(names: Sequence[str], task: str) -> tuple[str, ...]:
 
 
 def audit_protocols(task: str = "classification") -> tuple[str, ...]:
-    """The protocols the audit runs by default for ``task``, in report order."""
-    return tuple(name for name, p in PROTOCOLS.items() if p.audit and task in p.tasks)
+    """The protocols the audit runs by default for ``task``, in report order: the flags' order (as the flags
+    print their results), then those without a flag."""
+    flags = protocol_flags()
+    chosen = [(name, p) for name, p in PROTOCOLS.items() if p.audit and task in p.tasks]
+    rank = {name: flags.index(p.flag) if p.flag in flags else len(flags) for name, p in chosen}
+    return tuple(sorted(rank, key=lambda name: rank[name]))  # stable: registry order within a rank
 
 
 def protocol_aliases() -> dict[str, str]:

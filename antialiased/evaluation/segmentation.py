@@ -8,6 +8,7 @@ left out rather than counted as 0 or NaN).
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Sequence
 
 import numpy as np
@@ -26,6 +27,8 @@ __all__ = ["SegmentationTask", "confusion_matrix", "class_counts", "segmentation
            "miou_intervals", "PROBE_SIZE"]
 
 PROBE_SIZE = 64  # the zero image that shows a model's output form and class count
+
+log = logging.getLogger("antialiased.eval")
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -154,8 +157,14 @@ class SegmentationTask(Task):
     def open_data(self, config: Any, scorers: Sequence[Any]) -> TaskData:
         seg = config.segmentation
         seg.validate()
+        if config.data.fast_decode:
+            raise ConfigError("--fast-decode decodes JPEGs at a reduced scale, but a mask must match its image's "
+                              "full size: drop --fast-decode for segmentation models")
         names = read_class_list(config.data.class_list)
-        dataset = SegmentationDataset(config.data.root, size=seg.size, strict=config.data.strict, class_names=names)
+        dataset = SegmentationDataset(config.data.root, split=config.data.val_split or "val", size=seg.size,
+                                      strict=config.data.strict, class_names=names)
+        log.info("segmentation: one image per loader batch and forward pass (images differ in size, as "
+                 "torchvision's reference evaluates them); -b does not apply")
         settings = {"batch_size": 1, "seg_size": seg.size, "crop_size": seg.crop_size, "view_multiple": seg.multiple,
                     "interior_border": seg.border, "max_shift": config.data.max_shift, **dataset.describe()}
         return TaskData(dataset, dataset.folder, None, settings, loader_batch=1)

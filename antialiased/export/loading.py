@@ -1,14 +1,13 @@
-"""Build the model to export from a registry name and one source of weights."""
+"""The model to export: a registry name and one source of weights, through the one loader."""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from torch import nn
 
-from antialiased.errors import AntialiasedError, ConfigError, ModelError
-from antialiased.models import create_model
+from antialiased.errors import ConfigError
+from antialiased.models import WeightsSpec, get_model_spec, load_model as build
 from antialiased.support.checkpoints import check_arch, load_checkpoint
 
 __all__ = ["LoadedModel", "load_model"]
@@ -23,17 +22,22 @@ class LoadedModel:
     weights_source: str
 
 
-def _pretrained_source(model: nn.Module, name: str) -> str:
-    # The record the registry attaches to the model names the weights it resolved, e.g.
-    # 'published:resnet50_lpf4_finetune' or 'torchvision:IMAGENET1K_V1'.
-    label = getattr(getattr(model, "weights_info", None), "label", None)
-    return f"pretrained {label}" if isinstance(label, str) and label else f"pretrained weights of {name}"
+def _weights_source(model: nn.Module) -> str:
+    """Where the weights came from, for the metadata, read from the record the loader attached."""
+    info = model.weights_info
+    if info.kind == "checkpoint":
+        epoch = info.recorded.get("epoch")
+        return f"checkpoint {info.path}" + (f" (epoch {epoch})" if isinstance(epoch, int) else "")
+    if info.kind == "file":
+        return f"file {info.path}"
+    # e.g. 'published:resnet50_lpf4_finetune', 'torchvision:IMAGENET1K_V1', 'baseline:timm:...'
+    return "random initialization" if info.kind == "random" else f"pretrained {info.label}"
 
 
 def load_model(name: str, *, pretrained: bool = False, weights: str | os.PathLike | None = None,
                checkpoint: str | os.PathLike | None = None, num_classes: int | None = None,
                aa_method: str | None = None) -> LoadedModel:
-    """``create_model(name)`` with at most one source of weights, in eval mode.
+    """The model to export: :func:`antialiased.models.load_model` with at most one source of weights, in eval mode.
 
     Args:
         name: any name :func:`antialiased.create_model` knows.
@@ -41,7 +45,7 @@ def load_model(name: str, *, pretrained: bool = False, weights: str | os.PathLik
         weights: a local weights file or training checkpoint (strict loading).
         checkpoint: a training checkpoint (``--resume``); its recorded architecture must be ``name``.
         num_classes: build the classifier with this many outputs (default: the model's own, or
-            the weights file's where the registry reads it from the file).
+            the weights file's).
         aa_method: the anti-aliasing method of an ``_lpf<N>`` name (as ``create_model``).
 
     Raises:
@@ -58,25 +62,10 @@ def load_model(name: str, *, pretrained: bool = False, weights: str | os.PathLik
                                       ("--resume", checkpoint)) if value]
     if len(given) > 1:
         raise ConfigError(f"give one source of weights, not {' and '.join(given)}")
-    kwargs = {} if num_classes is None else {"num_classes": num_classes}
-    epoch = None
+    spec = get_model_spec(name, method=aa_method)
     if checkpoint is not None:  # its recorded architecture first: a clearer error than unfit keys
-        state = load_checkpoint(checkpoint)
-        check_arch(state, name, str(checkpoint))
-        epoch = state.get("epoch")
-    try:
-        model = create_model(name, pretrained=pretrained, weights=weights or checkpoint, aa_method=aa_method,
-                             **kwargs)
-    except AntialiasedError:
-        raise
-    except ValueError as exc:  # the registry's unknown names and argument errors, as ModelError
-        raise ModelError(str(exc)) from exc
-    if checkpoint is not None:
-        source = f"checkpoint {Path(checkpoint)}" + (f" (epoch {epoch})" if isinstance(epoch, int) else "")
-    elif weights is not None:
-        source = f"file {Path(weights)}"
-    elif pretrained:
-        source = _pretrained_source(model, name)
-    else:
-        source = "random initialization"
-    return LoadedModel(model.eval(), name, source)
+        check_arch(load_checkpoint(checkpoint), name, str(checkpoint))
+    path = weights or checkpoint
+    choice = WeightsSpec.pretrained() if pretrained else WeightsSpec.file(path) if path else WeightsSpec.random()
+    model = build(spec, choice, **({} if num_classes is None else {"num_classes": num_classes}))
+    return LoadedModel(model.eval(), spec.name, _weights_source(model))

@@ -106,8 +106,8 @@ def blur_filter_sizes(model: nn.Module) -> list[int]:
 def antialiasing_of(model: nn.Module) -> tuple[str, str]:
     """``(source, method)``: where the model's architecture comes from and how it was anti-aliased.
 
-    Read from the spec the registry attaches (``model.model_spec``: source ``paper``, ``torchvision``
-    or ``timm``; method ``blurpool``, ``blur-first``, ``aps`` or ``aps-lpf``, ``none`` for a baseline);
+    Read from the spec the registry attaches (``model.model_spec``: its family ``paper``,
+    ``torchvision`` or ``timm``; method ``blurpool``, ``blur-first``, ``aps`` or ``aps-lpf``, ``none`` for a baseline);
     for a model converted by hand with :func:`~antialiased.models.antialias.antialias`, the method of
     its ``antialias_summary``; :data:`NOT_RECORDED` otherwise.
 
@@ -121,7 +121,7 @@ def antialiasing_of(model: nn.Module) -> tuple[str, str]:
     spec = getattr(model, "model_spec", None)
     if callable(getattr(spec, "to_dict", None)):
         record = spec.to_dict()
-        return str(record.get("source") or NOT_RECORDED), str(record.get("method") or "none")
+        return str(record.get("family") or record.get("source") or NOT_RECORDED), str(record.get("method") or "none")
     method = getattr(getattr(model, "antialias_summary", None), "method", None)
     return NOT_RECORDED, str(method) if isinstance(method, str) else NOT_RECORDED
 

@@ -1,58 +1,82 @@
 """Models by name: the paper's 23 anti-aliased architectures, every torchvision classifier, timm's models.
 
-``create_model('resnet50_lpf4')`` builds the paper's anti-aliased ResNet-50 (filter size 4);
-``create_model('resnet50')`` the torchvision baseline. ``antialiased.resnet50(filter_size=4)``
-is the published package's spelling of the same thing. Other torchvision models
-(``create_model('efficientnet_b0_lpf4')``) and timm's (``create_model('timm/resnet50d_lpf4')``)
-are their baselines converted by :func:`~antialiased.models.antialias.antialias`, with
-``aa_method=`` choosing the method. Every model made here carries ``model.model_spec``
-(:class:`ModelSpec`: what the name means) and ``model.weights_info`` (:class:`WeightsInfo`:
-which weights it holds).
+A name becomes a :class:`ModelSpec` once (:func:`get_model_spec`, the registry's one parser); the
+family that owns it builds the model and knows its weights (:mod:`~antialiased.models.families`);
+:func:`load_model` (``spec``, :class:`WeightsSpec`) is the one loader and :func:`create_model` its
+by-name front. ``create_model('resnet50_lpf4')`` is torchvision's ResNet-50 converted by
+:func:`antialias` with the paper's choices (its published weights with ``pretrained=True``);
+``antialiased.resnet50(filter_size=4)`` is the published package's spelling of the same thing.
+Every model made here carries ``model.model_spec`` and ``model.weights_info``.
 """
-# Importing it registers the paper's architectures (antialias() in the published layout); the names
-# are listed once, in antialias/_paper.py's table of the paper's choices.
-from antialiased.models import paper as _paper  # noqa: F401
-from antialiased.models.factory import create_model, get_model, paper_constructor
-
-# The sources after the paper's, in lookup order (importing registers them).
-from antialiased.models import converted as _converted  # noqa: F401, E402  (torchvision's models)
-from antialiased.models import _timm  # noqa: F401, E402  (timm/ names; timm is imported only when used)
+from antialiased.models import families  # noqa: F401  (registers the built-in families, in their order)
+from antialiased.models.antialias import AntialiasSummary, antialias
+from antialiased.models.constructors import (
+    alexnet,
+    densenet121,
+    densenet161,
+    densenet169,
+    densenet201,
+    mobilenet_v2,
+    paper_constructor,
+    resnet18,
+    resnet34,
+    resnet50,
+    resnet101,
+    resnet152,
+    resnext50_32x4d,
+    resnext101_32x8d,
+    vgg11,
+    vgg11_bn,
+    vgg13,
+    vgg13_bn,
+    vgg16,
+    vgg16_bn,
+    vgg19,
+    vgg19_bn,
+    wide_resnet50_2,
+    wide_resnet101_2,
+)
+from antialiased.models.loading import WeightsSpec, create_model, init_from_baseline, load_model
+from antialiased.models.paper import PAPER_ARCHS
 from antialiased.models.registry import (
+    ArchNames,
+    Family,
     ModelSpec,
+    WeightsSource,
+    get_family,
     get_model_spec,
     list_archs,
+    list_families,
     list_models,
-    list_sources,
-    parse_model_name,
+    register_family,
     register_model,
-    register_torchvision_family,
 )
-from antialiased.models.transfer import copy_params_buffers, init_from_baseline
-from antialiased.models.antialias import AntialiasSummary, antialias  # noqa: F401  (anti-alias any CNN)
-from antialiased.models.weights_info import WeightsInfo
-
-PAPER_ARCHS: tuple[str, ...] = tuple(list_archs())
-"""The paper's architectures, as :mod:`antialiased.models.paper` registered them."""
-
-# The paper's constructors: arch(pretrained=False, filter_size=4, **kwargs), e.g. antialiased.resnet50.
-globals().update({arch: paper_constructor(arch) for arch in PAPER_ARCHS})
+from antialiased.models.transfer import copy_params_buffers, load_baseline
+from antialiased.models.weights_info import WeightsInfo, model_identity
 
 __all__ = [
     "create_model",
-    "get_model",
+    "load_model",
+    "WeightsSpec",
     "get_model_spec",
+    "ModelSpec",
     "list_models",
     "list_archs",
-    "list_sources",
+    "list_families",
+    "get_family",
+    "register_family",
     "register_model",
-    "register_torchvision_family",
-    "parse_model_name",
-    "ModelSpec",
+    "Family",
+    "ArchNames",
+    "WeightsSource",
     "WeightsInfo",
-    "PAPER_ARCHS",
-    "copy_params_buffers",
+    "model_identity",
+    "load_baseline",
     "init_from_baseline",
+    "copy_params_buffers",
     "antialias",
     "AntialiasSummary",
+    "PAPER_ARCHS",
+    "paper_constructor",
     *PAPER_ARCHS,
 ]

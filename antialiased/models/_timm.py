@@ -1,10 +1,11 @@
-"""timm's models as ``timm/<name>`` and ``timm/<name>_lpf<N>``: the ``"timm"`` source (timm is optional).
+"""timm's models as ``timm/<name>`` and ``timm/<name>_lpf<N>``: the ``"timm"`` family (timm is optional).
 
 ``<name>`` is any of timm's model names, optionally with a pretrained tag (``timm/resnet50``,
 ``timm/resnet50.a1_in1k_lpf4``). The ``_lpf<N>`` names are timm's model converted by
 :func:`~antialiased.models.antialias.antialias` (same keys, so timm's pretrained weights load
-into them); timm's transformers are refused by ``antialias()`` when built. timm is imported only
-when a ``timm/`` name is used (importing it takes seconds); without it, a
+into them through :func:`~antialiased.models.transfer.load_baseline`); timm's transformers are
+refused by ``antialias()`` when built. timm is imported only when a ``timm/`` name is used
+(importing it takes seconds); without it, a
 :class:`~antialiased.errors.MissingDependencyError` gives the pip command.
 
 Pretrained weights that timm takes from a URL (torch hub's cache) are fetched first by
@@ -24,14 +25,13 @@ from torchvision.transforms._presets import ImageClassification
 
 from antialiased.errors import DownloadError, MissingDependencyError, ModelError, WeightsError
 from antialiased.models._torchvision import cached_file, hash_prefix
-from antialiased.models.antialias import METHODS
 from antialiased.models.converted import convert
-from antialiased.models.registry import ModelSpec, Source, register_source
+from antialiased.models.registry import ArchNames, Family, ModelSpec
 from antialiased.models.weights import WeightsDownloadError
+from antialiased.models.weights_info import WeightsInfo, timm_info
 from antialiased.support.downloads import fetch_to_cache
-from antialiased.models.weights_info import WeightsInfo, baseline_info, timm_info
 
-__all__ = ["TIMM_PREFIX", "TIMM_SOURCE", "has_pretrained", "import_timm"]
+__all__ = ["TIMM", "TIMM_PREFIX", "TimmWeights", "has_pretrained", "import_timm"]
 
 TIMM_PREFIX = "timm/"
 
@@ -85,15 +85,16 @@ def has_pretrained(arch: str) -> bool:
     return _pretrained_cfg(arch) is not None
 
 
-def _pretrained(spec: ModelSpec, force_nonfinetuned: bool = False) -> WeightsInfo:
+def _resolve(spec: ModelSpec) -> WeightsInfo | None:
+    if spec.antialiased:
+        return None  # timm's weights are the baseline's: the converted model starts from them
     cfg = _pretrained_cfg(spec.arch)
     if cfg is None:
         base = spec.arch.partition(".")[0]
         raise WeightsError(f"timm has no pretrained weights for {spec.arch!r} (timm.list_pretrained('{base}*') "
                            f"lists what exists); train it, or pass a local file with weights=PATH (--weights PATH)")
     name = f"{cfg.architecture}.{cfg.tag}" if cfg.tag else cfg.architecture
-    info = timm_info(name, cfg.num_classes, _eval_transforms(cfg))
-    return baseline_info(info) if spec.antialiased else info
+    return timm_info(name, cfg.num_classes, _eval_transforms(cfg))
 
 
 def _offline_advice(arch: str, cache: str) -> str:
@@ -142,7 +143,7 @@ def _prefetch(spec: ModelSpec, kwargs: dict, progress: bool) -> None:
 
 
 def _check_classes(spec: ModelSpec, info: WeightsInfo, kwargs: dict) -> None:
-    classes = (info.baseline or info).num_classes
+    classes = info.num_classes
     if classes and kwargs.get("num_classes", classes) != classes:
         raise WeightsError(
             f"timm's {spec.arch} weights have {classes} classes, not num_classes={kwargs['num_classes']}: leave "
@@ -150,21 +151,29 @@ def _check_classes(spec: ModelSpec, info: WeightsInfo, kwargs: dict) -> None:
             f"replace the classifier afterwards")
 
 
-def _load_pretrained(spec: ModelSpec, info: WeightsInfo, *, progress: bool = True, **kwargs) -> nn.Module:
+def _load(spec: ModelSpec, info: WeightsInfo, progress: bool, kwargs: dict) -> nn.Module:
     """timm's model with its pretrained weights (a URL's file fetched first; the Hugging Face hub's by timm)."""
     timm = import_timm()
     _check_classes(spec, info, kwargs)
     _prefetch(spec, kwargs, progress)
     try:
-        model = timm.create_model(spec.arch, pretrained=True, **kwargs)
+        return timm.create_model(spec.arch, pretrained=True, **kwargs)
     except OSError as err:  # URLError, Hugging Face's LocalEntryNotFoundError, ...: no network or no file
         raise _download_error(spec, err) from err
-    return convert(model, spec) if spec.antialiased else model
 
 
-TIMM_SOURCE = register_source(Source(
-    name="timm", prefix=TIMM_PREFIX, archs=lambda: import_timm().list_models(), has_baseline=lambda arch: True,
-    build=_build, pretrained=_pretrained, load_pretrained=_load_pretrained, method="blurpool",
-    methods=lambda: tuple(METHODS), has_arch=_has_arch, listed_by_default=False, convert=convert))
+class TimmWeights:
+    """The :class:`~antialiased.models.registry.WeightsSource` of timm's baselines: timm's pretrained
+    weights (the default tag, or the name's); anti-aliased names start from their baseline's."""
+
+    def resolve(self, spec: ModelSpec, force_nonfinetuned: bool = False) -> WeightsInfo | None:
+        return _resolve(spec)
+
+    def load(self, spec: ModelSpec, info: WeightsInfo, *, progress: bool = True, **kwargs) -> nn.Module:
+        return _load(spec, info, progress, kwargs)
+
+
+TIMM = Family(name="timm", prefix=TIMM_PREFIX, build=_build, weights=TimmWeights(),
+              names=ArchNames(archs=lambda: import_timm().list_models(), contains=_has_arch, listed_by_default=False))
 """timm's models (``timm/`` names); listed by :func:`~antialiased.models.list_models` only for
 patterns starting with ``timm/``."""

@@ -1,95 +1,295 @@
-"""The architectures, the grammar of model names, and :class:`ModelSpec`: a name resolved once.
+"""Model names: one grammar, one table of families, one :class:`ModelSpec` per name.
 
-A model name is ``[<prefix>]<arch>`` (the baseline, without blur) or ``[<prefix>]<arch>_lpf<N>``
-(anti-aliased with an ``N``-tap blur filter, N = 1..7). Which architectures exist and what a name
-builds is decided by a small table of :class:`Source` records, looked up in this order:
+A model name is ``<prefix><arch>`` (the baseline, without blur) or ``<prefix><arch>_lpf<N>``
+(anti-aliased with an ``N``-tap blur filter). A :class:`Family` answers names: it lists its
+architectures, builds their models and knows their pretrained weights. Families are rows of one
+ordered table; the built-in rows (the paper's 23 architectures, torchvision's other classifiers,
+timm's models) are listed in :data:`antialiased.models.families.FAMILIES`, and the first row that
+answers a name owns it.
 
-- ``"paper"`` (:mod:`antialiased.models.factory`): the paper's 23 architectures in its published
-  module layout (their families register here through :func:`register_torchvision_family` or
-  :func:`register_model`), and their torchvision baselines;
-- ``"torchvision"`` (:mod:`antialiased.models.converted`): every other torchvision classification
-  model, anti-aliased by :func:`~antialiased.models.antialias.antialias` with any of its methods
-  (and the paper's architectures too, for methods other than the paper's ``"blurpool"``);
-- ``"timm"`` (:mod:`antialiased.models._timm`): ``timm/<name>`` and ``timm/<name>_lpf<N>``, when
-  timm is installed.
+The path of a name, parsed once and formatted by one function:
 
-:func:`get_model_spec` turns a name (and optionally a method) into a frozen :class:`ModelSpec`
-(the only place names are parsed); everything downstream reads the spec.
+    >>> spec = get_model_spec("resnet50_lpf4")              # the only parser
+    >>> spec.family, spec.arch, spec.filter_size, spec.method
+    ('paper', 'resnet50', 4, 'blurpool')
+    >>> str(dataclasses.replace(spec, filter_size=3))        # the only formatter: spec.name
+    'resnet50_lpf3'
+
+``load_model(spec, weights)`` (:mod:`antialiased.models.loading`) then builds ``family.build(spec)``
+and fills it from ``family.weights``. The method and its options are spec fields (``aa_method=``,
+``--aa-method``), never part of the name.
+
+**Adding a family** is one registration: a :class:`Family` record, added to ``FAMILIES`` in
+``models/families.py`` (built-in) or passed to :func:`register_family` (anywhere). E.g.
+segmentation_models_pytorch as ``smp/<Arch>-<encoder>`` (``smp/Unet-resnet34_lpf4``)::
+
+    SMP = Family(
+        name="smp", prefix="smp/", task="segmentation",
+        names=ArchNames(archs=smp_archs, contains=is_smp_arch, listed_by_default=False),
+        build=lambda spec, **kwargs: convert(smp_model(spec.arch, **kwargs), spec),   # baseline or converted
+        weights=SmpWeights())   # a WeightsSource: resolve(spec, force) -> WeightsInfo | None; load(spec, info)
+
+``arch`` may hold any character (``-``, ``.``, ``/`` after the prefix); only a trailing
+``_lpf<N>`` is the filter size. Its pretrained-weights record is a :class:`WeightsSource`; files
+saved in another key layout are mapped on load by the model's own ``load_state_dict`` pre-hook
+(:mod:`antialiased.models.keymap`), installed by the family's builder.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
 import fnmatch
+import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-import torchvision
 from torch import nn
 
 from antialiased.errors import CheckpointError, ModelError
 from antialiased.layers import MAX_FILTER_SIZE
+from antialiased.models.antialias import METHODS, antialias
 
 __all__ = [
-    "ArchEntry",
+    "ArchNames",
+    "DEFAULT_METHOD",
+    "Family",
     "ModelSpec",
-    "Source",
-    "baseline_spec",
+    "TASKS",
+    "WeightsSource",
     "check_recorded_spec",
-    "get_arch",
+    "format_model_name",
+    "get_family",
     "get_model_spec",
-    "get_source",
     "list_archs",
+    "list_families",
     "list_models",
-    "list_sources",
-    "parse_model_name",
+    "method_filter_sizes",
+    "register_family",
     "register_model",
-    "register_source",
-    "register_torchvision_family",
-    "upgrade_keys",
 ]
 
-Builder = Callable[..., nn.Module]
-StateDictUpgrade = Callable[[dict], dict]
-Converter = Callable[..., nn.Module]
-FILTER_SIZES = range(1, MAX_FILTER_SIZE + 1)
+TASKS = ("classification", "segmentation")
+DEFAULT_METHOD = "blurpool"
+"""The method of an ``_lpf<N>`` name when none is given: the paper's."""
+_NAME = re.compile(r"^(?P<arch>.+?)(?:_lpf(?P<filter_size>0|[1-9]\d*))?$")
+# antialias()'s keyword options (pad_type, include_stem, ...): what ModelSpec.options may set
+AA_OPTIONS = tuple(p for p in inspect.signature(antialias).parameters if p not in ("model", "filter_size", "method"))
 
 
-# --------------------------------------------------------------------------- architectures
+def format_model_name(arch: str, filter_size: int | None = None, *, prefix: str = "") -> str:
+    """The grammar's one formatter, ``<prefix><arch>[_lpf<N>]`` (:attr:`ModelSpec.name` calls it).
+
+    Example:
+        >>> format_model_name("resnet50", 4), format_model_name("resnet50", prefix="timm/")
+        ('resnet50_lpf4', 'timm/resnet50')
+    """
+    return f"{prefix}{arch}" if filter_size is None else f"{prefix}{arch}_lpf{filter_size}"
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(_frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+# --------------------------------------------------------------------------- the spec
 
 
 @dataclass(frozen=True)
-class ArchEntry:
-    """One registered architecture.
+class ModelSpec:
+    """What a model name means, resolved once by :func:`get_model_spec`; everything below takes it.
 
     Attributes:
-        name: the architecture, e.g. ``resnet50``.
-        build: ``build(*, filter_size, **kwargs)`` returns the (untrained) anti-aliased model.
-        baseline: ``baseline(**kwargs)`` returns the (untrained) model without blur; None if the
-            architecture has none (then ``<arch>`` alone is not a model name).
-        upgrade_state_dict: renames older key spellings of weight files to the current layout.
+        family: the :class:`Family` that answers the name (``"paper"``, ``"torchvision"``, ``"timm"``).
+        arch: the architecture in the family, e.g. ``resnet50`` (timm's: its name, with a tag if given).
+        filter_size: taps of the blur filter; None for the baseline without blur.
+        method: the anti-aliasing method (``"blurpool"``: the paper's); None for a baseline.
+        options: ``antialias()`` keyword options, a sorted tuple of ``(key, value)`` pairs (a mapping
+            is accepted and sorted); empty for a baseline.
+        task: the family's task, ``"classification"`` or ``"segmentation"``.
+
+    :attr:`name` (also ``str(spec)``) is the canonical name, formatted from the fields: it stays
+    right after ``dataclasses.replace``. A baseline has no method or options (they are cleared);
+    an anti-aliased spec without a method gets :data:`DEFAULT_METHOD`.
+
+    Example:
+        >>> spec = get_model_spec("resnet50_lpf4")
+        >>> spec.name, spec.antialiased, spec.baseline().name
+        ('resnet50_lpf4', True, 'resnet50')
+        >>> spec.describe()
+        "'resnet50_lpf4' (paper, filter size 4, method blurpool)"
+    """
+
+    family: str
+    arch: str
+    filter_size: int | None = None
+    method: str | None = None
+    options: tuple[tuple[str, Any], ...] = ()
+    task: str = "classification"
+
+    def __post_init__(self) -> None:
+        options = self.options.items() if isinstance(self.options, Mapping) else (self.options or ())
+        options = tuple(sorted((str(key), _frozen(value)) for key, value in options))
+        if self.filter_size is None:
+            options, method = (), None
+        else:
+            method = self.method or DEFAULT_METHOD
+        object.__setattr__(self, "options", options)
+        object.__setattr__(self, "method", method)
+
+    @property
+    def name(self) -> str:
+        """The canonical model name, e.g. ``resnet50_lpf4`` or ``timm/resnet50``."""
+        return format_model_name(self.arch, self.filter_size, prefix=get_family(self.family).prefix)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def antialiased(self) -> bool:
+        """True for an anti-aliased model, False for a baseline."""
+        return self.filter_size is not None
+
+    def baseline(self) -> ModelSpec:
+        """The same architecture of the same family without blur."""
+        return dataclasses.replace(self, filter_size=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as a JSON-ready dict (result files, checkpoints), with its name."""
+        return {"name": self.name, "family": self.family, "arch": self.arch, "filter_size": self.filter_size,
+                "method": self.method, "options": dict(self.options), "task": self.task}
+
+    def describe(self) -> str:
+        """One line for messages: the name, its family, filter size, method and options."""
+        return _describe(self.to_dict())
+
+
+def _describe(record: Mapping[str, Any]) -> str:
+    family = record.get("family") or record.get("source")  # 'source': records written before families
+    if record.get("filter_size") is None:
+        return f"{record.get('name')!r} ({family}, baseline without blur)"
+    options = "".join(f", {k}={v!r}" for k, v in sorted(dict(record.get("options") or {}).items()))
+    return f"{record.get('name')!r} ({family}, filter size {record.get('filter_size')}, method " \
+           f"{record.get('method')}{options})"
+
+
+# --------------------------------------------------------------------------- families
+
+
+class WeightsSource(Protocol):
+    """A family's pretrained weights: what ``pretrained=True`` means for a spec, and loading them."""
+
+    def resolve(self, spec: ModelSpec, force_nonfinetuned: bool = False) -> Any:
+        """The :class:`~antialiased.models.weights_info.WeightsInfo` of ``spec``'s own weights (nothing
+        downloaded yet), or None: the spec has none of its own (an anti-aliased one then starts from its
+        baseline's, loaded by :func:`~antialiased.models.transfer.load_baseline`). Raises
+        :class:`~antialiased.errors.WeightsError` when the name promises weights that do not exist."""
+
+    def load(self, spec: ModelSpec, info: Any, *, progress: bool = True, **kwargs: Any) -> nn.Module:
+        """``spec``'s model (``kwargs`` go to the builder) holding the weights ``info`` describes."""
+
+
+def _always(arch: str) -> bool:
+    return True
+
+
+def _never(arch: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class ArchNames:
+    """The architectures a family answers to.
+
+    Attributes:
+        archs: returns them (called when listing: registries grow).
+        contains: a faster membership test than ``arch in archs()`` (e.g. timm's ``is_model``).
+        has_baseline: whether ``<prefix><arch>`` alone (no ``_lpf<N>``) is a model name.
+        cannot_convert: why ``arch`` has no ``_lpf<N>`` names (a vision transformer), or None.
+        listed_by_default: False for a large family (timm): :func:`list_models` lists it only for
+            include patterns that start with its prefix.
+    """
+
+    archs: Callable[[], Iterable[str]]
+    contains: Callable[[str], bool] | None = None
+    has_baseline: Callable[[str], bool] = _always
+    cannot_convert: Callable[[str], str | None] = _never
+    listed_by_default: bool = True
+
+    def __contains__(self, arch: str) -> bool:
+        return self.contains(arch) if self.contains is not None else arch in set(self.archs())
+
+
+@dataclass(frozen=True)
+class Family:
+    """One row of the name table: the names it answers, how it builds them, its weights.
+
+    Attributes:
+        name: recorded as :attr:`ModelSpec.family`.
+        names: the architectures (:class:`ArchNames`).
+        build: ``build(spec, **kwargs)`` returns the untrained model (the baseline when
+            ``spec.filter_size`` is None); ``kwargs`` are the architecture's (``num_classes``, ...).
+            Installs the model's key remapping, if the family has files of other layouts
+            (:func:`~antialiased.models.keymap.install_key_remap`).
+        weights: its pretrained weights (:class:`WeightsSource`); None if it has none.
+        prefix: every name of the family starts with it (``""``, ``"timm/"``).
+        task: ``"classification"`` or ``"segmentation"``.
+        methods: None when its models are converted by ``antialias()``: every registered method and
+            its keyword options apply. A tuple when its builder places the blur itself: the methods
+            it implements, and no options.
     """
 
     name: str
-    build: Builder
-    baseline: Builder | None = None
-    upgrade_state_dict: StateDictUpgrade | None = None
+    names: ArchNames
+    build: Callable[..., nn.Module]
+    weights: WeightsSource | None = None
+    prefix: str = ""
+    task: str = "classification"
+    methods: tuple[str, ...] | None = None
+
+    def accepted_methods(self) -> tuple[str, ...]:
+        """The methods its ``_lpf<N>`` names accept, sorted."""
+        return tuple(sorted(METHODS if self.methods is None else self.methods))
 
 
-_ARCHS: dict[str, ArchEntry] = {}
+_FAMILIES: dict[str, Family] = {}
 
 
-def register_model(
-    name: str | None = None, *, baseline: Builder | None = None, upgrade_state_dict: StateDictUpgrade | None = None
-) -> Callable[[Builder], Builder]:
-    """Register an anti-aliased builder under ``name`` (default: the function's name); the one way in.
+def register_family(family: Family) -> Family:
+    """Add ``family`` as the last row of the name table (a name is owned by the first row answering it)."""
+    if family.name in _FAMILIES:
+        raise ModelError(f"a model family named {family.name!r} is already registered")
+    if family.task not in TASKS:
+        raise ModelError(f"family {family.name!r}: task must be one of {', '.join(TASKS)}, got {family.task!r}")
+    _FAMILIES[family.name] = family
+    return family
 
-    The builder is called as ``builder(filter_size=N, **kwargs)``. Names are unique: registering
-    one twice is a :class:`~antialiased.errors.ModelError`, so two modules cannot silently shadow
-    each other. ``baseline`` (optional) builds the model without blur, named ``<name>``;
-    ``upgrade_state_dict`` (optional) rewrites legacy key names of weight files before loading.
+
+def get_family(name: str) -> Family:
+    """The registered :class:`Family` called ``name``."""
+    try:
+        return _FAMILIES[name]
+    except KeyError:
+        raise ModelError(f"unknown model family {name!r}; registered: {', '.join(_FAMILIES)}") from None
+
+
+def list_families() -> list[str]:
+    """The registered families, in lookup order."""
+    return list(_FAMILIES)
+
+
+def _answered(arch: str) -> Family | None:
+    """The prefix-less family that answers ``arch`` (names with a prefix cannot collide with it)."""
+    return next((f for f in _FAMILIES.values() if not f.prefix and arch in f.names), None)
+
+
+def register_model(name: str | None = None, *, baseline: Callable[..., nn.Module] | None = None
+                   ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register one architecture built by your own code, as a family of its own (decorator).
+
+    The builder is called as ``builder(filter_size=N, **kwargs)`` and places its blur layers itself
+    (method ``"blurpool"``); ``baseline(**kwargs)`` (optional) builds ``<name>`` without blur.
+    A name another family answers is refused.
 
     Example:
         >>> register_model("resnet18")(lambda **kwargs: nn.Identity())
@@ -98,220 +298,34 @@ def register_model(
         antialiased.errors.ModelError: a model named 'resnet18' is already registered; pick another name
     """
 
-    def wrapper(fn: Builder) -> Builder:
-        key = name or fn.__name__
-        if key in _ARCHS:
-            raise ModelError(f"a model named {key!r} is already registered; pick another name")
-        _ARCHS[key] = ArchEntry(key, fn, baseline, upgrade_state_dict)
-        return fn
+    def wrapper(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        arch = name or builder.__name__
+        if arch in _FAMILIES or _answered(arch) is not None:
+            raise ModelError(f"a model named {arch!r} is already registered; pick another name")
+
+        def build(spec: ModelSpec, **kwargs: Any) -> nn.Module:
+            return builder(filter_size=spec.filter_size, **kwargs) if spec.antialiased else baseline(**kwargs)
+
+        names = ArchNames(archs=lambda: [arch], has_baseline=lambda _: baseline is not None)
+        register_family(Family(name=arch, names=names, build=build, methods=(DEFAULT_METHOD,)))
+        return builder
 
     return wrapper
 
 
-def _torchvision_builder(arch: str, convert: Converter, prepare_kwargs: Callable[[dict], dict] | None) -> Builder:
-    def build(*, filter_size: int = 4, **kwargs) -> nn.Module:
-        if prepare_kwargs is not None:
-            kwargs = prepare_kwargs(kwargs)
-        return convert(torchvision.models.get_model(arch, weights=None, **kwargs), filter_size=filter_size)
-
-    build.__name__ = build.__qualname__ = arch
-    build.__doc__ = (f"Anti-aliased {arch}: torchvision's {arch} (``kwargs`` go to its builder), "
-                     f"then {convert.__name__}.")
-    return build
+def list_archs(family: str | None = None) -> list[str]:
+    """The architectures (no ``_lpf`` suffix) of ``family``, or of every family listed by default; sorted."""
+    families = [get_family(family)] if family is not None else [f for f in _FAMILIES.values()
+                                                                if f.names.listed_by_default]
+    return sorted({arch for f in families for arch in f.names.archs()})
 
 
-def _torchvision_baseline(arch: str) -> Builder:
-    def baseline(**kwargs) -> nn.Module:
-        return torchvision.models.get_model(arch, weights=None, **kwargs)
-
-    baseline.__name__ = baseline.__qualname__ = arch
-    return baseline
+def method_filter_sizes(method: str) -> range:
+    """The filter sizes ``method`` takes: its ``filter_sizes`` if the method says, else 1..7."""
+    return getattr(METHODS.get(method), "filter_sizes", range(1, MAX_FILTER_SIZE + 1))
 
 
-def register_torchvision_family(
-    archs: Iterable[str],
-    convert: Converter,
-    *,
-    prepare_kwargs: Callable[[dict], dict] | None = None,
-    upgrade_state_dict: StateDictUpgrade | None = None,
-) -> None:
-    """Register anti-aliased versions of torchvision architectures (the paper's families use this).
-
-    For each ``arch``, the anti-aliased builder makes torchvision's untrained model (its
-    initialization and keyword arguments such as ``num_classes`` apply) and rewrites it with
-    ``convert(model, filter_size=N)``; the baseline ``<arch>`` is torchvision's model itself.
-    ``prepare_kwargs`` (optional) checks or adjusts the keyword arguments first.
-    """
-    for arch in archs:
-        register_model(arch, baseline=_torchvision_baseline(arch), upgrade_state_dict=upgrade_state_dict)(
-            _torchvision_builder(arch, convert, prepare_kwargs))
-
-
-def get_arch(arch: str) -> ArchEntry:
-    """The registered entry of ``arch`` (a :class:`ModelError` naming the registered ones if none)."""
-    try:
-        return _ARCHS[arch]
-    except KeyError:
-        raise ModelError(f"no architecture {arch!r} is registered; registered: {', '.join(list_archs())}") from None
-
-
-def list_archs() -> list[str]:
-    """The registered architecture names (no ``_lpf`` suffix), sorted."""
-    return sorted(_ARCHS)
-
-
-def upgrade_keys(arch: str, state_dict: dict) -> dict:
-    """``state_dict`` with legacy key spellings of ``arch`` renamed (unchanged for most architectures)."""
-    entry = _ARCHS.get(arch)
-    if entry is None or entry.upgrade_state_dict is None:
-        return state_dict
-    return entry.upgrade_state_dict(state_dict)
-
-
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What a model name means, resolved once by :func:`get_model_spec`.
-
-    Attributes:
-        name: the name as given, e.g. ``resnet50_lpf4``.
-        arch: the architecture, e.g. ``resnet50`` (for timm, timm's name, with a pretrained tag if given).
-        filter_size: taps of the blur filter; None for the baseline without blur.
-        source: the :class:`Source` that defines the model: ``"paper"`` (the paper's 23 architectures,
-            its module layout and published weights, and their torchvision baselines),
-            ``"torchvision"`` or ``"timm"`` (those libraries' models, converted by
-            :func:`~antialiased.models.antialias.antialias`).
-        method: the anti-aliasing method (``"blurpool"``: the paper's); None for a baseline.
-
-    Converted models of one architecture share their state-dict keys across filter sizes and
-    methods, so result files and checkpoints record the whole spec (:meth:`to_dict`) and loading a
-    checkpoint checks it (:func:`check_recorded_spec`).
-
-    Example:
-        >>> spec = get_model_spec("resnet50_lpf4")
-        >>> spec
-        ModelSpec(name='resnet50_lpf4', arch='resnet50', filter_size=4, source='paper', method='blurpool')
-        >>> spec.antialiased, get_model_spec("resnet50").to_dict()
-        (True, {'name': 'resnet50', 'arch': 'resnet50', 'filter_size': None, 'source': 'paper', 'method': None})
-        >>> spec.describe()
-        "'resnet50_lpf4' (paper, filter size 4, method blurpool)"
-    """
-
-    name: str
-    arch: str
-    filter_size: int | None = None
-    source: str = "paper"
-    method: str | None = None
-
-    @property
-    def antialiased(self) -> bool:
-        """True for an anti-aliased model, False for a baseline."""
-        return self.filter_size is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The spec as a JSON-ready dict (for result files and checkpoints)."""
-        return dataclasses.asdict(self)
-
-    def describe(self) -> str:
-        """One line for messages: the name, its source, filter size and method."""
-        return _describe(self.to_dict())
-
-
-def _describe(record: Mapping[str, Any]) -> str:
-    if record.get("filter_size") is None:
-        return f"{record.get('name')!r} ({record.get('source')}, baseline without blur)"
-    return (f"{record.get('name')!r} ({record.get('source')}, filter size {record.get('filter_size')}, "
-            f"method {record.get('method')})")
-
-
-@dataclass(frozen=True)
-class Source:
-    """One row of the name table: which names a source offers and how it makes their models.
-
-    Attributes:
-        name: recorded as :attr:`ModelSpec.source`.
-        prefix: every name of the source starts with it (``""``; ``"timm/"`` for timm's models).
-        archs: returns the architectures it offers now (called at lookup: registries grow).
-        has_baseline: whether ``<prefix><arch>`` without ``_lpf<N>`` is a model name.
-        build: ``build(spec, **kwargs)`` returns the untrained model.
-        pretrained: ``pretrained(spec, force_nonfinetuned)`` returns the :class:`WeightsInfo` record
-            of the weights that ``pretrained=True`` loads (nothing is downloaded yet).
-        load_pretrained: ``load_pretrained(spec, info, progress=..., **kwargs)`` builds the model with
-            those weights.
-        method: the default anti-aliasing method of its ``_lpf<N>`` names.
-        filter_sizes: the valid ``N``.
-        methods: returns the methods its ``_lpf<N>`` names accept (``create_model(..., aa_method=)``);
-            None: only ``method``.
-        has_arch: ``has_arch(arch)``, a faster membership test than ``archs()`` (None: look in it).
-        listed_by_default: False for a large source (timm): :func:`list_models` shows its names only
-            for include patterns that start with ``prefix``.
-        cannot_convert: ``cannot_convert(arch)`` returns why ``arch`` has no ``_lpf<N>`` names (e.g. a
-            vision transformer), or None.
-        convert: ``convert(baseline_model, spec)`` returns the anti-aliased model made from a baseline
-            model (the same state-dict keys), for sources whose anti-aliased models are converted
-            baselines; :func:`~antialiased.models.transfer.init_from_baseline` uses it. None for the
-            paper's layout.
-    """
-
-    name: str
-    prefix: str
-    archs: Callable[[], Iterable[str]]
-    has_baseline: Callable[[str], bool]
-    build: Callable[..., nn.Module]
-    pretrained: Callable[[ModelSpec, bool], Any]
-    load_pretrained: Callable[..., nn.Module]
-    method: str = "blurpool"
-    filter_sizes: range = FILTER_SIZES
-    methods: Callable[[], Iterable[str]] | None = None
-    has_arch: Callable[[str], bool] | None = None
-    listed_by_default: bool = True
-    cannot_convert: Callable[[str], str | None] | None = None
-    convert: Callable[[nn.Module, ModelSpec], nn.Module] | None = None
-
-    def accepted_methods(self) -> tuple[str, ...]:
-        """The methods its ``_lpf<N>`` names accept, the default first."""
-        others = [] if self.methods is None else [m for m in self.methods() if m != self.method]
-        return (self.method, *others)
-
-    def offers(self, arch: str) -> bool:
-        """Whether ``arch`` is one of its architectures."""
-        return self.has_arch(arch) if self.has_arch is not None else arch in set(self.archs())
-
-
-_SOURCES: dict[str, Source] = {}
-_NAME = re.compile(r"^(?P<arch>.+?)(?:_lpf(?P<filter_size>\d+))?$")
-
-
-def register_source(source: Source) -> Source:
-    """Add a row to the name table; names are looked up in the order sources were registered."""
-    if source.name in _SOURCES:
-        raise ModelError(f"a model source named {source.name!r} is already registered")
-    _SOURCES[source.name] = source
-    return source
-
-
-def get_source(name: str) -> Source:
-    """The registered :class:`Source` called ``name``."""
-    try:
-        return _SOURCES[name]
-    except KeyError:
-        raise ModelError(f"unknown model source {name!r}; known: {', '.join(_SOURCES)}") from None
-
-
-def list_sources() -> list[str]:
-    """The registered sources, in lookup order."""
-    return list(_SOURCES)
-
-
-def _source_names(source: Source) -> list[str]:
-    names = []
-    for arch in source.archs():
-        if source.has_baseline(arch):
-            names.append(source.prefix + arch)
-        if source.cannot_convert is None or source.cannot_convert(arch) is None:
-            names += [f"{source.prefix}{arch}_lpf{n}" for n in source.filter_sizes]
-    return names
+# --------------------------------------------------------------------------- listing
 
 
 def _patterns(value: str | Iterable[str] | None) -> list[str]:
@@ -320,20 +334,25 @@ def _patterns(value: str | Iterable[str] | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def _listed(source: Source, include: list[str]) -> bool:
-    return source.listed_by_default or any(p.startswith(source.prefix) for p in include)
+def _family_names(family: Family) -> list[str]:
+    sizes = method_filter_sizes(DEFAULT_METHOD)
+    names = []
+    for arch in family.names.archs():
+        if family.names.has_baseline(arch):
+            names.append(format_model_name(arch, prefix=family.prefix))
+        if family.names.cannot_convert(arch) is None:
+            names += [format_model_name(arch, n, prefix=family.prefix) for n in sizes]
+    return names
 
 
-def list_models(
-    include: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None
-) -> list[str]:
+def list_models(include: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None
+                ) -> list[str]:
     """All model names, sorted, optionally filtered by fnmatch patterns (as torchvision and timm do).
 
-    The paper's names, every torchvision classification model (``<arch>``, and ``<arch>_lpf<N>``
+    The paper's names and every torchvision classification model (``<arch>``, and ``<arch>_lpf<N>``
     where :func:`~antialiased.models.antialias.antialias` can convert it: not the vision
-    transformers). timm's ~1400 architectures (``timm/<name>``, ``timm/<name>_lpf<N>``, 8 names
-    each) are listed only for an include pattern that starts with ``timm/`` (e.g. ``"timm/resnet*"``),
-    so that the default list stays readable and needs no timm.
+    transformers). A family not listed by default (timm's ~1400 architectures, 8 names each) is
+    listed only for an include pattern that starts with its prefix (e.g. ``"timm/resnet*"``).
 
     Example:
         >>> list_models("resnet18*")
@@ -344,129 +363,144 @@ def list_models(
         ['efficientnet_b0', 'efficientnet_b0_lpf1', 'vit_b_16']
     """
     include_patterns, exclude_patterns = _patterns(include), _patterns(exclude)
-    names = {name for source in _SOURCES.values() if _listed(source, include_patterns)
-             for name in _source_names(source)}
+    families = [f for f in _FAMILIES.values()
+                if f.names.listed_by_default or any(p.startswith(f.prefix) for p in include_patterns)]
+    names = {name for family in families for name in _family_names(family)}
     if include_patterns:
         names = {n for n in names if any(fnmatch.fnmatchcase(n, p) for p in include_patterns)}
     return sorted(n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in exclude_patterns))
 
 
+# --------------------------------------------------------------------------- parsing
+
+
 def _unknown(name: str) -> ModelError:
-    sources = [s for s in _SOURCES.values() if s.prefix and name.startswith(s.prefix)]
-    if sources:  # a large source: suggest among its architectures only
-        candidates = [sources[0].prefix + arch for arch in sources[0].archs()]
+    prefixed = [f for f in _FAMILIES.values() if f.prefix and name.startswith(f.prefix)]
+    if prefixed:  # a large family: suggest among its architectures only
+        candidates = [format_model_name(arch, prefix=prefixed[0].prefix) for arch in prefixed[0].names.archs()]
     else:
         candidates = list_models()
     close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.5)
     hint = f" Closest names: {', '.join(close)}." if close else ""
+    prefixes = "".join(f", '{f.prefix}<name>' or '{f.prefix}<name>_lpf<N>' for {f.name}'s"
+                       for f in _FAMILIES.values() if f.prefix)
     return ModelError(
         f"unknown model {name!r}.{hint} Names are '<arch>' (baseline) or '<arch>_lpf<N>' (anti-aliased, "
-        f"N=1..{MAX_FILTER_SIZE}) for the paper's and torchvision's architectures, 'timm/<name>' or "
-        f"'timm/<name>_lpf<N>' for timm's; see antialiased.list_models() ('antialiased models')."
-    )
+        f"N=1..{MAX_FILTER_SIZE}) for the paper's and torchvision's architectures{prefixes}; see "
+        f"antialiased.list_models() ('antialiased models').")
 
 
-def _spec_in(source: Source, name: str) -> ModelSpec | None:
-    if not name.startswith(source.prefix):
-        return None
-    match = _NAME.match(name[len(source.prefix):])
-    if match is None or not source.offers(match["arch"]):
-        return None
-    arch = match["arch"]
-    if match["filter_size"] is None:
-        if not source.has_baseline(arch):
-            raise ModelError(f"{name!r} has no baseline model (it was registered without one); "
-                             f"use an anti-aliased name such as '{name}_lpf4'")
-        return ModelSpec(name, arch, None, source.name, None)
-    filter_size = int(match["filter_size"])
-    if filter_size not in source.filter_sizes:
-        raise ModelError(
-            f"filter size {filter_size} in {name!r} is out of range: use _lpf{source.filter_sizes[0]} to "
-            f"_lpf{source.filter_sizes[-1]} (e.g. {source.prefix}{arch}_lpf4)")
-    reason = None if source.cannot_convert is None else source.cannot_convert(arch)
-    if reason is not None:
-        raise ModelError(f"{name!r} cannot be made: {source.prefix}{arch} {reason}. Use the baseline "
-                         f"'{source.prefix}{arch}' or a CNN (see antialiased.list_models())")
-    return ModelSpec(name, arch, filter_size, source.name, source.method)
-
-
-def _with_method(name: str, method: str) -> ModelSpec:
-    """The spec of ``name`` made with ``method``: the first source offering the name that accepts it."""
-    if not isinstance(method, str):
-        raise ModelError(f"aa_method must be a method name such as 'blurpool', got {type(method).__name__}")
-    offered: list[Source] = []
-    for source in _SOURCES.values():
-        spec = _spec_in(source, name)
-        if spec is None:
+def _owner(name: str) -> tuple[Family, str, int | None]:
+    """The family answering ``name``, the architecture and the filter size (None: the baseline)."""
+    for family in _FAMILIES.values():
+        if not name.startswith(family.prefix):
             continue
-        if not spec.antialiased:
-            raise ModelError(f"aa_method={method!r} applies to anti-aliased names, and {name!r} is the baseline "
-                             f"without blur: use '{name}_lpf4' (or leave aa_method / --aa-method out)")
-        if method in source.accepted_methods():
-            return dataclasses.replace(spec, method=method)
-        offered.append(source)
-    if not offered:
-        raise _unknown(name)
-    accepted = sorted({m for source in offered for m in source.accepted_methods()})
-    raise ModelError(f"{name!r} cannot be made with method {method!r}: choose one of {', '.join(accepted)} "
-                     f"(aa_method= in create_model, --aa-method on the command line)")
-
-
-def get_model_spec(name: str | ModelSpec, *, method: str | None = None) -> ModelSpec:
-    """Resolve a model name into its :class:`ModelSpec` (a spec passes through unchanged).
-
-    Args:
-        name: a model name (see :func:`list_models`) or a spec.
-        method: the anti-aliasing method for an ``_lpf<N>`` name (default: the source's,
-            ``"blurpool"``). The paper's names are built in its layout with ``"blurpool"`` only; with
-            another method (``"blur-first"``, ``"aps"``, ``"aps-lpf"``) the name means torchvision's
-            architecture converted by :func:`~antialiased.models.antialias.antialias` (source
-            ``"torchvision"``).
-
-    Raises:
-        ModelError: an unknown name (with the closest names), a filter size out of range, a name
-            that cannot be anti-aliased (vision transformers), a method for a baseline name or one
-            that does not apply.
-        MissingDependencyError: a ``timm/`` name without timm installed.
-
-    Example:
-        >>> get_model_spec("wide_resnet50_2_lpf7")
-        ModelSpec(name='wide_resnet50_2_lpf7', arch='wide_resnet50_2', filter_size=7, source='paper', method='blurpool')
-        >>> get_model_spec("resnet18_lpf3", method="aps")
-        ModelSpec(name='resnet18_lpf3', arch='resnet18', filter_size=3, source='torchvision', method='aps')
-    """
-    if isinstance(name, ModelSpec):
-        if method is None or method == name.method:
-            return name
-        name = name.name
-    if not isinstance(name, str):
-        raise TypeError(f"a model name must be a string, got {type(name).__name__}")
-    if method is not None:
-        return _with_method(name, method)
-    for source in _SOURCES.values():
-        spec = _spec_in(source, name)
-        if spec is not None:
-            return spec
+        match = _NAME.match(name[len(family.prefix):])
+        if match is not None and match["arch"] in family.names:
+            size = match["filter_size"]
+            return family, match["arch"], None if size is None else int(size)
     raise _unknown(name)
 
 
-def baseline_spec(spec: ModelSpec) -> ModelSpec:
-    """The spec of ``spec``'s baseline (the same architecture without blur, from the same source).
+def _check_method(family: Family, spec: ModelSpec, method: str | None) -> None:
+    if method is None:
+        return
+    if not isinstance(method, str):
+        raise ModelError(f"aa_method must be a method name such as 'blurpool', got {type(method).__name__}")
+    if not spec.antialiased:
+        raise ModelError(f"aa_method={method!r} applies to anti-aliased names, and {spec.name!r} is the baseline "
+                         f"without blur: use '{dataclasses.replace(spec, filter_size=4).name}' (or leave aa_method / "
+                         f"--aa-method out)")
+    if method not in family.accepted_methods():
+        raise ModelError(f"{spec.name!r} cannot be made with method {method!r}: choose one of "
+                         f"{', '.join(family.accepted_methods())} (aa_method= in create_model, --aa-method on the "
+                         f"command line)")
+
+
+def _check_options(family: Family, spec: ModelSpec) -> None:
+    if not spec.options:
+        return
+    if family.methods is not None:
+        raise ModelError(f"{spec.name!r} is built by its own code, which takes no antialias() options; leave "
+                         f"aa_options out")
+    unknown = [key for key, _ in spec.options if key not in AA_OPTIONS]
+    if unknown:
+        raise ModelError(f"unknown aa_options {', '.join(map(repr, unknown))} for {spec.name!r}: antialias() takes "
+                         f"{', '.join(AA_OPTIONS)}")
+
+
+def _check_buildable(family: Family, spec: ModelSpec) -> None:
+    if not spec.antialiased:
+        if not family.names.has_baseline(spec.arch):
+            raise ModelError(f"{spec.name!r} has no baseline model (it was registered without one); use an "
+                             f"anti-aliased name such as '{dataclasses.replace(spec, filter_size=4).name}'")
+        return
+    sizes = method_filter_sizes(spec.method)
+    if spec.filter_size not in sizes:
+        example = dataclasses.replace(spec, filter_size=4 if 4 in sizes else sizes[0]).name
+        raise ModelError(f"filter size {spec.filter_size} in {spec.name!r} is out of range: use _lpf{sizes[0]} to "
+                         f"_lpf{sizes[-1]} (e.g. {example})")
+    reason = family.names.cannot_convert(spec.arch)
+    if reason is not None:
+        base = spec.baseline().name
+        raise ModelError(f"{spec.name!r} cannot be made: {base} {reason}. Use the baseline {base!r} or a CNN (see "
+                         f"antialiased.list_models())")
+
+
+def get_model_spec(name: str | ModelSpec, *, method: str | None = None,
+                   options: Mapping[str, Any] | None = None) -> ModelSpec:
+    """Resolve a model name into its :class:`ModelSpec` (a valid spec passes through unchanged).
+
+    Args:
+        name: a model name (see :func:`list_models`) or a spec.
+        method: the anti-aliasing method of an ``_lpf<N>`` name (default ``"blurpool"``, the paper's);
+            for a spec, replaces its method.
+        options: ``antialias()`` keyword options of an ``_lpf<N>`` name (``pad_type``, ``include_stem``,
+            ``paper_choices``, ``input_size``, ``circular``).
+
+    Raises:
+        ModelError: an unknown name (with the closest names), a filter size outside the method's range,
+            a name that cannot be anti-aliased (vision transformers), a method or options for a
+            baseline name, a method or option the family does not take.
+        MissingDependencyError: a ``timm/`` name without timm installed.
 
     Example:
-        >>> baseline_spec(get_model_spec("resnet18_lpf3", method="aps"))
-        ModelSpec(name='resnet18', arch='resnet18', filter_size=None, source='torchvision', method=None)
+        >>> get_model_spec("wide_resnet50_2_lpf7").name
+        'wide_resnet50_2_lpf7'
+        >>> get_model_spec("efficientnet_b0_lpf3", method="aps")
+        ModelSpec(family='torchvision', arch='efficientnet_b0', filter_size=3, method='aps', options=(), task='classification')
     """
-    return ModelSpec(get_source(spec.source).prefix + spec.arch, spec.arch, None, spec.source, None)
+    if isinstance(name, ModelSpec):
+        given = name
+        method = given.method if method is None else method
+        options = dict(given.options) if options is None else options
+        name = given.name
+    else:
+        given = None
+    if not isinstance(name, str):
+        raise TypeError(f"a model name must be a string, got {type(name).__name__}")
+    family, arch, filter_size = _owner(name)
+    spec = ModelSpec(family.name, arch, filter_size, task=family.task)
+    _check_method(family, spec, method)
+    if options and not spec.antialiased:
+        raise ModelError(f"aa_options apply to anti-aliased names, and {spec.name!r} is the baseline without blur")
+    spec = dataclasses.replace(spec, method=method, options=options or ())
+    _check_options(family, spec)
+    _check_buildable(family, spec)
+    return given if given == spec else spec
+
+
+# --------------------------------------------------------------------------- files that record a spec
 
 
 def check_recorded_spec(recorded: Any, spec: ModelSpec, where: str) -> None:
-    """Refuse a file that records another spec of the same architecture (other source, filter size, method).
+    """Refuse a file that records another spec of the same architecture (other family, filter size, method).
 
-    ``recorded`` is the file's ``model_spec`` entry (a dict, as :meth:`ModelSpec.to_dict` wrote it);
-    a file without one (torchvision's, timm's and the paper's published files, bare state dicts)
-    is accepted. A record of another architecture is left to the strict load and the ``arch``
-    check, which name the keys that do not fit.
+    ``recorded`` is the file's ``model_spec`` entry (a dict, as :meth:`ModelSpec.to_dict` wrote it;
+    older files say ``source`` for the family); a file without one (torchvision's, timm's and the
+    paper's published files, bare state dicts) is accepted. The name (family prefix, architecture,
+    filter size), method and options are compared; a record of another architecture is left to the
+    strict load, which names the keys that do not fit.
 
     Raises:
         CheckpointError: naming both specs and the name / method that fits.
@@ -480,28 +514,13 @@ def check_recorded_spec(recorded: Any, spec: ModelSpec, where: str) -> None:
     """
     if not isinstance(recorded, Mapping) or recorded.get("arch") != spec.arch:
         return
-    fields = ("source", "filter_size", "method")
-    if all(recorded.get(f) == getattr(spec, f) for f in fields):
+    options = {str(key): _frozen(value) for key, value in dict(recorded.get("options") or {}).items()}
+    if (recorded.get("name"), recorded.get("method"), options) == (spec.name, spec.method, dict(spec.options)):
         return
     name, method = recorded.get("name"), recorded.get("method")
-    default = get_source(str(recorded.get("source"))).method if recorded.get("source") in _SOURCES else None
-    extra = f", aa_method={method!r}" if method is not None and method != default else ""
-    cli = f" --aa-method {method}" if extra else ""
+    extra = f", aa_method={method!r}" if method not in (None, DEFAULT_METHOD) else ""
+    extra += f", aa_options={options!r}" if options else ""
+    cli = f" --aa-method {method}" if method not in (None, DEFAULT_METHOD) else ""
     raise CheckpointError(
         f"{where} was saved from {_describe(recorded)}, but the model asked for is {spec.describe()}. "
         f"Load it as create_model({name!r}{extra}) (-a {name}{cli} on the command line), or pass another file")
-
-
-def parse_model_name(name: str) -> tuple[str, int | None]:
-    """Split a model name into ``(arch, filter_size)``; ``filter_size`` is None for a baseline.
-
-    A shorthand for ``get_model_spec(name)``'s ``arch`` and ``filter_size``.
-
-    Example:
-        >>> parse_model_name("resnet50_lpf4")
-        ('resnet50', 4)
-        >>> parse_model_name("wide_resnet50_2")
-        ('wide_resnet50_2', None)
-    """
-    spec = get_model_spec(name)
-    return spec.arch, spec.filter_size

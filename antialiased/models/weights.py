@@ -31,6 +31,7 @@ from torchvision.models._meta import _IMAGENET_CATEGORIES
 from torchvision.transforms._presets import ImageClassification
 
 from antialiased.errors import DownloadError, WeightsError
+from antialiased.models.registry import format_model_name
 from antialiased.support.checkpoints import extract_state_dict
 from antialiased.support.downloads import (DEFAULT_DOWNLOAD_TIMEOUT, DOWNLOAD_TIMEOUT_ENV, download_timeout,
                                            fetch_to_cache)
@@ -246,7 +247,7 @@ class PublishedWeights:
     @property
     def model_name(self) -> str:
         """The :func:`create_model` name of the architecture these weights fit, e.g. ``resnet50_lpf4``."""
-        return f"{self.arch}_lpf{self.filter_size}"
+        return format_model_name(self.arch, self.filter_size)
 
     @property
     def num_classes(self) -> int:
@@ -266,14 +267,17 @@ class PublishedWeights:
         }
 
 
+FINETUNED_SUFFIX = "_finetune"  # a published file's name: its model's name, plus this for the fine-tuned one
+
+
 def _parse_name(name: str) -> tuple[str, int, bool]:
-    stem, finetuned = (name[: -len("_finetune")], True) if name.endswith("_finetune") else (name, False)
+    stem, finetuned = (name[: -len(FINETUNED_SUFFIX)], True) if name.endswith(FINETUNED_SUFFIX) else (name, False)
     arch, _, size = stem.rpartition("_lpf")
     return arch, int(size), finetuned
 
 
 def _recipe(arch: str, filter_size: int, finetuned: bool) -> str:
-    model = f"{arch}_lpf{filter_size}"
+    model = format_model_name(arch, filter_size)
     if not finetuned:
         flags = _SCRATCH_FLAGS.get(arch, "")
         return f"python main.py --data {_DATA} -a {model} --out-dir {model} {flags}".rstrip()
@@ -402,13 +406,14 @@ def resolve_published(arch: str, filter_size: int, force_nonfinetuned: bool = Fa
     if filter_size is None or isinstance(filter_size, bool) or not isinstance(filter_size, int):
         raise WeightsError(f"filter_size must be an integer (the N of {arch}_lpfN), got {filter_size!r}; baseline "
                          f"models without blur use torchvision's weights.")
-    if filter_size == 4 and not force_nonfinetuned and f"{arch}_lpf4_finetune" in PUBLISHED_WEIGHTS:
-        return PUBLISHED_WEIGHTS[f"{arch}_lpf4_finetune"]
-    name = f"{arch}_lpf{filter_size}"
+    finetuned = format_model_name(arch, 4) + FINETUNED_SUFFIX
+    if filter_size == 4 and not force_nonfinetuned and finetuned in PUBLISHED_WEIGHTS:
+        return PUBLISHED_WEIGHTS[finetuned]
+    name = format_model_name(arch, filter_size)
     if name in PUBLISHED_WEIGHTS:
         return PUBLISHED_WEIGHTS[name]
     if filter_size == 4 and force_nonfinetuned:
-        raise WeightsError(f"{arch} has no weights trained from scratch, only the fine-tuned {arch}_lpf4_finetune: "
+        raise WeightsError(f"{arch} has no weights trained from scratch, only the fine-tuned {finetuned}: "
                          f"drop force_nonfinetuned (--force_nonfinetuned). Published for {arch}: "
                          f"{_describe_available(arch)}.")
     raise WeightsError(f"No published weights for {name} (filter size {filter_size}). Published for {arch}: "

@@ -27,6 +27,8 @@ __all__ = [
     "WEIGHTS_KINDS",
     "WeightsInfo",
     "attach",
+    "model_identity",
+    "plain_data",
     "baseline_info",
     "file_info",
     "memory_info",
@@ -130,9 +132,30 @@ def timm_info(name: str, num_classes: int | None, transforms: Callable[..., nn.M
     return WeightsInfo("timm", f"timm:{name}", categories=categories, num_classes=num_classes, transforms=transforms)
 
 
-def _plain(value: Any) -> Any:
-    # 0-dim tensors (best_acc1 in some checkpoints) become numbers, so the record is JSON-ready.
-    return value.item() if isinstance(value, torch.Tensor) and value.dim() == 0 else value
+def plain_data(value: Any) -> Any:
+    """``value`` as plain data, JSON-ready and loadable with ``torch.load(weights_only=True)``.
+
+    0-dim tensors (``best_acc1`` in some checkpoints) become numbers, records with ``to_dict()``
+    and dataclasses become dicts, containers are converted item by item, paths and other objects
+    become their text; other tensors stay tensors.
+
+    Example:
+        >>> plain_data({"arch": "resnet18", "acc": torch.tensor(71.5), "transforms": object})
+        {'arch': 'resnet18', 'acc': 71.5, 'transforms': "<class 'object'>"}
+    """
+    if isinstance(value, torch.Tensor):
+        return value.item() if value.dim() == 0 else value
+    if hasattr(value, "to_dict") and not isinstance(value, type):
+        value = value.to_dict()
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): plain_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_data(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
 
 
 def _recorded_classes(f: WeightsFile) -> tuple[str, ...] | None:
@@ -149,7 +172,7 @@ def file_info(f: WeightsFile) -> WeightsInfo:
     """The record of a local weights file or training checkpoint, with the classes it records."""
     kind = "checkpoint" if f.is_checkpoint else "file"
     classes = _recorded_classes(f)
-    recorded = MappingProxyType({k: _plain(v) for k, v in f.metadata.items()})
+    recorded = MappingProxyType({k: plain_data(v) for k, v in f.metadata.items()})
     return WeightsInfo(kind, f"{kind}:{f.path}", path=f.path, categories=classes, classes=classes, recorded=recorded)
 
 
@@ -178,3 +201,24 @@ def attach(model: nn.Module, spec: ModelSpec, info: WeightsInfo) -> nn.Module:
     model.model_spec = spec
     model.weights_info = dataclasses.replace(info, num_classes=num_outputs(model))
     return model
+
+
+def model_identity(model: nn.Module) -> dict[str, Any]:
+    """What files record about ``model``: ``model_spec`` and ``weights_info`` as plain data (those it has).
+
+    The one record of a model's identity: training checkpoints store it, result files and exported
+    files are built on it, and loading a file checks it
+    (:func:`~antialiased.models.registry.check_recorded_spec`).
+
+    Example:
+        >>> from antialiased.models import create_model
+        >>> identity = model_identity(create_model("resnet18_lpf2", num_classes=3))
+        >>> identity["model_spec"]["name"], identity["weights_info"]["label"], identity["weights_info"]["num_classes"]
+        ('resnet18_lpf2', 'random', 3)
+    """
+    found = {}
+    for name in ("model_spec", "weights_info"):
+        value = getattr(model, name, None)
+        if value is not None:
+            found[name] = plain_data(value)
+    return found

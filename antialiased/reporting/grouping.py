@@ -57,7 +57,8 @@ def row_key(record: dict[str, Any]) -> RowKey:
     method = spec.get("method", record.get("method"))
     dataset = record.get("dataset")
     return RowKey(str(record["arch"]), None if dataset is None else str(dataset), str(record["model"]),
-                  spec.get("source"), None if method is None else str(method), weights_kind(record.get("weights")))
+                  spec.get("family", spec.get("source")), None if method is None else str(method),
+                  weights_kind(record.get("weights")))
 
 
 def _run_id(record: dict[str, Any]) -> str | None:

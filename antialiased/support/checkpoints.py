@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -296,13 +296,20 @@ def _mismatch_hints(mismatched: list[tuple[str, tuple, tuple]], missing: list[st
     return hints
 
 
-def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str, *,
+              expected_missing: Collection[str] = ()) -> None:
     """Load ``state_dict`` into ``model`` strictly; if it does not fit, a :class:`WeightsError` names the keys.
+
+    A model that carries ``key_remap`` (an object with ``apply(model, state_dict)``: the key mapping its
+    own ``load_state_dict`` pre-hook applies, see :mod:`antialiased.models.keymap`) gets the file's keys
+    mapped first, so the check sees what ``load_state_dict`` would load.
 
     Args:
         model: the model to fill.
         state_dict: e.g. from :func:`load_weights_file` or :func:`load_published`.
         source: where the weights came from, for the error message (a path or a name).
+        expected_missing: model keys the file may not hold (they keep the model's values): the state
+            of layers a conversion added, for a baseline's file.
 
     Example:
         >>> load_into(nn.Linear(3, 2), {"weight": torch.zeros(2, 3), "bias": torch.zeros(2)}, "zeros")
@@ -317,7 +324,13 @@ def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: 
         if expected and state_dict and all(k.startswith(prefix) for k in expected) \
                 and not any(k.startswith(prefix) for k in state_dict):
             state_dict = {prefix + k: v for k, v in state_dict.items()}
-    missing = [k for k in expected if k not in state_dict]
+    remap = getattr(model, "key_remap", None)
+    if remap is not None:
+        try:
+            state_dict = remap.apply(model, state_dict)
+        except WeightsError as err:
+            raise WeightsError(f"Weights from {source} do not fit {type(model).__name__}: {err}") from None
+    missing = [k for k in expected if k not in state_dict and k not in expected_missing]
     unexpected = [k for k in state_dict if k not in expected]
     mismatched = [(k, tuple(state_dict[k].shape), tuple(expected[k].shape)) for k in expected
                   if k in state_dict and isinstance(state_dict[k], torch.Tensor)
@@ -338,7 +351,7 @@ def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: 
         message = (f"Weights from {source} do not fit {type(model).__name__} (strict loading): "
                    + "\n  ".join(parts) + "".join(f"\nHint: {h}" for h in hints))
         raise WeightsError(message)
-    model.load_state_dict(state_dict, strict=True)
+    model.load_state_dict(state_dict, strict=not expected_missing)
 
 
 def check_arch(checkpoint: Mapping[str, Any], arch: str, source: str) -> None:

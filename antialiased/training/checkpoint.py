@@ -26,6 +26,7 @@ from typing import Any, Mapping
 
 from antialiased.errors import CheckpointError, OutputError
 from antialiased.support.checkpoints import link_checkpoint, load_checkpoint, save_checkpoint
+from antialiased.support.class_lists import class_difference
 from antialiased.support.files import fsync_dir, output_error
 
 __all__ = ["CHECKPOINT_NAME", "PREVIOUS_NAME", "STAGING_NAME", "BEST_NAME", "SNAPSHOT_EVERY", "snapshot_name",
@@ -193,10 +194,7 @@ def check_classes(checkpoint: Mapping[str, Any], classes: list[str], source: str
     if saved is None or list(saved) == list(classes):
         return
     saved = list(saved)
-    only_ckpt = [c for c in saved if c not in classes][:5]
-    only_data = [c for c in classes if c not in saved][:5]
-    detail = (f"only in the checkpoint: {only_ckpt}, only in the data: {only_data}" if only_ckpt or only_data
-              else "the same names in another order, so every label would change")
+    detail = class_difference(saved, classes)
     raise CheckpointError(f"{source} was trained on {len(saved)} classes that differ from the {len(classes)} "
                           f"class folders of --data {data} ({detail}). Resume with the data it was trained on, or "
                           f"start a new run from its weights (--weights {source} --out-dir NEW_DIR)")

@@ -24,6 +24,7 @@ from typing import Any
 
 from antialiased.data import IMAGENET_MEAN, IMAGENET_STD, default_workers
 from antialiased.errors import ConfigError
+from antialiased.models import get_model_spec
 
 __all__ = ["DataConfig", "ModelConfig", "OptimConfig", "LaunchConfig", "TrainConfig", "check_config",
            "RESUME_AUTO", "SCHEDULES"]
@@ -155,6 +156,7 @@ def _check_normalization(data: DataConfig) -> None:
 
 
 def _check_model(model: ModelConfig) -> None:
+    get_model_spec(model.arch, method=model.aa_method)  # an unknown name fails first, with the closest names
     sources = [flag for flag, on in (("--pretrained", model.pretrained), ("--finetune", model.finetune),
                                      ("--weights", model.weights)) if on]
     if len(sources) > 1:

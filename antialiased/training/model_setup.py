@@ -1,18 +1,15 @@
-"""The model a run trains: its classifier size, its starting weights, its wrappers."""
+"""The model a run trains: its spec, its classifier size, its starting weights, its wrappers."""
 from __future__ import annotations
-
-import dataclasses
-from typing import Any
 
 import torch
 from torch import nn
 
 from antialiased.errors import AntialiasedError, ConfigError, ModelError
-from antialiased.models import create_model
-from antialiased.models.transfer import init_from_baseline
+from antialiased.models import ModelSpec, WeightsSpec, get_model_spec, load_model, model_identity
 from antialiased.training.config import ModelConfig
 
-__all__ = ["IMAGENET_CLASSES", "model_classes", "build_model", "wrap_model", "model_identity"]
+__all__ = ["IMAGENET_CLASSES", "model_spec", "weights_spec", "model_classes", "build_model", "wrap_model",
+           "model_identity"]
 
 IMAGENET_CLASSES = 1000
 
@@ -41,16 +38,27 @@ def model_classes(cfg: ModelConfig, dataset_classes: int) -> int:
     return n
 
 
+def model_spec(cfg: ModelConfig) -> ModelSpec:
+    """The spec of ``cfg``'s name and method (a :class:`~antialiased.errors.ModelError` with close matches)."""
+    return get_model_spec(cfg.arch, method=cfg.aa_method)
+
+
+def weights_spec(cfg: ModelConfig) -> WeightsSpec:
+    """The starting weights: the baseline's (``--finetune``), the published (``--pretrained``), a file, or random."""
+    if cfg.finetune:
+        return WeightsSpec.baseline(cfg.baseline_weights)
+    if cfg.pretrained:
+        return WeightsSpec.pretrained(cfg.force_nonfinetuned)
+    return WeightsSpec.file(cfg.weights) if cfg.weights else WeightsSpec.random()
+
+
 def build_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
-    """The model to train: from scratch, the published weights, a local file, or the baseline's weights."""
+    """The model to train, from the one loader: from scratch, the published weights, a local file, or the
+    baseline's weights (``--finetune``)."""
+    weights = weights_spec(cfg)
+    kwargs = {} if weights.kind == "pretrained" else {"num_classes": num_classes}
     try:
-        if cfg.finetune:
-            return init_from_baseline(cfg.arch, baseline_weights=cfg.baseline_weights or "DEFAULT",
-                                      num_classes=num_classes, aa_method=cfg.aa_method)
-        if cfg.pretrained:
-            return create_model(cfg.arch, pretrained=True, force_nonfinetuned=cfg.force_nonfinetuned,
-                                aa_method=cfg.aa_method)
-        return create_model(cfg.arch, weights=cfg.weights, num_classes=num_classes, aa_method=cfg.aa_method)
+        return load_model(model_spec(cfg), weights, **kwargs)
     except AntialiasedError:
         raise
     except (ValueError, FileNotFoundError) as exc:  # unknown names, unfit or missing weights
@@ -65,31 +73,3 @@ def wrap_model(model: nn.Module, device: torch.device, *, distributed: bool, dat
     if data_parallel:
         return nn.DataParallel(model)
     return model
-
-
-def _plain(value: Any) -> Any:
-    """A weights_only-loadable form of a record: dataclasses become dicts, other objects their text.
-
-    Example:
-        >>> _plain({"arch": "resnet18", "filter_size": 4, "transforms": object})
-        {'arch': 'resnet18', 'filter_size': 4, 'transforms': "<class 'object'>"}
-    """
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
-
-
-def model_identity(model: nn.Module) -> dict[str, Any]:
-    """What the model says about itself (``model_spec``, ``weights_info``), for the checkpoint."""
-    found = {}
-    for name in ("model_spec", "weights_info"):
-        value = getattr(model, name, None)
-        if value is not None:
-            found[name] = _plain(value)
-    return found

@@ -4,7 +4,7 @@ The methods live in one table, :data:`METHODS` (``_methods``); the interface a m
 (:class:`Site`, :class:`Rewrite`, :class:`Skip`, :class:`RewriteContext`, :class:`Method`) in
 ``_types``. See ``_methods`` for how to add one.
 """
-from antialiased.models.antialias._engine import AntialiasWarning, antialias
+from antialiased.models.antialias._engine import INSERTED, AntialiasWarning, antialias
 from antialiased.models.antialias._methods import METHODS, check_method, register_method
 from antialiased.models.antialias._summary import AntialiasSummary, SiteChange, SiteLeftAlone
 from antialiased.models.antialias._types import (
@@ -20,6 +20,7 @@ from antialiased.models.antialias._types import (
 __all__ = [
     "antialias",
     "AntialiasWarning",
+    "INSERTED",
     "METHODS",
     "register_method",
     "check_method",

@@ -31,18 +31,17 @@ from antialiased.models.antialias._graphs import (
 )
 from antialiased.models.antialias._methods import METHODS, check_method
 from antialiased.models.antialias._paper import find_choice, paper_choices
-from antialiased.models.antialias._published import PublishedApplier
 from antialiased.models.antialias._probe import ProbeError, ProbeResult, default_input_sizes, probe
 from antialiased.models.antialias._sites import Found, classify_call, classify_module, describe, pool_module
 from antialiased.models.antialias._summary import AntialiasSummary
 from antialiased.models.antialias._shapes import input_channels, reads_image
 from antialiased.models.antialias._types import Method, Rewrite, RewriteContext, Site, Skip
 
-__all__ = ["antialias", "AntialiasWarning", "LAYOUTS"]
+__all__ = ["antialias", "AntialiasWarning", "INSERTED"]
 
-#: Where the new layers go: ``"original"`` keeps the model's state-dict keys (blur filters not
-#: saved); ``"published"`` is the paper's published models' layout (``_published``).
-LAYOUTS = {"original": Applier, "published": PublishedApplier}
+#: The attribute ``antialias()`` sets (to True) on every layer it inserts, so that loaders know which
+#: entries a baseline checkpoint cannot hold (:func:`antialiased.models.transfer.load_baseline`).
+INSERTED = "antialias_inserted"
 
 
 class AntialiasWarning(UserWarning):
@@ -56,7 +55,7 @@ def _check_int(name: str, value: object, low: int, high: int | None) -> None:
 
 
 def _check_options(model: object, filter_size: object, method: object, pad_type: object, flags: dict,
-                   input_size: object, layout: object) -> Method:
+                   input_size: object) -> Method:
     if not isinstance(model, nn.Module):
         raise ModelError(f"antialias() takes a torch.nn.Module, got {type(model).__name__}; build the model first, "
                          f"e.g. antialias(torchvision.models.resnet50())")
@@ -70,8 +69,6 @@ def _check_options(model: object, filter_size: object, method: object, pad_type:
     if flags["circular"] and not chosen.supports_circular:
         able = sorted(m.name for m in METHODS.values() if m.supports_circular) or ["none installed"]
         raise ConfigError(f"circular=True needs a method that supports it ({', '.join(able)}), not {method!r}")
-    if layout not in LAYOUTS:
-        raise ConfigError(f"layout must be one of {sorted(LAYOUTS)}, got {layout!r}")
     if input_size is not None:
         if not isinstance(input_size, (tuple, list)) or not 2 <= len(input_size) <= 4:
             raise ConfigError(f"input_size must be (channels, *spatial), e.g. (3, 224, 224), got {input_size!r}")
@@ -90,7 +87,6 @@ def antialias(
     paper_choices: bool = True,
     input_size: tuple[int, ...] | None = None,
     circular: bool = False,
-    layout: str = "original",
 ) -> nn.Module:
     """Anti-alias every subsampling of ``model`` in place and return it (see the package docs).
 
@@ -105,10 +101,6 @@ def antialias(
         input_size: ``(C, H, W)`` the model will see; the conversion is checked at this size (clear
             errors if it is too small for the chosen layers). Default: tried at 224 (then 32).
         circular: pad circularly everywhere (for methods that support it).
-        layout: ``"original"`` (default): the model keeps its state-dict keys, blur filters are not
-            saved, so the original architecture's checkpoints load strictly. ``"published"``: the
-            paper's published layout (blur filters saved, new layers as ``Sequential`` siblings),
-            so that the published anti-aliased checkpoints load.
 
     Returns:
         The model, with ``model.antialias_summary`` (:class:`AntialiasSummary`). The same object,
@@ -130,14 +122,13 @@ def antialias(
         ['maxpool', 'layer2.0.conv1', 'layer2.0.downsample.0']
     """
     flags = {"include_stem": include_stem, "paper_choices": paper_choices, "circular": circular}
-    chosen = _check_options(model, filter_size, method, pad_type, flags, input_size, layout)
-    ctx = RewriteContext(filter_size, pad_type, include_stem or chosen.converts_stem, circular,
-                         persistent=layout == "published")
+    chosen = _check_options(model, filter_size, method, pad_type, flags, input_size)
+    ctx = RewriteContext(filter_size, pad_type, include_stem or chosen.converts_stem, circular)
     summary = AntialiasSummary(method, filter_size, pad_type, ctx.include_stem)
     ctx.summary = summary
     if chosen.prepare is not None:
         model = chosen.prepare(model, ctx)
-    model = _Conversion(model, chosen, ctx, paper_choices, input_size, LAYOUTS[layout]).run()
+    model = _Conversion(model, chosen, ctx, paper_choices, input_size).run()
     if chosen.finalize is not None:
         model = chosen.finalize(model, ctx)
     if not summary.changed:
@@ -158,9 +149,8 @@ class _Conversion:
     """The state of one ``antialias()`` call (see the module doc for the steps)."""
 
     def __init__(self, model: nn.Module, method: Method, ctx: RewriteContext, use_paper: bool,
-                 input_size: tuple[int, ...] | None, applier: type[Applier] = Applier) -> None:
+                 input_size: tuple[int, ...] | None) -> None:
         self.index = GraphIndex(model)
-        self.applier = applier
         self.method, self.ctx, self.summary = method, ctx, ctx.summary
         self.choices = paper_choices(model) if use_paper else {}
         self.input_size = tuple(input_size) if input_size is not None else None
@@ -174,7 +164,7 @@ class _Conversion:
         found = [f for path, module in self.index.model.named_modules() if (f := classify_module(path, module))]
         self._refuse_patch_embedding(found)
         plans = [(record, self._plan(record)) for record in found]
-        applier = self.applier(self.index)
+        applier = Applier(self.index)
         for record, plan in plans:
             self._apply(record, plan, applier)
         model = applier.finish()
@@ -314,13 +304,16 @@ class _Conversion:
         return site, result
 
     def _place_like_model(self, site: Site, rewrite: Rewrite) -> None:
-        """New layers on the device (and floating dtype) of the site's, or the model's, tensors."""
+        """New layers on the device (and floating dtype) of the site's, or the model's, tensors; tagged INSERTED."""
+        new = (*rewrite.before, *rewrite.after, *([rewrite.replace] if rewrite.replace is not None else []))
+        for module in new:
+            setattr(module, INSERTED, True)
         tensors = [*site.module.parameters(), *site.module.buffers()] or [
             *self.index.model.parameters(), *self.index.model.buffers()]
         if not tensors:
             return
         like = next((t for t in tensors if t.is_floating_point()), tensors[0])
-        for module in (*rewrite.before, *rewrite.after, *([rewrite.replace] if rewrite.replace is not None else [])):
+        for module in new:
             module.to(device=like.device, dtype=like.dtype if like.is_floating_point() else None)
 
     def _apply(self, record: Found, plan: tuple[Site, Rewrite] | str, applier: Applier) -> None:

@@ -54,7 +54,7 @@ PAPER_TABLE: tuple[PaperArchitecture, ...] = (
     PaperArchitecture(
         "DenseNet", torchvision.models.DenseNet, ("densenet121", "densenet161", "densenet169", "densenet201"),
         {"features.pool0": PaperChoice("stem max-pool: MaxPool(3, s2, p1) -> MaxPool(3, s1, p1) + blur(2) (published "
-                                       "as features.max0, features.pool0)", published_names=("max0", "pool0")),
+                                       "as features.max0, features.pool0)"),
          "features.transition*.pool": PaperChoice("transition AvgPool(2, s2) -> blur(2)", blur_only=True)},
         ("stem conv (7x7, s2): kept strided",),
     ),

@@ -57,8 +57,6 @@ class PaperChoice:
         convert_stem: convert this site even though it reads the image (AlexNet's conv1).
         pool_kernel, pool_padding: the dense max-pool's window (ResNet's stem: 2, 0).
         blur_only: an average pool becomes the blur alone (DenseNet's transitions).
-        published_names: names of the layers a pool becomes, in the published layout's named
-            Sequential (DenseNet's stem: ``("max0", "pool0")``).
     """
 
     note: str
@@ -67,7 +65,6 @@ class PaperChoice:
     pool_kernel: int | None = None
     pool_padding: int | None = None
     blur_only: bool = False
-    published_names: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -144,7 +141,6 @@ class RewriteContext:
     pad_type: str = "reflect"
     include_stem: bool = False
     circular: bool = False
-    persistent: bool = False  # True only for the published layout (the paper's checkpoints save ``filt``)
     extra: dict = field(default_factory=dict)  # method-specific state shared by prepare/rewrite/finalize
     summary: object | None = None  # the AntialiasSummary being filled (hooks add their entries to it)
 
@@ -152,7 +148,7 @@ class RewriteContext:
         """A BlurPool for ``channels`` channels subsampling by ``stride`` (1: blur only)."""
         layer = _BLUR_BY_NDIM[ndim]
         size = self.filter_size if filter_size is None else filter_size
-        return layer(channels, pad_type=self.pad_type, filt_size=size, stride=stride, persistent=self.persistent)
+        return layer(channels, pad_type=self.pad_type, filt_size=size, stride=stride, persistent=False)
 
 
 SiteRewriter = Callable[[Site, RewriteContext], Union[Rewrite, Skip]]
