@@ -2,10 +2,12 @@
 
 For each model: the converted model loads the baseline's state dict strictly, runs forward and
 backward at 224 and at the smallest of 32/64/80 pixels the baseline accepts, with the baseline's
-output shape; and its summary accounts for every subsampling the baseline really does. Those are
-found independently of the engine: a ``TorchFunctionMode`` records every strided convolution or
-pool and every adaptive pool that shrinks its input during a forward pass of the baseline (also in
-training mode for models with training-only heads), attributed to the innermost module running.
+output shape; and its summary accounts for every subsampling and upsampling the baseline really
+does. Those are found independently of the engine: a ``TorchFunctionMode`` records every strided
+convolution or pool, every adaptive pool that shrinks its input, and every upsampling (a strided
+transposed convolution, an interpolation that enlarges a map larger than 1x1, a pixel shuffle)
+during a forward pass of the baseline (also in training mode for models with training-only heads),
+attributed to the innermost module running.
 
 The default suite uses the smallest member of each family (narrow where the builder allows);
 ``-m sweep`` runs every torchvision classification and segmentation builder.
@@ -33,6 +35,7 @@ from antialiased.models.antialias import AntialiasSummary, AntialiasWarning, ant
 _CONVS = {torch.conv1d, torch.conv2d, torch.conv3d, F.conv1d, F.conv2d, F.conv3d}
 _TRANSPOSED = {F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d}
 _POOLS = {F.max_pool1d, F.max_pool2d, F.max_pool3d, F.avg_pool1d, F.avg_pool2d, F.avg_pool3d, torch.max_pool2d}
+_SHUFFLE = {F.pixel_shuffle, torch.pixel_shuffle}
 _ADAPTIVE = {F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d, F.adaptive_max_pool1d,
              F.adaptive_max_pool2d, F.adaptive_max_pool3d}
 
@@ -52,7 +55,7 @@ def _tensor(value):
 
 
 class _SubsamplingRecorder(TorchFunctionMode):
-    """Records (innermost module path, kind) of every call that subsamples."""
+    """Records (innermost module path, kind) of every call that subsamples or upsamples."""
 
     def __init__(self, where: list[str]) -> None:
         super().__init__()
@@ -62,7 +65,12 @@ class _SubsamplingRecorder(TorchFunctionMode):
         if func in _CONVS:
             return "conv" if _above_one(_arg(args, kwargs, 3, "stride", 1)) else None
         if func in _TRANSPOSED:
-            return "transposed" if _above_one(_arg(args, kwargs, 3, "stride", 1)) else None
+            return "upsample" if _above_one(_arg(args, kwargs, 3, "stride", 1)) else None
+        if func in _SHUFFLE:
+            return "upsample"
+        if func is F.interpolate:
+            before, after = args[0].shape[2:], _tensor(out).shape[2:]
+            return "upsample" if any(a > b for a, b in zip(after, before)) and max(before) > 1 else None
         if func in _POOLS:
             stride = _arg(args, kwargs, 2, "stride") or _arg(args, kwargs, 1, "kernel_size")
             return "pool" if _above_one(stride) else None
@@ -100,17 +108,17 @@ def real_subsampling(model: nn.Module, x: torch.Tensor, training: bool = False) 
 
 
 def check_summary(summary: AntialiasSummary, found: set[tuple[str, str]]) -> None:
-    """Every real subsampling is in the summary, and every change is at a real subsampling."""
+    """Every real subsampling or upsampling is in the summary, and every change is at a real one."""
     entries = summary.changed + summary.left_alone
 
     def listed(path: str, entry) -> bool:  # a functional call is listed as <module>.<call name>
         return entry.path == path or (entry.before.startswith("F.") and entry.path.rpartition(".")[0] == path)
 
     missing = [(path, kind) for path, kind in found if not any(listed(path, e) for e in entries)]
-    assert not missing, f"subsampling not in the summary: {missing}"
+    assert not missing, f"subsampling or upsampling not in the summary: {missing}"
     real = {path for path, _ in found}
     invented = [c.path for c in summary.changed if not any(listed(path, c) for path in real)]
-    assert not invented, f"changed where nothing subsamples: {invented}"
+    assert not invented, f"changed where nothing subsamples or upsamples: {invented}"
 
 
 def _output(y):
@@ -223,6 +231,9 @@ def test_torchvision_segmentation_models(family):
     model = check_model(SEGMENTATION[family], sizes=())
     dilated = [s for s in model.antialias_summary.left_alone if s.kind == "dilated_conv"]
     assert dilated and all("no subsampling to blur" in s.reason for s in dilated)  # said, not silently skipped
+    # The head's final upsampling to the input size (F.interpolate(size=...)) gets the blur after it.
+    final = [c for c in model.antialias_summary.changed if c.path == "interpolate"]
+    assert len(final) == 1 and final[0].kind == "interpolate" and "BlurPool" in final[0].after
 
 
 TIMM_MODELS = {

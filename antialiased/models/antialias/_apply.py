@@ -59,6 +59,12 @@ def _stateless(module: nn.Module) -> bool:
 
 
 def _group(modules: tuple[nn.Module, ...]) -> nn.Module:
+def _same_state(old: nn.Module, new: nn.Module) -> bool:
+    """``new`` holds ``old``'s very parameters and buffers, under the same keys."""
+    a, b = old.state_dict(keep_vars=True), new.state_dict(keep_vars=True)
+    return list(a) == list(b) and all(a[k] is b[k] for k in a)
+
+
     return modules[0] if len(modules) == 1 else nn.Sequential(*modules)
 
 
@@ -81,10 +87,14 @@ class Applier:
         """Apply ``rewrite`` to ``site``; returns the summary's "after" text or raises CannotApply."""
         if _stateless(site.module):
             return self._replace_pool(site, rewrite)
-        if rewrite.replace is not None:
-            raise CannotApply(f"a rewrite cannot replace {type(site.module).__name__}, which holds parameters")
+        if rewrite.replace is not None and not (_same_state(site.module, rewrite.replace)
+                                                and self._uses.get(id(site.module)) == 1):
+            raise CannotApply(f"a rewrite cannot replace {type(site.module).__name__}, which holds parameters, "
+                              f"except by a layer holding the same ones (same keys) where it is used once")
         steps, names = [], []
         if rewrite.before:
+        if rewrite.replace is not None:  # a twin holding the same parameters (a polyphase transposed conv)
+            steps.append(lambda: self.index.replace(site.path, rewrite.replace))
             steps.append(self._before_step(site, rewrite.before))
         if rewrite.after:
             point = self._after_point(site, rewrite.after_followers)
@@ -100,7 +110,8 @@ class Applier:
             site.module.stride = tuple(rewrite.stride)
         if rewrite.description:
             return rewrite.description
-        parts = [*map(describe, rewrite.before), describe(site.module), *names, *map(describe, rewrite.after)]
+        op = rewrite.replace if rewrite.replace is not None else site.module
+        parts = [*map(describe, rewrite.before), describe(op), *names, *map(describe, rewrite.after)]
         return " -> ".join(parts)
 
     def finish(self) -> nn.Module:

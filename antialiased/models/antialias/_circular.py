@@ -38,12 +38,15 @@ from torch import nn
 from torch.nn.modules.utils import _pair
 
 from antialiased.errors import ModelError
+from antialiased.layers._padding import pad as _pad_any  # circular padding that may wrap several times
+from antialiased.layers.polyphase import phase_role
 
 __all__ = [
     "same_pads",
     "circular_max_pool2d",
     "circular_avg_pool2d",
     "CircularPool2d",
+    "CircularConv2d",
     "make_circular",
 ]
 
@@ -134,10 +137,31 @@ class CircularPool2d(nn.Module):
         return f"pads={self.pads}"
 
 
+class CircularConv2d(nn.Conv2d):
+    """An ``nn.Conv2d`` whose circular padding may wrap around the map more than once.
+
+    torch's circular padding refuses pads larger than the map (DeepLabV3's ASPP convs of
+    dilation 36 on the 8x8 map of a 64x64 input); the wrap-around is still well defined: the
+    map repeats. :func:`make_circular` gives plain ``nn.Conv2d`` layers with pads above 1 this
+    class, in place (same object, parameters and keys).
+
+    Example:
+        >>> conv = nn.Conv2d(1, 1, 3, padding=4, dilation=4)
+        >>> _ = make_circular(nn.Sequential(conv))
+        >>> type(conv).__name__, conv(torch.rand(1, 1, 3, 3)).shape
+        ('CircularConv2d', torch.Size([1, 1, 3, 3]))
+    """
+
+    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        padded = _pad_any(input, tuple(self._reversed_padding_repeated_twice), "circular")
+        return F.conv2d(padded, weight, bias, self.stride, 0, self.dilation, self.groups)
+
+
 def _plain_conv(module: nn.Module) -> bool:
     # Subclasses that pad on their own (timm's Conv2dSame) would pad twice.
     cls = type(module)
-    return cls.forward is nn.Conv2d.forward and cls._conv_forward is nn.Conv2d._conv_forward
+    return cls.forward is nn.Conv2d.forward and cls._conv_forward in (nn.Conv2d._conv_forward,
+                                                                     CircularConv2d._conv_forward)
 
 
 def _convert_conv(conv: nn.Conv2d) -> str | None:
@@ -147,14 +171,21 @@ def _convert_conv(conv: nn.Conv2d) -> str | None:
     conv.padding_mode = "circular"
     # Conv2d pads with these amounts whenever padding_mode is not 'zeros' (self.padding is then unused).
     conv._reversed_padding_repeated_twice = pads
+    if type(conv) is nn.Conv2d and max(pads) > 1:  # may exceed a small map: wrap as often as needed
+        conv.__class__ = CircularConv2d
     return f"circular padding {pads}"
 
 
 def _skip_reason(module: nn.Module) -> str | None:
+    if phase_role(module) is not None:
+        return None  # polyphase layers pad on their own (circularly when built with circular=True)
     if isinstance(module, nn.Conv2d) and not _plain_conv(module):
         return f"{type(module).__name__} overrides Conv2d's padding; it keeps its own (not circular)"
     if isinstance(module, nn.ConvTranspose2d):
-        return "transposed convolutions are not converted to circular padding"
+        return "transposed convolutions are not converted to circular padding (upsample=True makes them polyphase, circular)"
+    if isinstance(module, nn.Upsample) and module.mode not in ("nearest", "nearest-exact"):
+        return (f"{module.mode} interpolation clamps at the borders (not circular); upsample=True makes it "
+                f"polyphase, circular")
     if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) and _pair(module.output_size) != (1, 1):
         return (f"adaptive pooling to {module.output_size} keeps positions: the output is not invariant to "
                 f"circular shifts (global pooling is)")

@@ -23,7 +23,6 @@ from antialiased.layers import MAX_FILTER_SIZE, PAD_TYPES
 from antialiased.models.antialias._apply import Applier, CannotApply, _free_name, _join
 from antialiased.models.antialias._graphs import (
     FUNCTIONAL_NOTES,
-    FUNCTIONAL_POOLS,
     GraphIndex,
     is_plain_sequential,
     is_torch_module,
@@ -32,10 +31,19 @@ from antialiased.models.antialias._graphs import (
 from antialiased.models.antialias._methods import METHODS, check_method
 from antialiased.models.antialias._paper import find_choice, paper_choices
 from antialiased.models.antialias._probe import ProbeError, ProbeResult, default_input_sizes, probe
-from antialiased.models.antialias._sites import Found, classify_call, classify_module, describe, pool_module
+from antialiased.models.antialias._sites import (
+    Found,
+    call_layer,
+    classify_call,
+    classify_module,
+    describe,
+    resolve_upsampling,
+    site_functions,
+)
 from antialiased.models.antialias._summary import AntialiasSummary
 from antialiased.models.antialias._shapes import input_channels, reads_image
-from antialiased.models.antialias._types import Method, Rewrite, RewriteContext, Site, Skip
+from antialiased.models.antialias._types import SITE_RULES, Method, Rewrite, RewriteContext, Site, Skip
+from antialiased.models.antialias._upsample_calls import call_shapes, specialized_graph
 
 __all__ = ["antialias", "AntialiasWarning", "INSERTED"]
 
@@ -87,6 +95,7 @@ def antialias(
     paper_choices: bool = True,
     input_size: tuple[int, ...] | None = None,
     circular: bool = False,
+    upsample: bool = True,
 ) -> nn.Module:
     """Anti-alias every subsampling of ``model`` in place and return it (see the package docs).
 
@@ -100,7 +109,10 @@ def antialias(
             per-architecture choices (ResNet's 2x2 stem max-pool, AlexNet's conv1 at stride 2, ...).
         input_size: ``(C, H, W)`` the model will see; the conversion is checked at this size (clear
             errors if it is too small for the chosen layers). Default: tried at 224 (then 32).
-        circular: pad circularly everywhere (for methods that support it).
+        circular: pad circularly everywhere (for methods that support it), upsamplings' borders included.
+        upsample: also rewrite the upsamplings (strided transposed convs, ``nn.Upsample`` and
+            ``F.interpolate``, pixel shuffles) with the method's upsampling rule; False leaves them,
+            listed as such in the summary.
 
     Returns:
         The model, with ``model.antialias_summary`` (:class:`AntialiasSummary`). The same object,
@@ -121,9 +133,9 @@ def antialias(
         >>> [c.path for c in net.antialias_summary.changed][:3]
         ['maxpool', 'layer2.0.conv1', 'layer2.0.downsample.0']
     """
-    flags = {"include_stem": include_stem, "paper_choices": paper_choices, "circular": circular}
+    flags = {"include_stem": include_stem, "paper_choices": paper_choices, "circular": circular, "upsample": upsample}
     chosen = _check_options(model, filter_size, method, pad_type, flags, input_size)
-    ctx = RewriteContext(filter_size, pad_type, include_stem or chosen.converts_stem, circular)
+    ctx = RewriteContext(filter_size, pad_type, include_stem or chosen.converts_stem, circular, upsample)
     summary = AntialiasSummary(method, filter_size, pad_type, ctx.include_stem)
     ctx.summary = summary
     if chosen.prepare is not None:
@@ -133,7 +145,7 @@ def antialias(
         model = chosen.finalize(model, ctx)
     if not summary.changed:
         warnings.warn(
-            f"antialias(): nothing changed in {type(model).__name__}: it has no strided subsampling to rewrite "
+            f"antialias(): nothing changed in {type(model).__name__}: it has no subsampling (or upsampling) to rewrite "
             f"({len(summary.left_alone)} layers left alone; see model.antialias_summary)", AntialiasWarning,
             stacklevel=2,
         )
@@ -159,9 +171,11 @@ class _Conversion:
 
     def run(self) -> nn.Module:
         self._calls_to_modules()
+        self.call_shapes: dict[str, tuple] = {}  # module path -> its call's (input, output) shapes in the probe
         if self.input_size is not None:
             _ = self.probed  # the unconverted model's shapes at the user's size, for the final check
-        found = [f for path, module in self.index.model.named_modules() if (f := classify_module(path, module))]
+        found = [self._resolved(f) for path, module in self.index.model.named_modules()
+                 if (f := classify_module(path, module))]
         self._refuse_patch_embedding(found)
         plans = [(record, self._plan(record)) for record in found]
         applier = Applier(self.index)
@@ -173,10 +187,26 @@ class _Conversion:
             self._check_converted(model)
         return model
 
-    # -- step 1: functional pools become layers ----------------------------------------------
+    # -- step 1: functional calls (pools, interpolations) become layers ----------------------
 
     def _calls_to_modules(self) -> None:
-        clean: set[type] = set()  # classes whose forward calls nothing that subsamples
+        owners = self._calls_by_owner()
+        if any(r.direction == "up" for _, _, found in owners for r in found):
+            owners = [self._with_shapes(*owner) for owner in owners]  # up calls: factors from the probe
+        for path, graph, found in owners:
+            sites = []
+            for record in found:
+                reason = record.reason if not record.is_site else self._call_refusal(record)
+                if reason is None:
+                    sites.append(record)
+                else:
+                    before = _call_text(record) if record.is_site or record.params else record.origin
+                    self.summary.add_left_alone(record.path, record.kind, before, reason)
+            if sites:
+                self._rewrite_calls(path, graph, sites)
+
+    def _calls_by_owner(self) -> list[tuple[str, fx.Graph, list[Found]]]:
+        owners, clean = [], set()  # clean: classes whose forward calls nothing that changes the resolution
         for path, module in list(self.index.model.named_modules()):
             if (type(module) in clean or is_torch_module(module) or is_plain_sequential(module)
                     or not _has_forward(module) or classify_module(path, module) is not None):
@@ -185,14 +215,36 @@ class _Conversion:
             if graph is None:
                 continue
             found = [f for f in (classify_call(path, node) for node in graph.nodes) if f is not None]
-            if not found and not any(n.op == "call_function" and _is_pool_call(n) for n in graph.nodes):
+            if not found and not any(n.op == "call_function" and _is_site_call(n) for n in graph.nodes):
                 clean.add(type(module))
-            for record in found:
-                if not record.is_site:
-                    self.summary.add_left_alone(record.path, record.kind, record.origin, record.reason)
-            sites = [f for f in found if f.is_site]
-            if sites:
-                self._rewrite_calls(path, graph, sites)
+            if found:
+                owners.append((path, graph, found))
+        return owners
+
+    def _with_shapes(self, path: str, graph: fx.Graph, found: list[Found]) -> tuple[str, fx.Graph, list[Found]]:
+        """The owner's calls with the probe's shapes (up calls' factors); its graph fixed to its None arguments."""
+        if any(f.is_site for f in found):
+            fixed = specialized_graph(self.index.module(path), self.probed.none_args.get(path, frozenset()))
+            if fixed is not None:
+                graph = fixed
+                found = [f for f in (classify_call(path, node) for node in graph.nodes) if f is not None]
+        shapes = call_shapes(self.probed.calls.get(path, []), graph, site_functions("up"))
+        found = [resolve_upsampling(f, shapes.get(f.path.rpartition(".")[2])) if f.direction == "up" and f.is_site
+                 else f for f in found]
+        return path, graph, found
+
+    def _call_refusal(self, record: Found) -> str | None:
+        """Why an up call stays a call (the method leaves it alone), or None: it becomes a layer."""
+        if record.direction != "up":
+            return None
+        reason = self._up_reason(record.kind)
+        if reason is not None or record.shapes is None:
+            return reason
+        site = self._up_site(record, call_layer(record))
+        if isinstance(site, str):
+            return site
+        result = self.method.up_rewriters[record.kind](site, self.ctx)
+        return result.reason if isinstance(result, Skip) else None
 
     def _rewrite_calls(self, path: str, graph: fx.Graph, sites: list[Found]) -> None:
         if self.index.depends_on_training(path):
@@ -205,9 +257,9 @@ class _Conversion:
         for record in sites:
             node = next(n for n in graph.nodes if n.name == record.path.rpartition(".")[2])
             name = _free_name(module, node.name)
-            module.add_module(name, pool_module(record))
+            module.add_module(name, call_layer(record))
             with graph.inserting_before(node):
-                new = graph.call_module(name, (node.args[0],))
+                new = graph.call_module(name, (node.args[0],), dict(record.call_inputs or {}))
             node.replace_all_uses_with(new)
             graph.erase_node(node)
             self.origins[_join(path, name)] = _call_text(record)
@@ -215,6 +267,8 @@ class _Conversion:
         self.index.replace(path, keyed_graph_module(module, graph), graph)
         self.summary.graph_modules.append(path)
 
+            if record.shapes is not None:
+                self.call_shapes[_join(path, name)] = record.shapes
     # -- step 2: the shape probe -------------------------------------------------------------
 
     @property
@@ -230,7 +284,7 @@ class _Conversion:
         failures = []
         for size in sizes:
             try:
-                return probe(model, size)
+                return probe(model, size, watch=site_functions("up"))
             except ProbeError as err:
                 failures.append(f"{size}: {err} (in {err.module or 'the model'})")
         raise ModelError(
@@ -267,6 +321,8 @@ class _Conversion:
         if len(set(record.stride)) > 1:
             return (f"stride {record.stride} differs between dimensions; BlurPool subsamples every dimension by one "
                     f"factor, so it is left as it is")
+        if record.direction == "up":
+            return self._up_site(record, record.module)
         channels = getattr(module, "in_channels", None) or input_channels(self.index, path)
         shape = self.probed.inputs.get(path) if channels is None else None
         channels = channels or (shape[1] if shape is not None and len(shape) > 1 else None)
@@ -284,7 +340,48 @@ class _Conversion:
         converts = self.ctx.include_stem or (site.choice is not None and site.choice.convert_stem)
         if site.kind == "conv" and site.is_stem and not converts:
             return ("stem: a strided conv reading the image stays strided, as in the paper (include_stem=True "
+    def _resolved(self, record: Found) -> Found:
+        """An interpolation's factor from the probe, where the layer does not state it (size=), and the 1x1 check."""
+        if record.kind != "interpolate" or not record.is_site:
+            return record
+        shapes = self.call_shapes.get(record.path)
+        if shapes is None and (record.stride is None or self._probed is not None):
+            before, after = self.probed.inputs.get(record.path), self.probed.outputs.get(record.path)
+            shapes = (before, after) if before is not None and after is not None else None
+        return resolve_upsampling(record, shapes)
+
+    def _up_site(self, record: Found, module: nn.Module) -> Site | str:
+        """The Site of an up record (``module``: its layer, or the layer a call would become)."""
+        shapes = record.shapes
+        channels = getattr(module, "in_channels", None) or (shapes[0][1] if shapes else None)
+        if channels is None and record.module is module:  # a layer of the model: its graph, then the probe
+            channels = input_channels(self.index, record.path)
+            if channels is None:
+                shape = self.probed.inputs.get(record.path)
+                channels = shape[1] if shape is not None and len(shape) > 1 else None
+        if channels is None:
+            return (f"not reached by the shape probe (one forward at input size {self.probed.input_size}), so its "
+                    f"channel count is unknown; pass the input_size at which the model uses it")
+        rule = SITE_RULES[record.kind]
+        out = getattr(module, "out_channels", None) or (rule.out_channels(module, channels) if rule.out_channels
+                                                          else channels)
+        return Site(path=record.path, kind=record.kind, module=module, stride=record.stride, in_channels=channels,
+                    out_channels=out, ndim=record.ndim, origin=self.origins.get(record.path, "module"),
+                    input_shape=shapes[0] if shapes else None, output_shape=shapes[1] if shapes else None)
+
+    def _up_reason(self, kind: str) -> str | None:
+        """Why an up site of ``kind`` is left alone whatever it is (upsample=False, no rule), or None."""
+        if not self.ctx.upsample:
+            return (f"upsample=False: {SITE_RULES[kind].description} is left as it is (upsample=True rewrites it "
+                    f"with the method's upsampling rule)")
+        if kind not in self.method.up_rewriters:
+            which = f" for {kind} sites" if self.method.up_rewriters else ""
+            return f"method {self.method.name!r} has no upsampling rule{which}; left as it is"
+        return None
+
                     "converts it)")
+        if site.direction == "up":
+            return self._up_reason(site.kind)
         if site.kind not in self.method.rewriters:
             return f"method {self.method.name!r} does not rewrite {site.kind} sites"
         return None
@@ -297,7 +394,8 @@ class _Conversion:
         reason = site if isinstance(site, str) else self._left_alone_reason(site)
         if reason is not None:
             return reason
-        result = self.method.rewriters[site.kind](site, self.ctx)
+        rewriters = self.method.up_rewriters if site.direction == "up" else self.method.rewriters
+        result = rewriters[site.kind](site, self.ctx)
         if isinstance(result, Skip):
             return result.reason
         self._place_like_model(site, result)
@@ -357,9 +455,11 @@ def _inserted_blur(module: nn.Module) -> bool:
 
 
 def _call_text(record: Found) -> str:
-    args = ", ".join(f"{k}={v}" for k, v in (record.params or {}).items())
-    return f"{record.origin}({args})"
+    args = [f"{k}={v}" for k, v in (record.params or {}).items()]
+    args += [f"{k}=<run time>" for k in (record.call_inputs or {})]
+    return f"{record.origin}({', '.join(args)})"
 
 
-def _is_pool_call(node: fx.Node) -> bool:
-    return node.target in FUNCTIONAL_POOLS or (node.target in FUNCTIONAL_NOTES and FUNCTIONAL_NOTES[node.target][0] != "slice")
+def _is_site_call(node: fx.Node) -> bool:
+    return node.target in site_functions() or (
+        node.target in FUNCTIONAL_NOTES and FUNCTIONAL_NOTES[node.target][0] != "slice")

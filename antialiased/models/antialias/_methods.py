@@ -22,6 +22,11 @@ Methods here:
 - ``"blur-first"``, MosaicML composer's cheaper placement: a strided conv keeps its stride and
   a stride-1 blur runs before it; pools as ``"blurpool"``.
 
+Both blur after every upsampling (``up_rewriters``: a stride-1 blur behind the transposed conv,
+interpolation or pixel shuffle, ``_upsample.BLUR_AFTER``); the APS methods upsample onto the
+matching subsampling's phase (``_upsample.polyphase_rules``). A method's upsampling rule is that one
+entry; a method without one leaves up sites alone, with that reason.
+
 Example:
     >>> sorted(METHODS)
     ['aps', 'aps-lpf', 'blur-first', 'blurpool']
@@ -41,6 +46,7 @@ from torch import nn
 from antialiased.errors import ConfigError
 from antialiased.models.antialias._aps import APS, APS_LPF
 from antialiased.models.antialias._types import Method, Rewrite, RewriteContext, Site, Skip
+from antialiased.models.antialias._upsample import BLUR_AFTER
 
 __all__ = ["METHODS", "register_method", "check_method"]
 
@@ -169,11 +175,13 @@ register_method(Method(
     name="blurpool",
     description="the paper's recipe: dense max / stride-1 conv + norm + activation, then blur-subsample",
     rewriters={"conv": _conv_then_blur, "max_pool": _dense_max_then_blur, "avg_pool": _avg_to_blur},
+    up_rewriters=BLUR_AFTER,
 ))
 register_method(Method(
     name="blur-first",
     description="composer's cheaper placement: a stride-1 blur before each strided conv; pools as blurpool",
     rewriters={"conv": _blur_then_conv, "max_pool": _dense_max_then_blur, "avg_pool": _avg_to_blur},
+    up_rewriters=BLUR_AFTER,
 ))
 register_method(APS)  # adaptive polyphase sampling (_aps)
 register_method(APS_LPF)

@@ -7,7 +7,10 @@ channel in training). A model that cannot run on ``meta`` is probed once for rea
 without gradients, and left as it was.
 
 It tells the engine each site's input channels (a pool has no channel count of its own), which
-layers read the image itself (the stem), and whether the converted model still runs.
+layers read the image itself (the stem), and whether the converted model still runs. It also
+records, per module, the input and output shapes of the functional calls its own forward makes
+(``watch``: ``F.interpolate``'s factor may only be known at run time, ``size=``), in call order,
+and which forward arguments were None (a traced forward must not take the other branch).
 
 Example:
     >>> from torch import nn
@@ -21,11 +24,13 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import inspect
 from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 __all__ = ["ProbeResult", "probe", "default_input_sizes", "ProbeError"]
 
@@ -49,6 +54,8 @@ class ProbeResult:
     outputs: dict[str, tuple[int, ...]] = field(default_factory=dict)
     reads_image: set[str] = field(default_factory=set)
     output: tuple[int, ...] | None = None
+    calls: dict[str, list[tuple[object, tuple[int, ...], tuple[int, ...]]]] = field(default_factory=dict)
+    none_args: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 def default_input_sizes(model: nn.Module) -> list[tuple[int, ...]]:
@@ -70,13 +77,43 @@ def _first_tensor(value: object) -> torch.Tensor | None:
     return None
 
 
+class _CallRecorder(TorchFunctionMode):
+    """Records ``(function, input shape, output shape)`` of the watched calls, under the innermost module."""
+
+    def __init__(self, watch: frozenset, result: ProbeResult, stack: list, first: set) -> None:
+        super().__init__()
+        self.watch, self.result, self.stack, self.first = watch, result, stack, first
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        owner = self.stack[-1] if self.stack else ""
+        if func in self.watch and owner in self.first:  # the owner's first call only, as the shapes
+            x, y = _first_tensor(args), _first_tensor(out)
+            if x is not None and y is not None:
+                self.result.calls.setdefault(owner, []).append((func, tuple(x.shape), tuple(y.shape)))
+        return out
+
+
+def _none_arguments(module: nn.Module, args: tuple, kwargs: dict) -> frozenset[str]:
+    try:
+        bound = inspect.signature(module.forward).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return frozenset()
+    return frozenset(name for name, value in bound.arguments.items() if value is None)
+
+
 @contextlib.contextmanager
-def _hooks(model: nn.Module, result: ProbeResult, image: list, stack: list) -> Iterator[None]:
+def _hooks(model: nn.Module, result: ProbeResult, image: list, stack: list, first: set) -> Iterator[None]:
     handles = []
     for path, module in model.named_modules():
-        def pre(mod, args, path=path):
+        def pre(mod, args, kwargs, path=path):
             stack.append(path)
-            x = _first_tensor(args)
+            x = _first_tensor(args) if args else _first_tensor(list(kwargs.values()))
+            if path not in result.none_args:
+                first.add(path)
+                result.none_args[path] = _none_arguments(mod, args, kwargs)
+            else:
+                first.discard(path)
             if x is not None and path not in result.inputs:
                 result.inputs[path] = tuple(x.shape)
                 if x is image[0]:
@@ -88,7 +125,7 @@ def _hooks(model: nn.Module, result: ProbeResult, image: list, stack: list) -> I
             if y is not None and path not in result.outputs:
                 result.outputs[path] = tuple(y.shape)
 
-        handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+        handles += [module.register_forward_pre_hook(pre, with_kwargs=True), module.register_forward_hook(post)]
     try:
         yield
     finally:
@@ -107,9 +144,10 @@ def _mode(model: nn.Module, training: bool) -> Iterator[None]:
             module.training = was
 
 
-def _run(model: nn.Module, input_size: tuple[int, ...], on_meta: bool) -> ProbeResult:
+def _run(model: nn.Module, input_size: tuple[int, ...], on_meta: bool, watch: frozenset) -> ProbeResult:
     result = ProbeResult(tuple(input_size))
     stack: list[str] = []
+    first: set[str] = set()  # modules in their first call
     if on_meta:
         x = torch.empty((_BATCH, *input_size), device="meta")
         tensors = {k: torch.empty_like(v, device="meta") for k, v in _state(model)}
@@ -119,7 +157,8 @@ def _run(model: nn.Module, input_size: tuple[int, ...], on_meta: bool) -> ProbeR
         x = torch.zeros((_BATCH, *input_size), device=ref.device, dtype=ref.dtype if ref.is_floating_point() else None)
         call, mode, grad = (lambda: model(x)), False, False
     image = [x]
-    with _hooks(model, result, image, stack), _mode(model, mode), torch.set_grad_enabled(grad):
+    recorder = _CallRecorder(watch, result, stack, first) if watch else contextlib.nullcontext()
+    with _hooks(model, result, image, stack, first), _mode(model, mode), torch.set_grad_enabled(grad), recorder:
         try:
             out = call()
         except Exception as err:  # noqa: BLE001 - reported with the module it happened in
@@ -133,13 +172,15 @@ def _state(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
     return [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
 
 
-def probe(model: nn.Module, input_size: tuple[int, ...]) -> ProbeResult:
+def probe(model: nn.Module, input_size: tuple[int, ...], watch: frozenset = frozenset()) -> ProbeResult:
     """Run ``model`` once on a batch of 2 inputs of ``input_size`` (C, *spatial); see the module doc.
+
+    ``watch``: functions whose calls are recorded in ``calls`` (by the module making them).
 
     Raises:
         ProbeError: the model failed on this input, on ``meta`` and for real.
     """
     try:
-        return _run(model, input_size, on_meta=True)
+        return _run(model, input_size, on_meta=True, watch=frozenset(watch))
     except ProbeError:
-        return _run(model, input_size, on_meta=False)
+        return _run(model, input_size, on_meta=False, watch=frozenset(watch))

@@ -1,17 +1,27 @@
-"""Where a model subsamples: layers and functional calls, each classified by a table.
+"""The site rules: how every kind of site is recognized, as a layer and as a functional call (one table).
 
-:func:`classify_module` maps a layer to a :class:`Found` record: a *site* the methods rewrite
-(``conv``, ``max_pool``, ``avg_pool`` with a stride above 1) or a *note*, a layer that subsamples
-(or looks as if it did) and is left alone, with the reason (strided transposed convs, adaptive
-pools, dilated convs, layers already anti-aliased, custom layers with a stride).
-:func:`classify_call` does the same for a node of a traced forward (``F.max_pool2d`` in
-Inception v3); :func:`pool_module` turns a functional pool into the equivalent layer, so that the
-engine rewrites every site as a module.
+Each kind of site is one :class:`~._types.SiteRule`, registered here in
+:data:`~._types.SITE_RULES`: its direction (``"down"``: ``conv``, ``max_pool``, ``avg_pool``;
+``"up"``: ``transposed_conv``, ``interpolate``, ``pixel_shuffle``), which layers it covers, which
+functional calls (``F.max_pool2d`` in Inception v3, ``F.interpolate`` in torchvision's segmentation
+heads), how their stride or factor is read, and the layer a call becomes (so that the engine
+rewrites every site as a layer).
+
+:func:`classify_module` maps a layer to a :class:`Found` record: a *site* of one of those kinds, or
+a *note*, a layer that changes the resolution (or looks as if it did) and is left alone, with the
+reason (adaptive pools, dilated convs, layers already anti-aliased, custom layers with a stride).
+:func:`classify_call` does the same for a node of a traced forward. An interpolation's factor may
+only be known at run time (``size=``): :func:`resolve_upsampling` reads it from the shapes the
+engine's probe saw, and an interpolation from a 1x1 map (a broadcast, as DeepLabV3's image-pooling
+branch) is a note, not an up site.
 
 Example:
     >>> from torch import nn
     >>> classify_module("features.2", nn.MaxPool2d(3, 2)).kind
     'max_pool'
+    >>> up = classify_module("decoder.up", nn.ConvTranspose2d(8, 4, 2, stride=2))
+    >>> up.kind, up.direction, up.stride
+    ('transposed_conv', 'up', (2, 2))
     >>> classify_module("layer3.0.conv2", nn.Conv2d(8, 8, 3, padding=2, dilation=2)).reason[:36]
     'dilated convolution at stride 1: the'
     >>> classify_module("fc", nn.Linear(8, 2)) is None
@@ -19,36 +29,53 @@ Example:
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Callable
 
+import torch
 import torch.fx as fx
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.utils import _ntuple
 
 from antialiased.layers import BlurPool, BlurPool1D, BlurPool3D
+from antialiased.layers.polyphase import phase_role
 from antialiased.models.antialias._graphs import FUNCTIONAL_NOTES, FUNCTIONAL_POOLS, is_torch_module
-from antialiased.models.antialias._types import SITE_KINDS
+from antialiased.models.antialias._types import SITE_RULES, SiteRule, register_site_rule
+from antialiased.models.antialias._upsample import Interpolate
 
-__all__ = ["Found", "classify_module", "classify_call", "pool_module", "describe"]
+__all__ = [
+    "Found", "classify_module", "classify_call", "call_layer", "pool_module", "resolve_upsampling",
+    "site_functions", "describe",
+]
 
 
 @dataclass(frozen=True)
 class Found:
-    """A subsampling (or lookalike) found in the model; ``reason`` is set for those left alone."""
+    """A site (or lookalike) found in the model; ``reason`` is set for those left alone.
+
+    ``stride`` is the stride (down) or the factor (up; None while only the probe can tell).
+    """
 
     path: str
     kind: str
     module: nn.Module | None
-    stride: tuple[int, ...]
+    stride: tuple | None
     ndim: int
     origin: str = "module"
     reason: str | None = None
-    params: dict | None = None  # a functional pool's arguments
+    params: dict | None = None  # a call's constant arguments (its layer's constructor arguments)
+    call_inputs: dict | None = None  # a call's arguments computed by the forward (passed to its layer)
+    shapes: tuple | None = None  # (input, output) shapes in the engine's probe, where it needed them
 
     @property
     def is_site(self) -> bool:
-        return self.reason is None and self.kind in SITE_KINDS
+        return self.reason is None and self.kind in SITE_RULES
+
+    @property
+    def direction(self) -> str:
+        rule = SITE_RULES.get(self.kind)
+        return rule.direction if rule is not None else "down"
 
 
 def _ndim(module: nn.Module) -> int:
@@ -67,14 +94,17 @@ def _strides(module: nn.Module) -> tuple[int, ...]:
     return (stride,) * _ndim(module) if isinstance(stride, int) and not isinstance(stride, bool) else (1,)
 
 
-_TRANSPOSED = ("a strided transposed convolution upsamples; BlurPool anti-aliases subsampling, so it is "
-               "left as it is")
 _DILATED = ("dilated convolution at stride 1: the stage keeps its resolution (its stride was replaced by "
             "dilation, e.g. replace_stride_with_dilation), so there is no subsampling to blur")
 _ADAPTIVE = ("adaptive pooling to a fixed output size (global pooling when 1x1): its output size is set by "
              "the model, not by a stride; it is not a strided subsampling and is left as it is")
 _BLURRED = "already anti-aliased (a blur-subsample layer); left as it is"
 
+_POLYPHASE = "already polyphase (an APS or APS-U layer); left as it is"
+_BROADCAST = ("interpolates a 1x1 map (a broadcast, as DeepLabV3's image-pooling branch): every output pixel is "
+              "the same value, there is nothing to anti-alias; not an up site")
+_DOWNSCALE = "downscaling by interpolation is left as it is"
+_RUNTIME = "its arguments are computed at run time, so it cannot be rewritten; left as it is"
 
 def _custom_reason(module: nn.Module) -> str:
     return (f"custom layer {type(module).__name__} with stride {_strides(module)}: antialias() rewrites "
@@ -86,13 +116,8 @@ def _already_blurred(module: nn.Module) -> bool:
     return isinstance(module, (BlurPool, BlurPool1D, BlurPool3D)) or "BlurPool" in type(module).__name__
 
 
-# (type test, kind, reason or None for a site). The first matching row decides; strided only unless noted.
-_MODULE_TABLE: list[tuple[Callable[[nn.Module], bool], str, str | None]] = [
-    (_already_blurred, "blur", _BLURRED),
-    (lambda m: isinstance(m, nn.modules.conv._ConvTransposeNd), "transposed_conv", _TRANSPOSED),
-    (lambda m: isinstance(m, nn.modules.conv._ConvNd), "conv", None),
-    (lambda m: isinstance(m, nn.modules.pooling._MaxPoolNd), "max_pool", None),
-    (lambda m: isinstance(m, nn.modules.pooling._AvgPoolNd), "avg_pool", None),
+# Lookalikes left alone (strided only): (type test, kind, reason).
+_NOTE_TABLE = [
     (lambda m: isinstance(m, nn.modules.pooling._LPPoolNd), "lp_pool",
      "power-average (LP) pooling is left as it is (only max and average pools are rewritten)"),
     (lambda m: isinstance(m, (nn.FractionalMaxPool2d, nn.FractionalMaxPool3d)), "fractional_pool",
@@ -107,16 +132,31 @@ _ALWAYS_LISTED: list[tuple[type, str, str]] = [
 
 
 def classify_module(path: str, module: nn.Module) -> Found | None:
-    """The record of a layer that subsamples (or looks as if it did), or None."""
+def _note_for_layer(path: str, module: nn.Module, stride: tuple[int, ...]) -> Found | None:
+    if phase_role(module) is not None:
+        return Found(path, "polyphase", module, stride, _ndim(module), reason=_POLYPHASE)
+    if max(stride) > 1 and _already_blurred(module):
+        return Found(path, "blur", module, stride, _ndim(module), reason=_BLURRED)
+    if isinstance(module, nn.modules.conv._ConvNd) and max(stride) == 1 and max(module.dilation) > 1 \
+            and not isinstance(module, nn.modules.conv._ConvTransposeNd):
+        return Found(path, "dilated_conv", module, stride, len(stride), reason=_DILATED)
+    return None
+
+
+    """The record of a layer that changes the resolution (or looks as if it did), or None."""
     for cls, kind, reason in _ALWAYS_LISTED:
         if isinstance(module, cls):
             return Found(path, kind, module, (1,), _ndim(module), reason=reason)
     stride = _strides(module)
-    if isinstance(module, nn.modules.conv._ConvNd) and max(stride) == 1 and max(module.dilation) > 1:
-        return Found(path, "dilated_conv", module, stride, len(stride), reason=_DILATED)
+    note = _note_for_layer(path, module, stride)
+    if note is not None:
+        return note
+    for rule in SITE_RULES.values():
+        if rule.layer(module):
+            return rule.read_layer(path, module)
     if max(stride) <= 1:
         return None
-    for test, kind, reason in _MODULE_TABLE:
+    for test, kind, reason in _NOTE_TABLE:
         if test(module):
             return Found(path, kind, module, stride, _ndim(module), reason=reason)
     if not any(True for _ in module.children()) and not is_torch_module(module):
@@ -125,6 +165,16 @@ def classify_module(path: str, module: nn.Module) -> Found | None:
 
 
 _POOL_ARGS = {
+# -- down rules ---------------------------------------------------------------------------------
+
+def _strided_layer(kind: str):
+    def read(path: str, module: nn.Module) -> Found | None:
+        stride = _strides(module)
+        return Found(path, kind, module, stride, _ndim(module)) if max(stride) > 1 else None
+
+    return read
+
+
     "max_pool": ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
     "avg_pool": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
 }
@@ -156,6 +206,153 @@ def _name(target: object) -> str:
 
 
 def _strided_slice(node: fx.Node) -> bool:
+def _pool_call(kind: str):
+    def read(path: str, node: fx.Node, ndim: int) -> Found | None:
+        params = _pool_params(node, kind, ndim)
+        if params is None:
+            return Found(path, kind, None, (2,), ndim, origin=_name(node.target), reason=_RUNTIME)
+        if max(params["stride"]) <= 1:
+            return None
+        return Found(path, kind, None, params["stride"], ndim, origin=_name(node.target), params=params)
+
+    return read
+
+
+def pool_module(found: Found) -> nn.Module:
+    """The layer computing the same as a functional pool call (its arguments in ``found.params``)."""
+    params = dict(found.params or {})
+    if found.ndim == 1:
+        params.pop("divisor_override", None)
+    return _POOL_MODULES[found.kind, found.ndim](**params)
+
+
+def _pool_functions(kind: str) -> dict[object, int]:
+    return {target: ndim for target, (k, ndim) in FUNCTIONAL_POOLS.items() if k == kind}
+
+
+# -- up rules -----------------------------------------------------------------------------------
+
+def _factor(value: object, ndim: int) -> tuple | None:
+    """A scale factor per dimension (ints where whole), or None if not a constant number."""
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * ndim
+    if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return None
+    return tuple(int(v) if float(v).is_integer() else float(v) for v in values)
+
+
+def _scaled(path: str, kind: str, module: nn.Module | None, factor: tuple | None, ndim: int, **fields) -> Found:
+    """An interpolation's record: a note when its (known) factor does not enlarge every dimension."""
+    if factor is not None and min(factor) <= 1:
+        reason = _DOWNSCALE if max(factor) <= 1 else f"scales by {factor}, down in some dimensions: left as it is"
+        return Found(path, kind, module, factor, ndim, reason=reason, **fields)
+    return Found(path, kind, module, factor, ndim, **fields)
+
+
+def _transposed_layer(path: str, module: nn.Module) -> Found | None:
+    stride = _strides(module)
+    return Found(path, "transposed_conv", module, stride, _ndim(module)) if max(stride) > 1 else None
+
+
+def _transposed_call(path: str, node: fx.Node, ndim: int) -> Found | None:
+    stride = node.kwargs.get("stride", node.args[3] if len(node.args) > 3 else 1)
+    if _constant(stride) and max(_ntuple(ndim)(stride)) <= 1:
+        return None
+    reason = ("a strided functional transposed convolution in a custom forward is left as it is (only "
+              "nn.ConvTranspose layers are rewritten)")
+    return Found(path, "transposed_conv", None, (2,) * ndim, ndim, origin=_name(node.target), reason=reason)
+
+
+def _interpolation_layer(path: str, module: nn.Module) -> Found:
+    ndim = len(module.scale_factor) if isinstance(module.scale_factor, (tuple, list)) else 2
+    static = module.size is None and not getattr(module, "runtime_args", ())
+    factor = _factor(module.scale_factor, ndim) if static else None  # else: from the probe
+    return _scaled(path, "interpolate", module, factor, ndim)
+
+
+_INTERPOLATE_ARGS = ("size", "scale_factor", "mode", "align_corners", "recompute_scale_factor", "antialias")
+_INTERPOLATE_DEFAULTS = {"align_corners": None, "recompute_scale_factor": None, "antialias": False}
+
+
+def _interpolate_call(path: str, node: fx.Node, ndim: int) -> Found:
+    given = dict(zip(_INTERPOLATE_ARGS, node.args[1:]))
+    given.update(node.kwargs)
+    params = {k: given[k] for k in _INTERPOLATE_ARGS[2:] if k in given and given[k] != _INTERPOLATE_DEFAULTS.get(k, "")}
+    if not all(_constant(v) for v in params.values()):
+        return Found(path, "interpolate", None, None, ndim, origin="F.interpolate", reason=_RUNTIME)
+    runtime = {k: given[k] for k in ("size", "scale_factor") if given.get(k) is not None and not _constant(given[k])}
+    params.update({k: given[k] for k in ("size", "scale_factor") if given.get(k) is not None and k not in runtime})
+    factor = _factor(params["scale_factor"], ndim) if "scale_factor" in params else None
+    return _scaled(path, "interpolate", None, factor, ndim, origin="F.interpolate", params=params,
+                   call_inputs=runtime)
+
+
+def _interpolate_layer(found: Found) -> nn.Module:
+    return Interpolate(**(found.params or {}), runtime_args=tuple(found.call_inputs or ()))
+
+
+def _shuffle_call(path: str, node: fx.Node, ndim: int) -> Found:
+    factor = node.kwargs.get("upscale_factor", node.args[1] if len(node.args) > 1 else None)
+    if not isinstance(factor, int):
+        return Found(path, "pixel_shuffle", None, None, 2, origin=_name(node.target), reason=_RUNTIME)
+    return Found(path, "pixel_shuffle", None, (factor, factor), 2, origin=_name(node.target),
+                 params={"upscale_factor": factor})
+
+
+def resolve_upsampling(found: Found, shapes: tuple | None) -> Found:
+    """An up record completed from the probe's ``(input, output)`` shapes: its factor, or a note.
+
+    Without shapes, a factor only the probe can tell makes a note (the engine words it).
+    """
+    if shapes is None:
+        return found if found.stride is not None else dataclasses.replace(found, reason="not reached by the probe")
+    (before, after), ndim = shapes, len(shapes[0]) - 2
+    if all(n == 1 for n in before[2:]):
+        return dataclasses.replace(found, reason=_BROADCAST, shapes=shapes)
+    factor = found.stride or _factor([a / b for a, b in zip(after[2:], before[2:])], ndim)
+    resolved = _scaled(found.path, found.kind, found.module, factor, ndim)
+    return dataclasses.replace(found, stride=factor, ndim=ndim, reason=resolved.reason, shapes=shapes)
+
+
+# -- the table ----------------------------------------------------------------------------------
+
+def _is(*types: type):
+    return lambda module: isinstance(module, types)
+
+
+for _rule in (
+    SiteRule("conv", "down", "a strided convolution (nn.Conv1d/2d/3d and subclasses)",
+             lambda m: isinstance(m, nn.modules.conv._ConvNd) and not isinstance(m, nn.modules.conv._ConvTransposeNd),
+             _strided_layer("conv")),
+    SiteRule("max_pool", "down", "a strided max pool (nn.MaxPoolNd, F.max_pool*d)", _is(nn.modules.pooling._MaxPoolNd),
+             _strided_layer("max_pool"), _pool_functions("max_pool"), _pool_call("max_pool"), pool_module),
+    SiteRule("avg_pool", "down", "a strided average pool (nn.AvgPoolNd, F.avg_pool*d)",
+             _is(nn.modules.pooling._AvgPoolNd), _strided_layer("avg_pool"), _pool_functions("avg_pool"),
+             _pool_call("avg_pool"), pool_module),
+    SiteRule("transposed_conv", "up", "a strided transposed convolution (nn.ConvTranspose1d/2d/3d)",
+             _is(nn.modules.conv._ConvTransposeNd), _transposed_layer,
+             {F.conv_transpose1d: 1, F.conv_transpose2d: 2, F.conv_transpose3d: 3}, _transposed_call),
+    SiteRule("interpolate", "up", "an interpolation up (nn.Upsample, F.interpolate; scale_factor or size)",
+             _is(nn.Upsample, Interpolate), _interpolation_layer, {F.interpolate: 2}, _interpolate_call,
+             _interpolate_layer),
+    SiteRule("pixel_shuffle", "up", "a pixel shuffle (nn.PixelShuffle, F.pixel_shuffle)", _is(nn.PixelShuffle),
+             lambda path, m: Found(path, "pixel_shuffle", m, (m.upscale_factor,) * 2, 2),
+             {torch.pixel_shuffle: 2, F.pixel_shuffle: 2}, _shuffle_call,
+             lambda found: nn.PixelShuffle(found.params["upscale_factor"]),
+             out_channels=lambda m, channels: channels // m.upscale_factor ** 2),
+):
+    register_site_rule(_rule)
+
+
+def site_functions(direction: str | None = None) -> set:
+    """The functional calls the site rules recognize (of one direction, or all)."""
+    return {f for rule in SITE_RULES.values() if direction in (None, rule.direction) for f in rule.functions}
+
+
+def call_layer(found: Found) -> nn.Module:
+    """The layer computing the same as a functional call (``SiteRule.call_layer``)."""
+    return SITE_RULES[found.kind].call_layer(found)
+
+
     index = node.args[1] if len(node.args) > 1 else None
     items = index if isinstance(index, tuple) else (index,)
     return any(isinstance(i, slice) and isinstance(i.step, int) and i.step > 1 for i in items[2:])
@@ -169,42 +366,25 @@ def _note_for_call(path: str, node: fx.Node) -> Found | None:
         reason = "strided slicing (subsampling by indexing, e.g. space-to-depth); left as it is"
         return Found(path, kind, None, (2,), 2, origin=name, reason=reason) if _strided_slice(node) else None
     stride = node.kwargs.get("stride", node.args[3] if len(node.args) > 3 else 1)
-    scale = node.kwargs.get("scale_factor", node.args[2] if len(node.args) > 2 else None)
     if kind == "conv" and _constant(stride) and max(_ntuple(2)(stride)) > 1:
         reason = "a strided functional convolution in a custom forward is left as it is (only conv layers are rewritten)"
         return Found(path, kind, None, tuple(_ntuple(2)(stride)), 2, origin=name, reason=reason)
-    if kind == "interpolate" and isinstance(scale, (int, float)) and scale < 1:
-        return Found(path, kind, None, (1,), 2, origin=name, reason="downscaling by interpolation is left as it is")
     if kind in ("lp_pool", "space_to_depth"):
         return Found(path, kind, None, (1,), 2, origin=name, reason=f"{name} is left as it is")
     return None
 
 
 def classify_call(owner: str, node: fx.Node) -> Found | None:
-    """The record of a traced call that subsamples, or None; its path is ``<owner>.<node name>``."""
+    """The record of a traced call that changes the resolution, or None; its path is ``<owner>.<node name>``."""
     if node.op != "call_function":
         return None
     path = f"{owner}.{node.name}" if owner else node.name
-    if node.target in FUNCTIONAL_POOLS:
-        kind, ndim = FUNCTIONAL_POOLS[node.target]
-        params = _pool_params(node, kind, ndim)
-        if params is None:
-            reason = "its arguments are computed at run time, so it cannot be rewritten; left as it is"
-            return Found(path, kind, None, (2,), ndim, origin=_name(node.target), reason=reason)
-        if max(params["stride"]) <= 1:
-            return None
-        return Found(path, kind, None, params["stride"], ndim, origin=_name(node.target), params=params)
+    for rule in SITE_RULES.values():
+        if node.target in rule.functions and rule.read_call is not None:
+            return rule.read_call(path, node, rule.functions[node.target])
     if node.target in FUNCTIONAL_NOTES:
         return _note_for_call(path, node)
     return None
-
-
-def pool_module(found: Found) -> nn.Module:
-    """The layer computing the same as a functional pool call (its arguments in ``found.params``)."""
-    params = dict(found.params or {})
-    if found.ndim == 1:
-        params.pop("divisor_override", None)
-    return _POOL_MODULES[found.kind, found.ndim](**params)
 
 
 def _short(value: object) -> str:
@@ -228,6 +408,10 @@ def _layer_fields(module: nn.Module) -> list[str]:
     if getattr(module, "ceil_mode", False):
         fields.append("ceil_mode")
     return fields
+    if phase_role(module) == "up" and getattr(module, "circular", False):
+        fields.append("circular")
+    if phase_role(module) == "up" and getattr(module, "filt_size", 1) != 1:
+        fields.append(f"filt_size={module.filt_size}")
 
 
 def describe(module: nn.Module) -> str:
@@ -239,6 +423,8 @@ def describe(module: nn.Module) -> str:
     """
     name = type(module).__name__
     if isinstance(module, (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)) \
+    if phase_role(module) == "up" and not isinstance(module, nn.modules.conv._ConvNd):
+        return f"{name}({module.extra_repr()})"
             or hasattr(module, "filt_size"):
         return f"{name}({', '.join(_layer_fields(module))})"
     if isinstance(module, nn.Sequential):

@@ -1,9 +1,13 @@
-"""The engine's interface: what a subsampling site is, and how a method says to rewrite it.
+"""The engine's interface: what a site is, how it is recognized, and how a method says to rewrite it.
 
-A *site* is one operation that subsamples: a strided convolution, a strided max or average pool
-(module or functional call). The engine finds the sites; a :class:`Method` maps each site kind to
-a *rewriter*, a function ``(site, ctx) -> Rewrite | Skip`` that returns what the site becomes,
-without touching the model. The engine then realizes every :class:`Rewrite` while keeping the
+A *site* is one operation that changes the resolution: it subsamples (direction ``"down"``: a
+strided convolution, a strided max or average pool) or upsamples (``"up"``: a strided transposed
+convolution, an interpolation, a pixel shuffle), as a layer or a functional call. Each kind of
+site is one :class:`SiteRule`, registered once in :data:`SITE_RULES` (``_sites`` registers them):
+how it is recognized among layers and among a forward's calls, and its direction. The engine finds
+the sites; a :class:`Method` maps each site kind to a *rewriter* (``rewriters`` for down sites,
+``up_rewriters`` for up sites), a function ``(site, ctx) -> Rewrite | Skip`` that returns what
+the site becomes, without touching the model. The engine then realizes every :class:`Rewrite` while keeping the
 model's state-dict keys (see ``_engine``), and records it in the summary.
 
 A rewrite reads: ``before...`` -> the operation (``replace``-d, or the original module with its
@@ -23,14 +27,18 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Union
+from typing import Any, Callable, Mapping, Union
 
 from torch import nn
 
 from antialiased.layers import BlurPool, BlurPool1D, BlurPool3D
 
 __all__ = [
+    "DIRECTIONS",
+    "SiteRule",
+    "SITE_RULES",
     "SITE_KINDS",
+    "register_site_rule",
     "PaperChoice",
     "Site",
     "Rewrite",
@@ -41,8 +49,55 @@ __all__ = [
     "Method",
 ]
 
-#: The kinds of subsampling site a method may rewrite.
-SITE_KINDS = ("conv", "max_pool", "avg_pool")
+#: A site subsamples (``"down"``) or upsamples (``"up"``).
+DIRECTIONS = ("down", "up")
+
+
+@dataclass(frozen=True)
+class SiteRule:
+    """One kind of site: how the engine recognizes it, and its direction (one registration per kind).
+
+    Attributes:
+        kind: the name (``"conv"``, ``"interpolate"``, ...): a key of ``Method.rewriters`` or
+            ``Method.up_rewriters``, and the summary's kind.
+        direction: ``"down"`` or ``"up"``.
+        description: one line for the docs.
+        layer: which layers are of this kind (a type test).
+        read_layer: ``(path, layer) -> Found | None``: the record of such a layer (its stride or
+            factor), or None where it does not change the resolution (stride 1).
+        functions: the functional calls of this kind (graph targets) -> spatial dimensions.
+        read_call: ``(path, node, ndim) -> Found | None``: the record of such a call.
+        call_layer: ``Found -> nn.Module``: the layer computing the same as a call, so that every
+            site is rewritten as a layer (None: calls are listed, never rewritten).
+        out_channels: ``(layer, in_channels) -> int`` (default: what the layer declares, else
+            ``in_channels``).
+    """
+
+    kind: str
+    direction: str
+    description: str
+    layer: Callable[[nn.Module], bool]
+    read_layer: Callable[[str, nn.Module], Any]
+    functions: Mapping[object, int] = field(default_factory=dict)
+    read_call: Callable[..., Any] | None = None
+    call_layer: Callable[[Any], nn.Module] | None = None
+    out_channels: Callable[[nn.Module, int], int] | None = None
+
+
+#: kind -> rule: the one place that knows the site kinds (filled by ``_sites``).
+SITE_RULES: dict[str, SiteRule] = {}
+#: The kinds of site a method may rewrite (a live view of :data:`SITE_RULES`).
+SITE_KINDS = SITE_RULES.keys()
+
+
+def register_site_rule(rule: SiteRule) -> SiteRule:
+    """Add ``rule`` to :data:`SITE_RULES` (kinds are unique; the direction must be one of :data:`DIRECTIONS`)."""
+    if rule.kind in SITE_RULES:
+        raise ValueError(f"a site rule for {rule.kind!r} is already registered")
+    if rule.direction not in DIRECTIONS:
+        raise ValueError(f"site rule {rule.kind!r}: direction must be one of {DIRECTIONS}, got {rule.direction!r}")
+    SITE_RULES[rule.kind] = rule
+    return rule
 
 _BLUR_BY_NDIM = {1: BlurPool1D, 2: BlurPool, 3: BlurPool3D}
 
@@ -69,20 +124,22 @@ class PaperChoice:
 
 @dataclass(frozen=True)
 class Site:
-    """One subsampling operation of the model, as found by the engine (read-only for rewriters).
+    """One site of the model (a subsampling or an upsampling), as found by the engine (read-only for rewriters).
 
     Attributes:
         path: module path in the model (for a functional call, ``<owner>.<call name>``: the engine
             first turns the call into a module of that name).
         kind: one of :data:`SITE_KINDS`.
-        module: the operation's module (``nn.Conv2d``, ``nn.MaxPool2d``, ... or a subclass).
-        stride: its stride per spatial dimension.
+        module: the operation's module (``nn.Conv2d``, ``nn.MaxPool2d``, ``nn.Upsample``, ... or a subclass).
+        stride: its stride per spatial dimension; for an up site, its upsampling factor (a float where
+            it is not a whole number, e.g. 1.5).
         in_channels, out_channels: channels of its input and output.
         ndim: spatial dimensions (1, 2 or 3).
         is_stem: it reads the input image (no subsampling before it).
         origin: ``"module"`` or the functional call it came from (``"F.max_pool2d"``).
         input_shape: its input's shape in the engine's shape probe (batch first), if it ran there.
         choice: the paper's per-architecture choice for this site (``_paper.PaperChoice``), if any.
+        output_shape: its output's shape in the probe, where the engine needed it (up sites).
     """
 
     path: str
@@ -96,11 +153,17 @@ class Site:
     origin: str = "module"
     input_shape: tuple[int, ...] | None = None
     choice: PaperChoice | None = None
+    output_shape: tuple[int, ...] | None = None
 
     @property
     def factor(self) -> int:
-        """The (square) subsampling factor; rewriters are only called for square strides."""
+        """The (square) subsampling or upsampling factor; down rewriters are only called for square strides."""
         return self.stride[0]
+
+    @property
+    def direction(self) -> str:
+        """``"down"`` or ``"up"``, from the site's rule."""
+        return SITE_RULES[self.kind].direction
 
 
 @dataclass(frozen=True)
@@ -141,6 +204,7 @@ class RewriteContext:
     pad_type: str = "reflect"
     include_stem: bool = False
     circular: bool = False
+    upsample: bool = True  # rewrite up sites too (False: they are listed as left alone)
     extra: dict = field(default_factory=dict)  # method-specific state shared by prepare/rewrite/finalize
     summary: object | None = None  # the AntialiasSummary being filled (hooks add their entries to it)
 
@@ -164,7 +228,9 @@ class Method:
     Attributes:
         name: the ``method=`` string.
         description: one line for the docs and error messages.
-        rewriters: site kind -> rewriter; a kind without one is left alone (listed with a reason).
+        rewriters: down site kind -> rewriter; a kind without one is left alone (listed with a reason).
+        up_rewriters: up site kind -> rewriter (the method's upsampling rule); a method without
+            one leaves up sites alone, listed with that reason.
         converts_stem: the stem is always converted (``include_stem`` is implied).
         supports_circular: the method accepts ``circular=True``.
         prepare, finalize: optional model-wide steps (e.g. circular padding, phase hand-off).
@@ -177,3 +243,4 @@ class Method:
     supports_circular: bool = False
     prepare: ModelHook | None = None
     finalize: ModelHook | None = None
+    up_rewriters: Mapping[str, SiteRewriter] = field(default_factory=dict)
