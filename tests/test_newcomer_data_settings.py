@@ -161,3 +161,14 @@ def test_export_takes_the_checkpoints_input_size_and_preprocessing(run32, tmp_pa
     assert len([m for m in messages if "--input-size 64 differs from the crop size 32" in m]) == 1, messages
     assert (tmp_path / "c64.pt2").is_file()
 
+
+def test_eval_normalizes_as_training_did(data, run_own_stats, tmp_path, capfd):
+    result, _ = _evaluate(data, tmp_path, capfd, "--resume", str(run_own_stats))
+    settings = result["settings"]
+    assert (settings["mean"], settings["std"]) == (list(OWN_STATS[0]), list(OWN_STATS[1]))
+    acc1 = result["metrics"]["acc1"]
+    acc1 = acc1["value"] if isinstance(acc1, dict) else acc1
+    logged = json.loads((run_own_stats.parent / "log.jsonl").read_text().splitlines()[-1])["val_acc1"]
+    assert acc1 == pytest.approx(logged)
+    assert acc1 == pytest.approx(_accuracy(run_own_stats, data / "test", 37, 32, *OWN_STATS))
+    assert acc1 != pytest.approx(_accuracy(run_own_stats, data / "test", 37, 32, IMAGENET_MEAN, IMAGENET_STD))
