@@ -216,6 +216,18 @@ def test_consistency_figures_of_a_strided_model_equal_plain_loops(voc, tmp_path)
         _, pred, t = min(scored, key=lambda item: item[0])
         _add(confusion, pred, t)
     assert report["adversarial"].result["adversarial_miou"] == pytest.approx(_miou(confusion)[0])
+    # sub-pixel shifts and the layers: the strided model is measurably off, where PixelNet/GlobalNet are exact
+    wide = evaluate(_config(voc, ["fractional_consistency", "equivariance"], segmentation=SegmentationOptions(
+        size=64, crop_size=CROP)), model=model)
+    assert 0 < wide["fractional_consistency"].result["consistency"] < 100
+    assert wide["equivariance"].result["mean_stage_error"] > 0.01
+
+
+def test_circular_adversarial_miou_of_an_equivariant_model_is_its_unshifted_miou(voc):
+    report = evaluate(_config(voc, ["adversarial"], invariance=InvarianceOptions(grid=4, mode="circular",
+                                                                                 resamples=200)), model=PixelNet())
+    out = report["adversarial"].result
+    assert out["adversarial_miou"] == out["unshifted_miou"] and out["shifts"] == 16
 
 
 def test_task_comes_from_the_model_and_bad_models_fail_before_any_image(voc, tmp_path, monkeypatch):
