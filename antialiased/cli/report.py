@@ -21,7 +21,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                     "table per dataset. Several files of one row are merged (accuracy from one, consistency from "
                     "another); runs with different seeds are averaged with their spread, identical re-runs (same "
                     "seed and settings) count once. Circular, sub-pixel and adversarial-shift figures and equivariance errors "
-                    "get a table of their own.")
+                    "get a table of their own. Segmentation results make tables of mIoU and segmentation consistency "
+                    "(and their plots); the columns of each table come from its results' task.")
     parser.add_argument("results", nargs="+", metavar="RESULTS", help="result JSON files or folders of them")
     parser.add_argument("--out-dir", default="report", metavar="DIR",
                         help="where report.md, report.csv and the PNG plots go (default: ./report)")
