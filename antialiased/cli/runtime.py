@@ -71,9 +71,12 @@ def _model_problems(archs: Sequence[str], filter_sizes: Sequence[int]) -> list[s
 
 def _checked_device(args: argparse.Namespace) -> torch.device:
     problems = _model_problems(args.archs, args.filter_sizes)
+    problems = list(dict.fromkeys(problems))
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
     if problems:
         raise ConfigError("cannot time every model asked for (--archs ARCH gives ARCH and ARCH_lpfN for each "
-                          "--filter-sizes N):\n  " + "\n  ".join(dict.fromkeys(problems)))
+                          "--filter-sizes N):\n  " + "\n  ".join(problems))
     if args.repeats < 1 or args.warmup < 0:
         raise ConfigError("--repeats must be >= 1 and --warmup >= 0")
     if args.threads is not None and args.threads < 1:

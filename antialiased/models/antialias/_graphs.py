@@ -6,9 +6,10 @@ leaf: the graph shows which children it calls, in which order, and the functions
 traced only where needed and cached per module path (:class:`GraphIndex`).
 
 When a new layer must go between two calls of a module's forward (a block whose ``relu`` serves
-two call sites), that module, and only that one, is replaced by a ``torch.fx.GraphModule`` of its
-edited graph (:func:`keyed_graph_module`): same children, parameters and buffers, in the same
-order, so the state-dict keys of the model do not change.
+two call sites), that module, and only that one, runs its edited graph as its forward
+(:func:`keyed_graph_module`): the same object, an instance of its own class (now the base of
+``Antialiased<Class>``, see ``_keep_class``), with the same children, parameters and buffers in
+the same order, so the state-dict keys of the model do not change.
 
 Example:
     >>> from torch import nn
@@ -19,12 +20,13 @@ Example:
 from __future__ import annotations
 
 import operator
-from collections import OrderedDict
 
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
+
+from antialiased.models.antialias._keep_class import run_graph_as_forward
 
 __all__ = [
     "ShallowTracer",
@@ -55,7 +57,7 @@ def is_plain_sequential(module: nn.Module) -> bool:
 
 def is_torch_module(module: nn.Module) -> bool:
     """A layer of ``torch.nn`` itself (its forward is torch's), which calls no submodules of its own."""
-    defined_in = getattr(type(module).forward, "__module__", None) or ""  # None for a GraphModule's code
+    defined_in = getattr(type(module).forward, "__module__", None) or ""  # None for generated code
     return defined_in.startswith("torch.nn.modules") and not isinstance(
         module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)
     )
@@ -165,31 +167,14 @@ class GraphIndex:
         return not is_plain_sequential(module) and _graph_text(module, True) != _graph_text(module, False)
 
 
-def _restore_state(gm: fx.GraphModule, owner: nn.Module, graph: fx.Graph) -> None:
-    gm._modules = OrderedDict(owner._modules)
-    gm._parameters = OrderedDict(owner._parameters)
-    gm._buffers = OrderedDict(owner._buffers)
-    gm._non_persistent_buffers_set = set(owner._non_persistent_buffers_set)
-    for node in graph.nodes:  # tensors the forward reads as plain attributes stay plain attributes
-        target = node.target
-        if node.op == "get_attr" and "." not in target and not hasattr(gm, target):
-            gm.__dict__[target] = getattr(owner, target)
-    for key, value in vars(owner).items():  # simple settings (stride, expansion...) for code that reads them
-        if not key.startswith("_") and key not in vars(gm) and isinstance(value, (bool, int, float, str, tuple)):
-            gm.__dict__[key] = value
+def keyed_graph_module(owner: nn.Module, graph: fx.Graph) -> nn.Module:
+    """``owner``, now running ``graph`` as its forward, with its class kept as a base (``_keep_class``).
 
-
-def keyed_graph_module(owner: nn.Module, graph: fx.Graph) -> fx.GraphModule:
-    """A GraphModule running ``graph`` with exactly ``owner``'s children, parameters and buffers.
-
-    ``fx.GraphModule`` copies only what the graph uses, in first-use order; this keeps every entry of
-    ``owner`` in its order (children not called in this mode, non-persistent buffers), so the
-    state dict is the owner's, key for key.
+    The same object is returned: its children, parameters, buffers (their order, the ones this
+    mode does not call, non-persistent ones), hooks and own attributes are untouched, so the state
+    dict is the owner's, key for key, and ``isinstance(owner, TheirClass)`` stays true.
     """
-    gm = fx.GraphModule(owner, graph, class_name=f"Antialiased{type(owner).__name__}")
-    _restore_state(gm, owner, graph)
-    gm.train(owner.training)
-    return gm
+    return run_graph_as_forward(owner, graph)
 
 
 # Functions a traced forward may call that subsample, by graph target.

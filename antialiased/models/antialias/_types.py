@@ -234,6 +234,8 @@ class Method:
         converts_stem: the stem is always converted (``include_stem`` is implied).
         supports_circular: the method accepts ``circular=True``.
         prepare, finalize: optional model-wide steps (e.g. circular padding, phase hand-off).
+        options: the ``antialias()`` options its layers read (the summary shows only these):
+            ``"filter_size"``, ``"pad_type"`` (a blur's), ``"circular"``.
     """
 
     name: str
@@ -243,4 +245,5 @@ class Method:
     supports_circular: bool = False
     prepare: ModelHook | None = None
     finalize: ModelHook | None = None
+    options: tuple[str, ...] = ("filter_size", "pad_type")
     up_rewriters: Mapping[str, SiteRewriter] = field(default_factory=dict)
