@@ -119,6 +119,9 @@ def test_an_empty_val_folder_says_it_is_empty(tmp_path):
     message = str(err.value)
     assert "is empty" in message and "val/<class>/" in message
     assert "found only files" not in message and "prepare-imagenet" not in message
+    (tmp_path / "test" / "cat").mkdir(parents=True)  # a usable test/ beside it: named as the way out
+    with pytest.raises(DatasetLayoutError, match=r"is empty.*--val-split test"):
+        find_val_split(tmp_path)
 
 
 def test_a_file_given_as_data_says_it_is_a_file(tmp_path):

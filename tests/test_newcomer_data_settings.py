@@ -120,6 +120,12 @@ def test_explicit_values_win_with_a_warning_naming_both(data, run32, tmp_path, c
     assert len(warned) == 1 and "40" in warned[0] and "37" in warned[0]
     _, messages = _evaluate(data, tmp_path / "same", capfd, "--resume", str(run32), "--crop-size", "32")
     assert not [m for m in messages if "differs from" in m]  # the recorded value, given again: no warning
+    result, messages = _evaluate(data, tmp_path / "all", capfd, "--resume", str(run32), "--crop-size", "30",
+                                 "--max-shift", "6", "--mean", "0.5", "0.5", "0.5", "--std", "0.2", "0.2", "0.2")
+    warned = [m for m in messages if "differs from" in m]
+    assert len(warned) == 4 and all(str(run32) in m for m in warned)  # everything given: each one still said
+    assert (result["settings"]["crop_size"], result["settings"]["resize"], result["settings"]["mean"]) == \
+        (30, 36, [0.5, 0.5, 0.5])
 
 
 def test_exported_weights_keep_the_settings(data, run32, tmp_path, capfd):

@@ -132,12 +132,14 @@ def _dataset_root(root: str | os.PathLike | None) -> Path:
 
 def _split_folder(root: Path, names: Sequence[str]) -> Path | None:
     """``root/<name>`` for the first of ``names`` present (checked), or ``root`` when it is itself a split."""
-    for name in names:
+    for i, name in enumerate(names):
         candidate = root / name
         if candidate.is_dir():
             problem = _folder_problem(candidate)
             if problem:
-                raise _layout_error(problem)
+                usable = [n for n in names[i + 1:] if (root / n).is_dir() and not _folder_problem(root / n)]
+                raise _layout_error(problem + (f" (or pass --val-split {usable[0]} to use {usable[0]}/)" if usable
+                                               else ""))
             return candidate
     if root.name in names and _has_class_folders(root):
         return root

@@ -121,10 +121,6 @@ class DataSettings:
         return dataclasses.replace(self, crop_size=chosen.crop_size, max_shift=chosen.resize_size - chosen.crop_size,
                                    mean=tuple(chosen.mean), std=tuple(chosen.std))
 
-    @property
-    def settled(self) -> bool:
-        return None not in (self.crop_size, self.max_shift, self.mean, self.std)
-
     def validate(self) -> None:
         crop, shift = self.geometry()
         checks = [(self.batch_size < 1, f"-b/--batch-size must be >= 1, got {self.batch_size}"),
@@ -242,9 +238,7 @@ class EvalConfig:
         """This configuration, validated, with the data settings decided for its weights (:meth:`DataSettings.settle`):
         a checkpoint evaluates at the crop, resize and normalization of its training unless told otherwise."""
         self.validate()
-        if self.data.settled:
-            return self
-        recorded, source = recorded_preprocessing_of(self.model)
+        recorded, source = recorded_preprocessing_of(self.model)  # read even when all is given: to warn
         config = dataclasses.replace(self, data=self.data.settle(recorded, source))
         if recorded is not None:
             d = config.data
