@@ -71,7 +71,10 @@ def test_resnet_keeps_class_keys_and_loads_pretrained_layout_strictly():
     model.load_state_dict(baseline.state_dict(), strict=True)
     blurs = [m for m in model.modules() if isinstance(m, BlurPool)]
     assert len(blurs) == 7 and all("filt" in m._non_persistent_buffers_set for m in blurs)
-    assert isinstance(model.layer2[0], torch.fx.GraphModule)  # its relu serves two calls
+    # its relu serves two calls: the block runs its edited graph, still a BasicBlock (one prefix, never two)
+    assert isinstance(model.layer2[0], torchvision.models.resnet.BasicBlock)
+    assert type(model.layer2[0]).__name__ == "AntialiasedBasicBlock"
+    assert not isinstance(model.layer2[0], torch.fx.GraphModule)
     assert "layer2.0" in model.antialias_summary.graph_modules
     assert isinstance(model.maxpool, nn.Sequential) and model.maxpool[0].kernel_size == 2  # the paper's stem pool
 
@@ -228,7 +231,7 @@ def test_functional_pools_become_layers_in_a_graph_module():
 
     net = Net()
     model = antialias(copy.deepcopy(net))
-    assert isinstance(model, torch.fx.GraphModule)  # the model's own forward needed rewriting
+    assert isinstance(model, Net) and type(model) is not Net  # the model's own forward needed rewriting
     assert [c.path for c in model.antialias_summary.changed] == ["max_pool2d", "avg_pool2d"]
     assert model.antialias_summary.changed[0].before.startswith("F.max_pool2d(kernel_size=3, stride=(2, 2)")
     assert list(model.state_dict()) == list(net.state_dict())
@@ -370,3 +373,56 @@ def test_a_new_method_plugs_into_the_table(monkeypatch):
     torch.testing.assert_close(model(x), reference(x))  # stride 1 then keeping every other pixel: the same
     reason = next(s.reason for s in model.antialias_summary.left_alone if s.path == "3")
     assert reason == "method 'subsample' does not rewrite max_pool sites"
+
+
+def _site_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(("changed ", "left "))]
+
+
+def test_summary_states_a_shared_reason_once_and_keeps_a_line_per_site():
+    summary = antialias(torchvision.models.efficientnet_b0(num_classes=10)).antialias_summary
+    text = str(summary)
+    pools = [s for s in summary.left_alone if s.kind == "adaptive_pool"]
+    assert len(pools) == 17 and len({s.reason for s in pools}) == 1  # 16 squeeze-excitations and the head
+    assert text.count(pools[0].reason) == 1 and f"[1] 17 adaptive pools: {pools[0].reason}" in text.splitlines()
+    lines = _site_lines(text)
+    assert len(lines) == len(summary.changed) + len(summary.left_alone)
+    for site in pools:
+        assert sum(line.split()[:2] == ["left", site.path] and line.endswith("[1]") for line in lines) == 1
+    stem = next(line for line in lines if line.split()[1] == "features.0.0")
+    assert stem.endswith(next(s.reason for s in summary.left_alone if s.path == "features.0.0"))  # alone: inline
+
+
+def test_summary_shows_only_the_options_a_method_uses():
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, 2, 1))
+    plain = antialias(copy.deepcopy(net), method="aps").antialias_summary
+    assert str(plain).splitlines()[0].startswith("antialias(method='aps', include_stem=True): ")
+    assert plain.filter_size is None and plain.pad_type is None and "filter_size" not in str(plain)
+    lpf = antialias(copy.deepcopy(net), method="aps-lpf", filter_size=3, circular=True).antialias_summary
+    assert str(lpf).splitlines()[0].startswith("antialias(method='aps-lpf', filter_size=3, circular=True, ")
+    blur = antialias(copy.deepcopy(net), filter_size=5, pad_type="zero").antialias_summary
+    assert str(blur).splitlines()[0].startswith("antialias(method='blurpool', filter_size=5, pad_type='zero'): ")
+
+
+def test_multi_line_module_descriptions_stay_on_one_line():
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 1, 1), nn.MaxPool2d(2),
+                        nn.AdaptiveAvgPool2d(1))
+    summary = antialias(net, method="aps", circular=True).antialias_summary
+    padded = [c for c in summary.changed if c.kind == "padding" and "CircularPool2d" in c.after]
+    assert padded and all("\n" not in c.before + c.after for c in summary.changed)
+    assert padded[0].after.startswith("CircularPool2d(pads=[1, 1, 1, 1], (pool): MaxPool2d(kernel_size=3, stride=1")
+    text = str(summary)
+    assert all(line.startswith(("antialias(", "changed ", "left ", "[")) for line in text.splitlines())
+    assert len(_site_lines(text)) == len(summary)
+
+
+def test_dilated_convs_of_deeplab_are_not_said_to_have_lost_a_stride():
+    model = torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None, aux_loss=False)
+    atrous = {f"classifier.0.convs.{i}.0": rate for i, rate in ((1, 12), (2, 24), (3, 36))}
+    assert all(model.get_submodule(p).dilation == (r, r) and model.get_submodule(p).stride == (1, 1)
+               for p, r in atrous.items())  # ASPP's branches: dilated from the start, never strided
+    left = {s.path: s for s in antialias(model).antialias_summary.left_alone}
+    for path in atrous:
+        assert left[path].kind == "dilated_conv" and "ASPP" in left[path].reason
+        assert "its stride was replaced" not in left[path].reason and "no subsampling" in left[path].reason
+    assert "backbone.layer4.1.conv2" in left  # the backbone's dilated stages are listed alike

@@ -139,6 +139,7 @@ def _method(name: str, lpf: bool, description: str) -> Method:
         name=name, description=description,
         rewriters={"conv": _two_d(_conv, lpf), "max_pool": _two_d(_max_pool, lpf), "avg_pool": _two_d(_avg_pool, lpf)},
         converts_stem=True, supports_circular=True, finalize=_finalize, up_rewriters=polyphase_rules(lpf),
+        options=("filter_size", "pad_type", "circular") if lpf else ("circular",),  # plain APS has no blur
     )
 
 
