@@ -111,8 +111,13 @@ def test_audit_writes_a_report_that_antialiased_report_merges(data_root, weights
         assert model["curves"]["distance"]["distances"] == list(range(1, 5))
         assert len(model["curves"]["diagonal"]["mean_true_prob"]) == 5 and model["layers"]
         assert model["figures"]["adversarial.adversarial_acc1"]["ci95"] is not None
+        # each interval's method, as its result record gives it; the weights file, named
+        assert {f["method"] for f in model["figures"].values() if f["ci95"]} <= {"bootstrap", "wilson", "none"}
+        assert records["accuracy"]["metrics"]["acc1_ci95_method"] == model["figures"]["accuracy.acc1"]["method"]
+        assert model["weights_text"] == f"file {Path(weights[model['model']]).parent.name}/{model['model']}.pth"
     text = (out / "report.md").read_text()
     assert "| Circular consistency (-ec) (%) |" in text and "## Per-layer equivariance" in text
+    assert "| Metric (95% interval) | resnet18 (file " in text and "\n95% intervals: bootstrap = " in text
     for name in ("metrics", "distance", "diagonal", "equivariance"):
         assert (out / f"{name}.png").stat().st_size > 1000
     assert antialiased_main(["report", str(out), "--out-dir", str(tmp_path / "merged"), "--no-plots"]) == 0
@@ -166,3 +171,55 @@ def test_torchrun_two_processes_give_the_single_process_figures(data_root, weigh
         assert a["error"] == pytest.approx(b["error"], rel=1e-4) and a["error_ci95"] == pytest.approx(b["error_ci95"],
                                                                                                        rel=1e-4)
     assert ddp["circular_consistency"]["pairs"] == one["circular_consistency"]["pairs"] == N
+
+
+def _summary_of_two_models():
+    """An audit summary as summarize_audit writes it: a trained and an untrained model, one Wilson interval."""
+    def model(label, weights, text, random, cons, ci, method):
+        return {"label": label, "model": label, "weights": weights, "weights_text": text, "random_weights": random,
+                "images": 8, "skipped": 0, "lines": [], "layers": [], "curves": {
+                    "distance": {"distances": [1, 2], "consistency": [cons, cons], "ci95": [ci, ci],
+                                 "methods": [method, "bootstrap"]}},
+                "figures": {"accuracy.acc1": {"value": 50.0, "ci95": [20.0, 80.0], "method": "bootstrap"},
+                            "circular_consistency.circular_consistency": {"value": cons, "ci95": ci, "method": method}}}
+    return {"dataset": "/data/val", "device": "cpu", "protocols": ["accuracy", "circular_consistency"],
+            "settings": {"crop_size": 64, "max_shift": 8, "epochs_shift": 1, "shift_grid": 2, "shift_mode": "crop",
+                         "seed": 0, "bootstrap_resamples": 200},
+            "figures": [{"id": "accuracy.acc1", "label": "Acc@1, center crop (-e)", "unit": "%"},
+                        {"id": "circular_consistency.circular_consistency", "label": "Circular consistency (-ec)",
+                         "unit": "%"}],
+            "models": [model("resnet18_lpf4", "published:resnet18_lpf4", "published", False, 100.0, [67.6, 100.0],
+                             "wilson"),
+                       model("resnet18", "random", "random (untrained)", True, 62.5, [25.0, 87.5], "bootstrap")]}
+
+
+def test_audit_report_names_weights_and_the_method_of_each_interval():
+    from antialiased.reporting.audit import audit_markdown
+
+    lines = audit_markdown(_summary_of_two_models()).splitlines()
+    header = next(line for line in lines if line.startswith("| Metric (95% interval) |"))
+    assert header == "| Metric (95% interval) | resnet18_lpf4 (published) | resnet18 (random (untrained)) |"
+    row = next(line for line in lines if line.startswith("| Circular consistency (-ec) (%) |"))
+    assert "| 100.00 [67.60, 100.00] (W) | 62.50 [25.00, 87.50] |" in row
+    legend = lines[lines.index(next(line for line in lines if line.startswith("| Circular"))) + 2]
+    assert legend.startswith("95% intervals: bootstrap = ") and "(W) = Wilson score interval over units" in legend
+    assert any(line.startswith("random (untrained): measured with randomly initialized weights") for line in lines)
+    distance = next(line for line in lines if line.startswith("| d = 1 |"))
+    assert distance.endswith("| 100.00 [67.60, 100.00] (W) | 62.50 [25.00, 87.50] |")
+    assert "Weights: resnet18_lpf4 (published); resnet18 (random (untrained))." in lines
+
+
+def test_audit_plots_label_weights_and_interval_methods(monkeypatch, tmp_path):
+    from antialiased.reporting import audit_plots
+
+    figures = []
+    monkeypatch.setattr(audit_plots, "save_figure", lambda fig, path: figures.append(fig) or path)
+    summary = _summary_of_two_models()
+    audit_plots.plot_metrics(summary, tmp_path / "m.png")
+    audit_plots.plot_distance(summary, tmp_path / "d.png")
+    metrics, distance = (fig.axes[0] for fig in figures)
+    assert metrics.get_xlabel() == "% (95% intervals: bootstrap; W: Wilson)"  # not "bootstrap" for all
+    assert [t.get_text() for t in metrics.texts] == ["W"]  # on the Wilson interval's bar only
+    assert [t.get_text() for t in metrics.get_legend().get_texts()] == [
+        "resnet18_lpf4 (published)", "resnet18 (random (untrained))"]
+    assert distance.get_title().endswith("(bands: 95% intervals: bootstrap; W: Wilson)")

@@ -17,7 +17,7 @@ import numpy as np
 
 from antialiased.errors import ConfigError, MissingFileError, ModelError
 from antialiased.evaluation import protocols as registry
-from antialiased.evaluation.bootstrap import bootstrap_columns
+from antialiased.evaluation.bootstrap import bootstrap_columns, interval_methods
 from antialiased.evaluation.config import DataSettings, EvalConfig, ModelSource, RunSettings, ShiftOptions
 from antialiased.evaluation.invariance import InvarianceOptions
 from antialiased.evaluation.runner import EvalReport, check_models_fit_data, evaluate
@@ -159,8 +159,9 @@ def run_audit(config: AuditConfig) -> AuditResult:
 
 
 def diagonal_curve(arrays: dict[str, np.ndarray], *, resamples: int = 2000, seed: int = 0) -> dict[str, list]:
-    """Mean true-class probability (percent) per diagonal shift k with 95% bootstrap intervals over images."""
+    """Mean true-class probability (percent) per diagonal shift k with 95% bootstrap intervals over images
+    (``methods``: the method of each, ``none`` with fewer than two images)."""
     value, low, high, _ = bootstrap_columns(arrays["true_prob"], resamples=resamples, seed=seed, scale=100)
     return {"shifts": np.asarray(arrays["shifts"]).tolist(), "mean_true_prob": value.tolist(), "low": low.tolist(),
-            "high": high.tolist()}
+            "high": high.tolist(), "methods": interval_methods(arrays["true_prob"])}
 

@@ -9,6 +9,11 @@ Two cases the bootstrap cannot see get other answers: one unit has no interval (
 that is 0% or 100% in every unit (a model consistent on every image) would get the zero-width
 interval of a single point, so it gets the Wilson score interval over units instead (a finite
 sample never proves 100%).
+
+Every interval records the method that made it (:data:`INTERVAL_METHODS`): ``Interval.method``,
+and ``Interval.as_list()`` is an :class:`IntervalBounds` that carries it; the result record stores
+it next to the interval (``acc1_ci95_method``, see :func:`record_interval_methods`), and reports
+label intervals from there.
 """
 from __future__ import annotations
 
@@ -21,10 +26,32 @@ import numpy as np
 
 from antialiased.evaluation._common import wilson_interval
 
-__all__ = ["Interval", "bootstrap_interval", "bootstrap_columns", "bootstrap_statistic", "RESAMPLES"]
+__all__ = ["Interval", "IntervalBounds", "INTERVAL_METHODS", "interval_methods", "record_interval_methods",
+           "bootstrap_interval", "bootstrap_columns", "bootstrap_statistic", "RESAMPLES"]
 
 RESAMPLES = 2000
 _CHUNK_ELEMENTS = 1 << 22  # resampled indices held at once (x8 bytes)
+
+#: How an interval was made, as result files record it (``<figure>_ci95_method``).
+INTERVAL_METHODS = {
+    "bootstrap": "percentile bootstrap over units (images, or batches where offsets are drawn per batch)",
+    "wilson": "Wilson score interval over units (a proportion that is 0% or 100% in every unit)",
+    "none": "no interval (fewer than two units)",
+}
+
+
+class IntervalBounds(list):
+    """``[low, high]`` that remembers the method that made it (a list: JSON writes it as one).
+
+    Example:
+        >>> bounds = IntervalBounds([90.0, 100.0], "wilson")
+        >>> bounds, bounds.method
+        ([90.0, 100.0], 'wilson')
+    """
+
+    def __init__(self, bounds: Any, method: str) -> None:
+        super().__init__(float(b) for b in bounds)
+        self.method = method
 
 
 @dataclass(frozen=True)
@@ -36,9 +63,10 @@ class Interval:
     high: float
     units: int
     unit: str = "image"
+    method: str = "bootstrap"  # a key of INTERVAL_METHODS
 
-    def as_list(self) -> list[float]:
-        return [self.low, self.high]
+    def as_list(self) -> IntervalBounds:
+        return IntervalBounds([self.low, self.high], self.method)
 
     def text(self, digits: int = 3) -> str:
         """``95% CI low-high``, or why there is none."""
@@ -64,16 +92,55 @@ def _unit_sums(values: np.ndarray, groups: np.ndarray | None) -> tuple[np.ndarra
     return sums, np.bincount(inverse, minlength=len(sums)).astype(float)
 
 
+def _boundary_columns(sums: np.ndarray, counts: np.ndarray) -> list[int]:
+    """Columns whose outcomes are 0% or 100% in every unit."""
+    means = sums / counts[:, None]
+    return [c for c in range(means.shape[1]) if means[0, c] in (0.0, 1.0) and np.all(means[:, c] == means[0, c])]
+
+
 def _at_boundary(sums: np.ndarray, counts: np.ndarray, low: np.ndarray, high: np.ndarray, scale: float,
                  level: float) -> None:
     """Columns of 0/1 outcomes that are 0% or 100% in every unit get the Wilson interval over units (in place)."""
-    means = sums / counts[:, None]
     z = NormalDist().inv_cdf(0.5 + level / 2)
-    for column in range(means.shape[1]):
-        first = means[0, column]
-        if first in (0.0, 1.0) and np.all(means[:, column] == first):
-            lo, hi = wilson_interval(first * len(counts), len(counts), z)
-            low[column], high[column] = lo * scale / 100, hi * scale / 100
+    for column in _boundary_columns(sums, counts):
+        lo, hi = wilson_interval(sums[0, column] / counts[0] * len(counts), len(counts), z)
+        low[column], high[column] = lo * scale / 100, hi * scale / 100
+
+
+def interval_methods(values: Any, groups: Any = None, *, proportion: bool = False) -> list[str]:
+    """The method :func:`bootstrap_columns` uses for each column's interval (a key of :data:`INTERVAL_METHODS`).
+
+    Example:
+        >>> interval_methods([[1, 0.5], [1, 0.25]], proportion=True), interval_methods([[1.0]])
+        (['wilson', 'bootstrap'], ['none'])
+    """
+    values = np.asarray(values, dtype=float)
+    values = values.reshape(values.shape[0], int(np.prod(values.shape[1:])))
+    sums, counts = _unit_sums(values, groups)
+    if len(counts) < 2:
+        return ["none"] * values.shape[1]
+    wilson = set(_boundary_columns(sums, counts)) if proportion else set()
+    return ["wilson" if c in wilson else "bootstrap" for c in range(values.shape[1])]
+
+
+def record_interval_methods(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` with ``<key>_method`` next to every :class:`IntervalBounds` (or list of them) it holds, in
+    nested records too (per-layer entries); for result files.
+
+    Example:
+        >>> record_interval_methods({"acc1": 100.0, "acc1_ci95": IntervalBounds([97.0, 100.0], "wilson")})
+        {'acc1': 100.0, 'acc1_ci95': [97.0, 100.0], 'acc1_ci95_method': 'wilson'}
+    """
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            value = [record_interval_methods(v) for v in value]
+        out[key] = value
+        if isinstance(value, IntervalBounds):
+            out[f"{key}_method"] = value.method
+        elif isinstance(value, list) and value and all(isinstance(v, IntervalBounds) for v in value):
+            out[f"{key}_method"] = [v.method for v in value]
+    return out
 
 
 def bootstrap_columns(values: Any, groups: Any = None, *, resamples: int = RESAMPLES, seed: int = 0,
@@ -139,7 +206,8 @@ def bootstrap_interval(values: Any, groups: Any = None, *, resamples: int = RESA
     """
     v, lo, hi, units = bootstrap_columns(values, groups, resamples=resamples, seed=seed, level=level, scale=scale,
                                          proportion=proportion)
-    return Interval(float(v[0]), float(lo[0]), float(hi[0]), units, unit)
+    method = interval_methods(values, groups, proportion=proportion)[0]
+    return Interval(float(v[0]), float(lo[0]), float(hi[0]), units, unit, method)
 
 
 def bootstrap_statistic(values: Any, statistic: Callable[[np.ndarray], np.ndarray], groups: Any = None, *,

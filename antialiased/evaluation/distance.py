@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from antialiased.errors import ConfigError, DataError
-from antialiased.evaluation.bootstrap import RESAMPLES, Interval, bootstrap_columns, bootstrap_interval
+from antialiased.evaluation.bootstrap import (RESAMPLES, Interval, bootstrap_columns, bootstrap_interval,
+                                              interval_methods)
 from antialiased.evaluation.loop import EvalBatch, Forward, LoopOptions, Scorer
 from antialiased.evaluation.pairs import UnitIds, run_scorer, saving
 from antialiased.evaluation.shifts import crops_at, top1_over
@@ -85,7 +86,8 @@ def distance_curve(units: dict[str, np.ndarray], *, resamples: int = RESAMPLES, 
     agree = units["agree"].mean(axis=1)  # (images, distances)
     value, low, high, _ = bootstrap_columns(agree, units["unit"], resamples=resamples, seed=seed, scale=100,
                                             proportion=True)
-    return {"consistency": value.tolist(), "low": low.tolist(), "high": high.tolist()}
+    return {"consistency": value.tolist(), "low": low.tolist(), "high": high.tolist(),
+            "methods": interval_methods(agree, units["unit"], proportion=True)}
 
 
 def consistency_by_distance(model: nn.Module, loader: Iterable, device: torch.device | str, *,

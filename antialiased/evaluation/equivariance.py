@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from antialiased._plotting import pyplot, save_figure
-from antialiased.evaluation.bootstrap import RESAMPLES, bootstrap_columns
+from antialiased.evaluation.bootstrap import RESAMPLES, IntervalBounds, bootstrap_columns, interval_methods
 from antialiased.evaluation.feature_maps import FeatureMap, find_feature_maps, select_layers, spatial_output
 from antialiased.evaluation.loop import EvalBatch, Forward, LoopOptions, Scorer
 from antialiased.evaluation.pairs import UnitIds, run_scorer, saving
@@ -132,7 +132,9 @@ def layer_profile(result: dict[str, Any], units: dict[str, np.ndarray], *, resam
     """The result's layers with ``error_ci95``: 95% bootstrap intervals over images of each layer's mean error."""
     errors = units["errors"].mean(axis=2) if len(units["errors"]) else np.zeros((0, len(result["layers"])))
     _, low, high, _ = bootstrap_columns(errors, units["unit"], resamples=resamples, seed=seed)
-    return [{**layer, "error_ci95": [float(lo), float(hi)]} for layer, lo, hi in zip(result["layers"], low, high)]
+    methods = interval_methods(errors, units["unit"])
+    return [{**layer, "error_ci95": IntervalBounds([lo, hi], method)}
+            for layer, lo, hi, method in zip(result["layers"], low, high, methods)]
 
 
 def layer_equivariance(model: nn.Module, loader: Iterable, device: torch.device | str, *, crop_size: int = 224,

@@ -14,7 +14,7 @@ import numpy as np
 
 from antialiased.errors import ConfigError
 from antialiased.evaluation.adversarial import SHIFT_MODES, AdversarialScorer, check_grid
-from antialiased.evaluation.bootstrap import RESAMPLES, Interval, bootstrap_interval
+from antialiased.evaluation.bootstrap import RESAMPLES, Interval, IntervalBounds, bootstrap_interval
 from antialiased.evaluation.circular import CircularConsistencyScorer
 from antialiased.evaluation.distance import ShiftDistanceScorer, distance_curve
 from antialiased.evaluation.equivariance import EquivarianceScorer, layer_profile, plot_equivariance
@@ -183,7 +183,8 @@ def report_distance(out: dict[str, Any], ctx: Any) -> Report:
              + ", ".join(f"d={d} {out['consistency'][d - 1]:.1f}" for d in shown)]
     metrics = {"distance_consistency_mean": out["mean_consistency"], "distance_consistency_mean_ci95": mean.as_list(),
                "distances": out["distances"], "distance_consistency": out["consistency"],
-               "distance_consistency_ci95": [list(pair) for pair in zip(curve["low"], curve["high"])],
+               "distance_consistency_ci95": [IntervalBounds(pair, m) for *pair, m in
+                                             zip(curve["low"], curve["high"], curve["methods"])],
                "distance_horizontal": out["horizontal"], "distance_vertical": out["vertical"]}
     return lines, metrics, {"forward_batch": forward_batch(ctx), **_bootstrap_settings(ctx, mean)}
 

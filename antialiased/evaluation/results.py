@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from antialiased import __version__
+from antialiased.evaluation.bootstrap import record_interval_methods
 from antialiased.support.files import write_new_file
 
 __all__ = ["SCHEMA", "make_result", "write_result"]
@@ -40,6 +41,7 @@ def make_result(*, model: str, arch: str, filter_size: int | None, weights: str,
         >>> r["schema"], r["classes"]
         ('antialiased.result/1', ['cat', 'dog'])
     """
+    metrics = record_interval_methods(metrics)  # each interval's method next to it: reports label from there
     record = {"schema": SCHEMA, "model": model, "arch": arch, "filter_size": filter_size, "weights": weights,
               "protocol": protocol, "dataset": dataset, "seed": seed, "device": device, "metrics": metrics,
               "counts": counts, "skipped_files": skipped_files, "settings": settings, "created": _now(),

@@ -4,6 +4,10 @@
 intervals, its curves (consistency by shift distance, diagonal, per-layer equivariance) and, under
 ``"results"``, the ordinary result records of every protocol, so ``antialiased report`` merges an
 audit like any other result file.
+
+Every model column names the weights it was measured with (random weights read "random
+(untrained)", with a note under the table), and every interval is labelled by the method its
+result record says made it (:mod:`antialiased.reporting.intervals`).
 """
 from __future__ import annotations
 
@@ -18,7 +22,9 @@ from typing import Any, Sequence
 from antialiased.evaluation.audit import AuditResult, ModelAudit, diagonal_curve
 from antialiased.evaluation.protocols import audit_figures, is_table_figure
 from antialiased.reporting.audit_plots import write_audit_plots
-from antialiased.reporting.grouping import RowKey, dataset_labels, row_details, row_key, unique_runs
+from antialiased.reporting.grouping import (RANDOM_NOTE, RowKey, dataset_labels, is_random_weights, row_details,
+                                             row_key, unique_runs, weights_text)
+from antialiased.reporting.intervals import interval_legend, interval_mark, methods_of
 from antialiased.support.files import atomic_write_text
 
 __all__ = ["AUDIT_SCHEMA", "Figure", "FIGURES", "summarize_audit", "audit_markdown", "write_audit_report",
@@ -54,7 +60,8 @@ def _figures(records: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for fig in FIGURES:
         metrics = records.get(fig.protocol, {}).get("metrics", {})
         if _finite(metrics.get(fig.key)) is not None:
-            found[fig.id] = {"value": float(metrics[fig.key]), "ci95": metrics.get(f"{fig.key}_ci95")}
+            found[fig.id] = {"value": float(metrics[fig.key]), "ci95": metrics.get(f"{fig.key}_ci95"),
+                             "method": metrics.get(f"{fig.key}_ci95_method")}
     return found
 
 
@@ -63,7 +70,8 @@ def _curves(audit: ModelAudit, records: dict[str, dict[str, Any]], seed: int, re
     distance = records.get("shift_distance", {}).get("metrics")
     if distance:
         curves["distance"] = {"distances": distance["distances"], "consistency": distance["distance_consistency"],
-                              "ci95": distance["distance_consistency_ci95"]}
+                              "ci95": distance["distance_consistency_ci95"],
+                              "methods": distance.get("distance_consistency_ci95_method")}
     arrays = audit.units.get("diagonal")
     if arrays is not None and len(arrays.get("true_prob", ())):
         curves["diagonal"] = diagonal_curve(arrays, resamples=resamples, seed=seed)
@@ -74,8 +82,11 @@ def _model_summary(audit: ModelAudit, seed: int, resamples: int) -> dict[str, An
     records = {r["protocol"]: r for r in audit.records}
     first = audit.records[0] if audit.records else {}
     layers = records.get("equivariance", {}).get("metrics", {}).get("layers", [])
+    labels = [r.get("weights") for r in audit.records] or [None]
     return {"label": audit.label, "model": audit.source.name, "arch": first.get("arch"),
             "filter_size": first.get("filter_size"), "weights": first.get("weights"),
+            "weights_text": weights_text(labels, audit.source.name),
+            "random_weights": any(is_random_weights(w) for w in labels),
             "classes": first.get("classes"), "images": first.get("counts", {}).get("images"), "skipped": first.get("counts", {}).get("skipped"),
             "figures": _figures(records), "curves": _curves(audit, records, seed, resamples), "layers": layers,
             "lines": [line for run in audit.report.runs for line in run.lines]}
@@ -107,8 +118,26 @@ def _cell(entry: dict[str, Any] | None, unit: str, digits: int) -> str:
     text = f"{entry['value']:.{d}f}"
     ci = entry.get("ci95")
     if ci and all(_finite(v) is not None for v in ci):
-        text += f" [{ci[0]:.{d}f}, {ci[1]:.{d}f}]"
+        text += f" [{ci[0]:.{d}f}, {ci[1]:.{d}f}]{interval_mark(entry.get('method'))}"
     return text
+
+
+def _column(model: dict[str, Any]) -> str:
+    """A model's name in the report with the weights it was measured with."""
+    return f"{model['label']} ({model.get('weights_text') or weights_text([model.get('weights')], model.get('model'))})"
+
+
+def _random(model: dict[str, Any]) -> bool:
+    return bool(model.get("random_weights", is_random_weights(model.get("weights"))))
+
+
+def _notes(entries: Sequence[dict[str, Any] | None], models: Sequence[dict[str, Any]]) -> list[str]:
+    """The lines under a table: which methods made its intervals, and what random weights mean."""
+    methods = [m for e in entries if e and e.get("ci95") and all(_finite(v) is not None for v in e["ci95"])
+               for m in methods_of(e.get("method"))]
+    lines = [interval_legend(methods)] if methods else []
+    lines += [RANDOM_NOTE] if any(_random(m) for m in models) else []
+    return ["", *lines] if lines else []
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -124,12 +153,13 @@ def _present(models: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
 
 def _metrics_table(summary: dict[str, Any], digits: int) -> list[str]:
     models = summary["models"]
-    rows = []
+    rows, entries = [], []
     for fig in summary["figures"]:
         cells = [m["figures"].get(fig["id"]) for m in models]
+        entries += cells
         rows.append([fig["label"] + (" (%)" if fig["unit"] == "%" else " (ratio)")]
                     + [_cell(c, fig["unit"], digits) for c in cells])
-    return _table(["Metric (95% interval)"] + [m["label"] for m in models], rows)
+    return _table(["Metric (95% interval)"] + [_column(m) for m in models], rows) + _notes(entries, models)
 
 
 def _distance_table(summary: dict[str, Any], digits: int) -> list[str]:
@@ -138,12 +168,18 @@ def _distance_table(summary: dict[str, Any], digits: int) -> list[str]:
         return []
     distances = models[0]["curves"]["distance"]["distances"]
     shown = [d for d in distances if d in {1, 2, 3, 4, 8, 16, 24, 32} or d == distances[-1]]
-    rows = [[f"d = {d}"] + [_cell({"value": m["curves"]["distance"]["consistency"][d - 1],
-                                   "ci95": m["curves"]["distance"]["ci95"][d - 1]}, "%", digits)
-                            for m in models] for d in shown]
+    entries = [[_distance_entry(m["curves"]["distance"], d - 1) for m in models] for d in shown]
+    rows = [[f"d = {d}"] + [_cell(e, "%", digits) for e in row] for d, row in zip(shown, entries)]
     return ["", "## Consistency by shift distance", "",
             "Top-1 agreement (%) of the crops at (0, 0) and (0, d), and (0, 0) and (d, 0).", "",
-            *_table(["distance"] + [m["label"] for m in models], rows)]
+            *_table(["distance"] + [_column(m) for m in models], rows),
+            *_notes([e for row in entries for e in row], models)]
+
+
+def _distance_entry(curve: dict[str, Any], i: int) -> dict[str, Any]:
+    methods = curve.get("methods")
+    return {"value": curve["consistency"][i], "ci95": curve["ci95"][i],
+            "method": methods[i] if isinstance(methods, list) and i < len(methods) else None}
 
 
 def _layers_table(summary: dict[str, Any], digits: int) -> list[str]:
@@ -151,10 +187,12 @@ def _layers_table(summary: dict[str, Any], digits: int) -> list[str]:
     for m in summary["models"]:
         if not m["layers"]:
             continue
+        entries = [{"value": layer["error"], "ci95": layer.get("error_ci95"), "method": layer.get("error_ci95_method")}
+                   for layer in m["layers"]]
         rows = [[f"{layer['name']}", str(layer["stride"][0]), "stage" if layer["stage"] else "--layers",
-                 _cell({"value": layer["error"], "ci95": layer.get("error_ci95")}, "", digits)]
-                for layer in m["layers"]]
-        parts += ["", f"**{m['label']}**", "", *_table(["feature map", "stride", "kind", "error [95% interval]"], rows)]
+                 _cell(entry, "", digits)] for layer, entry in zip(m["layers"], entries)]
+        parts += ["", f"**{_column(m)}**", "", *_table(["feature map", "stride", "kind", "error [95% interval]"], rows),
+                  *_notes(entries, [m])]
     if not parts:
         return []
     return ["", "## Per-layer equivariance", "",
@@ -172,14 +210,16 @@ def audit_markdown(summary: dict[str, Any], plots: Sequence[Path] = (), digits: 
              f"Protocols: {', '.join(summary['protocols'])}. Crop {s['crop_size']}, max shift {s['max_shift']}, "
              f"{s['epochs_shift']} passes for -es/-ec/-ef, grid {s['shift_grid']}x{s['shift_grid']} "
              f"({s['shift_mode']}) for -ea, seed {s['seed']}.",
-             f"Intervals: 95% bootstrap ({s['bootstrap_resamples']} resamples) over images (over batches for -es, "
-             f"whose offsets are drawn per batch).", "", "## Metrics", "", *_metrics_table(summary, digits),
+             f"Weights: {'; '.join(_column(m) for m in models)}.",
+             f"Intervals: 95%, each labelled by the method its result records (legend under each table); the "
+             f"bootstrap's from {s['bootstrap_resamples']} resamples over images (over batches for -es, whose "
+             f"offsets are drawn per batch).", "", "## Metrics", "", *_metrics_table(summary, digits),
              *_distance_table(summary, digits), *_layers_table(summary, digits)]
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     lines += ["", "## Printed results", ""]
     for m in models:
-        lines += [f"**{m['label']}**", "", "```", *m["lines"], "```", ""]
+        lines += [f"**{_column(m)}**", "", "```", *m["lines"], "```", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -221,19 +261,26 @@ def invariance_markdown(records: Sequence[dict[str, Any]], digits: int = 2) -> s
     """
     columns = [f for f in FIGURES if not is_table_figure(f.protocol, f.key)]  # the paper tables' columns are there
     values: dict[RowKey, dict[str, list[dict[str, Any]]]] = {}
+    weights: dict[RowKey, list[Any]] = {}
     for r in unique_runs(records)[0]:
         metrics = r.get("metrics", {})
         for fig in columns:
             if r.get("protocol") == fig.protocol and _finite(metrics.get(fig.key)) is not None:
                 values.setdefault(row_key(r), {}).setdefault(fig.id, []).append(
-                    {"value": float(metrics[fig.key]), "ci95": metrics.get(f"{fig.key}_ci95")})
+                    {"value": float(metrics[fig.key]), "ci95": metrics.get(f"{fig.key}_ci95"),
+                     "method": metrics.get(f"{fig.key}_ci95_method")})
+                weights.setdefault(row_key(r), []).append(r.get("weights"))
     used = [f for f in columns if any(f.id in v for v in values.values())]
     if not used:
         return ""
     names = _row_names(list(values))
-    rows = [[names[key]] + [_merged(found.get(f.id), f.unit, digits) for f in used] for key, found in values.items()]
-    header = ["Model"] + [f.label + (" (%)" if f.unit == "%" else "") for f in used]
-    return "\n".join(["**Shift invariance (95% intervals; mean ± sd over runs)**", "", *_table(header, rows)]) + "\n"
+    rows = [[names[key], weights_text(weights[key], key.model)]
+            + [_merged(found.get(f.id), f.unit, digits) for f in used] for key, found in values.items()]
+    header = ["Model", "Weights"] + [f.label + (" (%)" if f.unit == "%" else "") for f in used]
+    single = [e for found in values.values() for entries in found.values() if len(entries) == 1 for e in entries]
+    untrained = [{"random_weights": any(is_random_weights(w) for w in labels)} for labels in weights.values()]
+    return "\n".join(["**Shift invariance (95% intervals; mean ± sd over runs)**", "", *_table(header, rows),
+                      *_notes(single, untrained)]) + "\n"
 
 
 def _merged(entries: list[dict[str, Any]] | None, unit: str, digits: int) -> str:

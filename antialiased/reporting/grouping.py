@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any, Iterable, Sequence
 
-__all__ = ["RowKey", "row_key", "weights_kind", "unique_runs", "dataset_labels", "row_details"]
+__all__ = ["RowKey", "row_key", "weights_kind", "unique_runs", "dataset_labels", "row_details",
+           "RANDOM_WEIGHTS", "RANDOM_NOTE", "is_random_weights", "weights_text"]
 
 # A local file and a training checkpoint are the same kind of weights: a model trained here. Two
 # training seeds give two checkpoints whose results are averaged, as seeds are.
@@ -39,14 +40,18 @@ class RowKey:
 
 
 def weights_kind(label: Any) -> str | None:
-    """The kind of a result's ``weights`` label, the part before ``:``; local files and checkpoints are ``local``.
+    """The kind of a result's ``weights`` label, the part before ``:``; local files and checkpoints are ``local``,
+    untrained models (``random``, ``baseline:random``) ``random``.
 
     Example:
-        >>> [weights_kind(w) for w in ("published:resnet18_lpf4", "checkpoint:/r/best.pth", "file:/w.pth", "random")]
-        ['published', 'local', 'local', 'random']
+        >>> [weights_kind(w) for w in ("published:resnet18_lpf4", "checkpoint:/r/best.pth", "file:/w.pth", "random",
+        ...                            "baseline:random")]
+        ['published', 'local', 'local', 'random', 'random']
     """
     if label is None:
         return None
+    if is_random_weights(label):  # an anti-aliased model started from a random baseline is untrained too
+        return "random"
     kind = str(label).split(":", 1)[0]
     return "local" if kind in _LOCAL else kind
 
@@ -135,3 +140,71 @@ def row_details(keys: Sequence[RowKey]) -> dict[RowKey, str]:
                 fields.append(f"{text} weights" if name == "weights" else text)
         details[key] = ", ".join(fields)
     return details
+
+
+#: How a report marks results of untrained models, and the note it prints under such a table.
+RANDOM_WEIGHTS = "random (untrained)"
+RANDOM_NOTE = (f"{RANDOM_WEIGHTS}: measured with randomly initialized weights, never trained; such figures "
+               f"describe an untrained network (chance-level accuracy), not a method")
+
+# How each kind of weights label reads in a report: the kind's words, then what follows its ':'.
+_KIND_WORDS = {"published": "published", "torchvision": "torchvision", "timm": "timm", "checkpoint": "checkpoint",
+               "file": "file", "memory": "in-memory"}
+_LABEL_WORDS = {"demo": "trained by the demo"}
+
+
+def is_random_weights(label: Any) -> bool:
+    """Whether a result's ``weights`` label means an untrained model (``random``, or a model
+    initialized from a randomly initialized baseline, ``baseline:random``).
+
+    Example:
+        >>> [is_random_weights(w) for w in ("random", "baseline:random", "baseline:torchvision:IMAGENET1K_V1", None)]
+        [True, True, False, False]
+    """
+    if label is None:
+        return False
+    kind, _, rest = str(label).partition(":")
+    return kind == "random" or (kind == "baseline" and is_random_weights(rest))
+
+
+def _short_path(path: str) -> str:
+    parts = PurePath(path).parts
+    return "/".join(parts[-2:]) if len(parts) > 2 else path
+
+
+def _one_label(label: Any, model: str | None) -> str:
+    if label is None:
+        return "weights not recorded"
+    text = str(label)
+    if is_random_weights(text):
+        return RANDOM_WEIGHTS
+    kind, _, rest = text.partition(":")
+    if kind == "baseline":
+        return f"baseline-initialized from {_one_label(rest, None)}"
+    if kind in ("checkpoint", "file"):
+        return f"{kind} {_short_path(rest)}"
+    if kind == "published" and rest == model:
+        return "published"
+    if kind in _KIND_WORDS and rest:
+        return f"{_KIND_WORDS[kind]} {rest}"
+    return _LABEL_WORDS.get(text, text)
+
+
+def weights_text(labels: Iterable[Any], model: str | None = None) -> str:
+    """The weights of a table row, as the report names them (each label once, in order).
+
+    ``labels`` are result records' ``weights`` labels (``published:resnet18_lpf4``,
+    ``torchvision:IMAGENET1K_V1``, ``timm:resnet18.a1_in1k``, ``checkpoint:/runs/a/best.pth``,
+    ``baseline:...``, ``random``); ``model`` is the row's model, whose own published weights read
+    just "published". Random weights read :data:`RANDOM_WEIGHTS`.
+
+    Example:
+        >>> weights_text(["published:resnet18_lpf4"], "resnet18_lpf4"), weights_text(["random"])
+        ('published', 'random (untrained)')
+        >>> weights_text(["checkpoint:/runs/s0/best.pth", "checkpoint:/runs/s1/best.pth"])
+        'checkpoint s0/best.pth, checkpoint s1/best.pth'
+        >>> weights_text(["baseline:torchvision:IMAGENET1K_V1", None])
+        'baseline-initialized from torchvision IMAGENET1K_V1, weights not recorded'
+    """
+    texts = [_one_label(label, model) for label in labels]
+    return ", ".join(dict.fromkeys(texts)) or "weights not recorded"

@@ -2,7 +2,9 @@
 
 The marking rule of the paper's README: a variant is *italicized* (name and values) when another
 variant is at least as good in both accuracy and consistency and better in one; the others form
-the Pareto front and get a **bold** name; the highest value of each column is **bold**.
+the Pareto front and get a **bold** name; the highest value of each column is **bold**. Every row
+names the weights it was measured with (a "Weights" column); rows of untrained models read
+"random (untrained)", with a note under the table.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from antialiased.evaluation.protocols import record_task, table_labels, table_values
-from antialiased.reporting.grouping import RowKey, dataset_labels, row_details, row_key, unique_runs
+from antialiased.reporting.grouping import (RANDOM_NOTE, RowKey, dataset_labels, is_random_weights, row_details,
+                                             row_key, unique_runs, weights_text)
 
 __all__ = [
     "Metric",
@@ -119,12 +122,23 @@ class Variant:
     weights: str | None = None
     detail: str = ""
     duplicates: int = 0
+    weights_labels: list[str | None] = field(default_factory=list)
     task: str = "classification"
 
     @property
     def label(self) -> str:
         base = variant_label(self.filter_size)
         return f"{base} ({self.detail})" if self.detail else base
+
+    @property
+    def weights_text(self) -> str:
+        """The weights this row was measured with, as the report names them (see ``grouping.weights_text``)."""
+        return weights_text(self.weights_labels, self.model)
+
+    @property
+    def random_weights(self) -> bool:
+        """Measured with untrained (randomly initialized) weights."""
+        return any(is_random_weights(label) for label in self.weights_labels)
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
@@ -158,6 +172,7 @@ class _Slot:
     cons: list[float] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     duplicates: int = 0
+    weights: list[str | None] = field(default_factory=list)
     task: str = "classification"
 
 
@@ -177,6 +192,8 @@ def _collect(records: Iterable[dict[str, Any]]) -> dict[RowKey, _Slot]:
             slot.task = record_task(r)
         if r.get("source"):
             slot.sources.append(r["source"])
+        if r.get("weights") not in slot.weights:
+            slot.weights.append(r.get("weights"))
     for r in dropped:  # an identical re-run of a kept record: the same row
         slots[row_key(r)].duplicates += 1
     return slots
@@ -194,7 +211,7 @@ def _rows(keys: list[RowKey], slots: dict[RowKey, _Slot], dataset_label: str | N
         rows.append(Variant(k.arch, k.model, s.filter_size, Metric.of(s.acc), Metric.of(s.cons),
                             sorted(set(s.sources)), dataset=k.dataset, dataset_label=dataset_label, source=k.source,
                             method=k.method, weights=k.weights, detail=details.get(k, ""), duplicates=s.duplicates,
-                            task=s.task))
+                            weights_labels=list(s.weights), task=s.task))
     rows.sort(key=lambda v: (v.filter_size is not None, v.filter_size or 0, v.model, v.detail))
     _mark(rows)
     return rows
@@ -235,28 +252,36 @@ def _cell(metric: Metric | None, dominated: bool, best: bool, digits: int) -> st
     return f"**{text}**" if best else text
 
 
-def markdown_table(variants: Sequence[Variant], *, title: str | None = None, digits: int = 2) -> str:
-    """A table in the paper's format (Pareto-front names bold, dominated rows italic, best bold).
+def markdown_table(variants: Sequence[Variant], *, title: str | None = None, digits: int = 2,
+                   weights: bool = True) -> str:
+    """A table in the paper's format (Pareto-front names bold, dominated rows italic, best bold), with the
+    weights of each row (``weights=False``: the paper's three columns only).
 
     Example:
         >>> rows = summarize([
-        ...     {"arch": "net", "model": "net", "metrics": {"acc1": 70.0, "consistency": 80.0}},
-        ...     {"arch": "net", "model": "net_lpf3", "filter_size": 3, "metrics": {"acc1": 71.0, "consistency": 85.0}},
+        ...     {"arch": "net", "model": "net", "weights": "random", "metrics": {"acc1": 70.0, "consistency": 80.0}},
+        ...     {"arch": "net", "model": "net_lpf3", "filter_size": 3, "weights": "published:net_lpf3",
+        ...      "metrics": {"acc1": 71.0, "consistency": 85.0}},
         ... ])["net"]
-        >>> print(markdown_table(rows))
-        |          | Accuracy | Consistency |
-        | :------: | :------: | :---------: |
-        | *Baseline* | *70.00* | *80.00* |
-        | **Tri-3** | **71.00** | **85.00** |
+        >>> print(markdown_table(rows))  # doctest: +ELLIPSIS
+        |          | Accuracy | Consistency | Weights |
+        | :------: | :------: | :---------: | :------ |
+        | *Baseline* | *70.00* | *80.00* | random (untrained) |
+        | **Tri-3** | **71.00** | **85.00** | published |
+        <BLANKLINE>
+        random (untrained): measured with randomly initialized weights, never trained; ...
     """
     lines = [f"**{title}**", ""] if title else []
     accuracy, consistency = table_labels(variants[0].task if variants else "classification")
-    lines += [f"|          | {accuracy} | {consistency} |", "| :------: | :------: | :---------: |"]
+    lines += [f"|          | {accuracy} | {consistency} |" + (" Weights |" if weights else ""),
+              "| :------: | :------: | :---------: |" + (" :------ |" if weights else "")]
     for v in variants:
         dominated = v.pareto is False
         name = f"*{v.label}*" if dominated else f"**{v.label}**" if v.pareto else v.label
         lines.append(f"| {name} | {_cell(v.acc, dominated, v.best_acc, digits)} | "
-                     f"{_cell(v.cons, dominated, v.best_cons, digits)} |")
+                     f"{_cell(v.cons, dominated, v.best_cons, digits)} |" + (f" {v.weights_text} |" if weights else ""))
+    if weights and any(v.random_weights for v in variants):
+        lines += ["", RANDOM_NOTE]
     return "\n".join(lines)
 
 
@@ -287,12 +312,14 @@ def markdown_report(tables: dict[str, list[Variant]], *, digits: int = 2) -> str
 
 
 def write_csv(tables: dict[str, list[Variant]], path: str | os.PathLike) -> Path:
-    """One CSV row per network, dataset and variant with means, spreads, run counts, marks and identity."""
+    """One CSV row per network, dataset and variant with means, spreads, run counts, marks and identity
+    (``weights``: the kind; ``weights_used``: every weights label of the row's runs; ``random_weights``: 1 for
+    untrained models)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = ["arch", "model", "variant", "filter_size", "acc1", "acc1_std", "acc1_runs", "consistency",
                "consistency_std", "consistency_runs", "pareto", "best_acc1", "best_consistency", "dataset", "source",
-               "method", "weights", "duplicates_ignored"]
+               "method", "weights", "duplicates_ignored", "weights_used", "random_weights"]
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
@@ -307,5 +334,6 @@ def write_csv(tables: dict[str, list[Variant]], path: str | os.PathLike) -> Path
                     0 if cons is None else cons.n,
                     "" if v.pareto is None else int(v.pareto), int(v.best_acc), int(v.best_cons),
                     v.dataset or "", v.source or "", v.method or "", v.weights or "", v.duplicates,
+                    ";".join("" if w is None else str(w) for w in v.weights_labels), int(v.random_weights),
                 ])
     return path
