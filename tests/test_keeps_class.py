@@ -168,3 +168,29 @@ def test_a_model_with_rewritten_blocks_exports_to_onnx(tmp_path):
     result = export_model(model, tmp_path / "resnet18.onnx", input_size=32,
                           verify=VerifySettings(num_images=1, random_batches=(2,)))
     assert result.verification.passed and result.verification.max_abs_diff < 1e-4
+
+
+class _PoolsInForward(nn.Module):
+    """A forward with a strided functional max-pool (a site) and a stride-1 functional average pool (not one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.avg_pool2d(F.max_pool2d(torch.relu(self.conv(x)), 2), 3, 1, 1)
+        return self.fc(x.mean((2, 3)))
+
+
+def test_circular_aps_reaches_functional_pools_of_a_rewritten_forward():
+    torch.manual_seed(0)
+    model = antialias(_PoolsInForward(), method="aps", circular=True).eval()
+    assert isinstance(model, _PoolsInForward)
+    changed = {c.path: c.after for c in model.antialias_summary.changed if c.kind == "padding"}
+    assert changed["avg_pool2d"] == "circular_avg_pool2d"  # the stride-1 pool pads circularly too
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        out = model(x)
+        for shift in ((1, 0), (0, 3), (5, 7), (15, 15)):  # every circular shift: the same logits
+            torch.testing.assert_close(model(torch.roll(x, shift, (2, 3))), out, rtol=1e-5, atol=1e-5)

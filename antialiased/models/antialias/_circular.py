@@ -13,7 +13,8 @@ and global pooling at the end removes them: the logits do not change.
   pool with ``padding=0``. Every window is then full, so ``count_include_pad`` has nothing to count,
   and ``ceil_mode`` is dropped (with "same" padding the floor size is ``ceil(H / s)``).
 - Zero, reflect and replicate padding modules become ``nn.CircularPad2d`` of the same amounts.
-- In a traced model (``torch.fx.GraphModule``) functional pools (``F.max_pool2d``,
+- In a traced model (``torch.fx.GraphModule``, or a forward that ``antialias()`` generated from
+  its graph) functional pools (``F.max_pool2d``,
   ``F.avg_pool2d``, as in Inception v3) call :func:`circular_max_pool2d` / :func:`circular_avg_pool2d`.
 
 What cannot be converted is returned with the reason (conv subclasses with their own forward,
@@ -40,6 +41,8 @@ from torch.nn.modules.utils import _pair
 from antialiased.errors import ModelError
 from antialiased.layers._padding import pad as _pad_any  # circular padding that may wrap several times
 from antialiased.layers.polyphase import phase_role
+from antialiased.models.antialias._graphs import keyed_graph_module, shallow_graph
+from antialiased.models.antialias._keep_class import runs_generated_forward
 
 __all__ = [
     "same_pads",
@@ -243,4 +246,18 @@ def make_circular(model: nn.Module) -> tuple[list[Change], list[Skip]]:
                 changed.append((path, repr(module), repr(new)))
     if isinstance(model, torch.fx.GraphModule):
         changed += _convert_functional_pools(model)
+    changed += _convert_generated_forwards(model)
     return changed, skipped
+
+
+def _convert_generated_forwards(model: nn.Module) -> list[Change]:
+    """Functional pools in forwards that antialias() generated from a graph (``_keep_class``), made circular."""
+    changes = []
+    for path, module in list(model.named_modules()):
+        if runs_generated_forward(module):
+            scratch = torch.fx.GraphModule(module, shallow_graph(module))  # its graph, to edit
+            found = _convert_functional_pools(scratch)
+            if found:
+                keyed_graph_module(module, scratch.graph)
+                changes += [(f"{path}.{node}" if path else node, before, after) for node, before, after in found]
+    return changes
