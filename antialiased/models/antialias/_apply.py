@@ -7,11 +7,10 @@ preference (the first that applies):
 2. after the last child of a plain ``Sequential``: appended to it;
 3. next to a stateless layer called once (a ReLU, an empty ``Identity`` slot): that layer is
    replaced by ``Sequential(layer, new)`` (or by ``new`` for the ``Identity``);
-4. otherwise the module whose forward makes the call (the *owner*) runs its graph with the new
-   call inserted as its forward: the same object, its class kept as the base of
-   ``Antialiased<Class>``, its children, parameters and buffers untouched
-   (``_graphs.keyed_graph_module``). Graph edits are collected and done at the end, innermost
-   owners first.
+4. otherwise the module whose forward makes the call (the *owner*) is replaced by a
+   ``torch.fx.GraphModule`` of its graph with the new call inserted, keeping its children,
+   parameters and buffers (``_graphs.keyed_graph_module``). Graph edits are collected and done
+   at the end, innermost owners first.
 
 Where the owner cannot be traced, a module rule applies (``aa`` slots, as timm's blocks have);
 failing that, the site is left alone with the reason. Everything is checked before anything is
@@ -59,13 +58,13 @@ def _stateless(module: nn.Module) -> bool:
     return not any(True for _ in module.parameters()) and not any(True for _ in module.buffers())
 
 
-def _group(modules: tuple[nn.Module, ...]) -> nn.Module:
 def _same_state(old: nn.Module, new: nn.Module) -> bool:
     """``new`` holds ``old``'s very parameters and buffers, under the same keys."""
     a, b = old.state_dict(keep_vars=True), new.state_dict(keep_vars=True)
     return list(a) == list(b) and all(a[k] is b[k] for k in a)
 
 
+def _group(modules: tuple[nn.Module, ...]) -> nn.Module:
     return modules[0] if len(modules) == 1 else nn.Sequential(*modules)
 
 
@@ -93,9 +92,9 @@ class Applier:
             raise CannotApply(f"a rewrite cannot replace {type(site.module).__name__}, which holds parameters, "
                               f"except by a layer holding the same ones (same keys) where it is used once")
         steps, names = [], []
-        if rewrite.before:
         if rewrite.replace is not None:  # a twin holding the same parameters (a polyphase transposed conv)
             steps.append(lambda: self.index.replace(site.path, rewrite.replace))
+        if rewrite.before:
             steps.append(self._before_step(site, rewrite.before))
         if rewrite.after:
             point = self._after_point(site, rewrite.after_followers)
@@ -116,8 +115,8 @@ class Applier:
         return " -> ".join(parts)
 
     def finish(self) -> nn.Module:
-        """Do the collected graph edits, innermost owners first; returns the model (the same object)."""
-        owners = sorted({e.owner for e in self.edits}, key=lambda p: (-(p.count(".") + 1 if p else 0), p))
+        """Do the collected graph edits, innermost owners first; returns the (possibly new) model."""
+        owners = sorted({e.owner for e in self.edits}, key=lambda p: -(p.count(".") + 1 if p else 0))
         for owner in owners:
             module, graph = self.index.module(owner), self.index.graph(owner)
             for edit in (e for e in self.edits if e.owner == owner):

@@ -102,9 +102,9 @@ def _undo(root: nn.Module, up: Node, nearest: dict[Node, frozenset]) -> Undo:
         levels.append(level)
         level = frozenset().union(*(nearest[m.args[0]] for m in level))
     if got != want:
-        return Undo(up, (), nearest.get(up.args[0], frozenset()),
-                    f"it upsamples by {want} but the adaptive polyphase subsamplings on its input's path "
-                    f"(traced) subsample by {got}")
+        found = (f"the adaptive polyphase subsamplings on its input's path (traced) subsample by {got}" if levels
+                 else "no adaptive polyphase subsampling is on its input's path (traced)")
+        return Undo(up, (), nearest.get(up.args[0], frozenset()), f"it upsamples by {want} but {found}")
     return Undo(up, tuple(levels), level)
 
 
@@ -282,18 +282,23 @@ def _join(prefix: str, path: str) -> str:
     return f"{prefix}.{path}" if prefix and path else prefix or path
 
 
-def _holders(model: nn.Module) -> tuple[list[str], dict[str, str]]:
-    holders = set()
+def _holders(model: nn.Module) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """Modules to edit (outermost), untraceable ones with why, upsamplings without a pairing with why."""
+    holders, unpaired = set(), {}
     regions, failed = _regions(model)
     for path, graph in regions:
         root = model.get_submodule(path) if path else model
         members = [list(group) for group in _groups(root, graph)]
-        members += [[u.up, *frozenset().union(*u.levels)] for u in nearest_samplers(root, graph)[2] if u.reason is None]
+        for undo in nearest_samplers(root, graph)[2]:
+            if undo.reason is None:
+                members.append([undo.up, *frozenset().union(*undo.levels)])
+            else:
+                unpaired[_join(path, _label(undo.up))] = undo.reason
         for nodes in members:
             holders.add(_join(path, _holder([str(n.target) for n in nodes if n.op == "call_module"])))
     outermost = [h for h in holders if not any(o != h and (not o or h.startswith(o + ".")) for o in holders)]
     culprits = {p: why for p, why in failed.items() if not any(q.startswith(p + ".") or (not p and q) for q in failed)}
-    return sorted(outermost), culprits
+    return sorted(outermost), culprits, unpaired
 
 
 def _traced_in_both_modes(module: nn.Module) -> torch.fx.Graph | str:
@@ -356,7 +361,7 @@ def share_model_phases(model: nn.Module, summary: object | None = None) -> nn.Mo
     object, same state-dict keys).
     """
     report = _Report(summary)
-    holders, culprits = _holders(model)
+    holders, culprits, report.unpaired = _holders(model)
     for path, why in culprits.items():
         report.left(path, "the forward cannot be traced", f"{why}; polyphase layers whose outputs meet inside it "
                     f"cannot share a phase, so shifts may change the output")

@@ -115,10 +115,9 @@ def antialias(
             listed as such in the summary.
 
     Returns:
-        The same model object, with ``model.antialias_summary`` (:class:`AntialiasSummary`). A module
-        whose own forward needed a new call between two of its calls (the model itself, a ResNet
-        block) runs its edited ``torch.fx`` graph as its forward and stays an instance of its class
-        (now ``Antialiased<Class>``, a subclass): methods, attributes and state-dict keys are kept.
+        The model, with ``model.antialias_summary`` (:class:`AntialiasSummary`). The same object,
+        unless the model's own forward needed a new call between two of its calls: then a
+        ``torch.fx.GraphModule`` with the same state-dict keys (use the returned value).
 
     Raises:
         ModelError: not an ``nn.Module``, a vision transformer's patch embedding, a model that
@@ -137,10 +136,7 @@ def antialias(
     flags = {"include_stem": include_stem, "paper_choices": paper_choices, "circular": circular, "upsample": upsample}
     chosen = _check_options(model, filter_size, method, pad_type, flags, input_size)
     ctx = RewriteContext(filter_size, pad_type, include_stem or chosen.converts_stem, circular, upsample)
-    uses = chosen.options  # the summary shows only the options the method reads
-    summary = AntialiasSummary(method, filter_size if "filter_size" in uses else None,
-                               pad_type if "pad_type" in uses else None, ctx.include_stem,
-                               circular=circular and "circular" in uses)
+    summary = AntialiasSummary(method, filter_size, pad_type, ctx.include_stem)
     ctx.summary = summary
     if chosen.prepare is not None:
         model = chosen.prepare(model, ctx)
@@ -171,11 +167,11 @@ class _Conversion:
         self.choices = paper_choices(model) if use_paper else {}
         self.input_size = tuple(input_size) if input_size is not None else None
         self.origins: dict[str, str] = {}  # module path -> the functional call it replaces
+        self.call_shapes: dict[str, tuple] = {}  # module path -> its call's (input, output) shapes in the probe
         self._probed: ProbeResult | None = None
 
     def run(self) -> nn.Module:
         self._calls_to_modules()
-        self.call_shapes: dict[str, tuple] = {}  # module path -> its call's (input, output) shapes in the probe
         if self.input_size is not None:
             _ = self.probed  # the unconverted model's shapes at the user's size, for the final check
         found = [self._resolved(f) for path, module in self.index.model.named_modules()
@@ -186,7 +182,7 @@ class _Conversion:
         for record, plan in plans:
             self._apply(record, plan, applier)
         model = applier.finish()
-        self.summary.add_graph_modules(applier.graph_modules)
+        self.summary.graph_modules += applier.graph_modules
         if self.input_size is not None:
             self._check_converted(model)
         return model
@@ -267,12 +263,12 @@ class _Conversion:
             node.replace_all_uses_with(new)
             graph.erase_node(node)
             self.origins[_join(path, name)] = _call_text(record)
-        graph.lint()
-        self.index.replace(path, keyed_graph_module(module, graph), graph)
-        self.summary.add_graph_modules([path])
-
             if record.shapes is not None:
                 self.call_shapes[_join(path, name)] = record.shapes
+        graph.lint()
+        self.index.replace(path, keyed_graph_module(module, graph), graph)
+        self.summary.graph_modules.append(path)
+
     # -- step 2: the shape probe -------------------------------------------------------------
 
     @property
@@ -321,12 +317,12 @@ class _Conversion:
         return path in self.probed.reads_image or (shape is not None and shape[1:] == self.probed.input_size)
 
     def _site(self, record: Found) -> Site | str:
+        if record.direction == "up":
+            return self._up_site(record, record.module)
         module, path = record.module, record.path
         if len(set(record.stride)) > 1:
             return (f"stride {record.stride} differs between dimensions; BlurPool subsamples every dimension by one "
                     f"factor, so it is left as it is")
-        if record.direction == "up":
-            return self._up_site(record, record.module)
         channels = getattr(module, "in_channels", None) or input_channels(self.index, path)
         shape = self.probed.inputs.get(path) if channels is None else None
         channels = channels or (shape[1] if shape is not None and len(shape) > 1 else None)
@@ -340,10 +336,6 @@ class _Conversion:
             input_shape=shape, choice=find_choice(self.choices, path),
         )
 
-    def _left_alone_reason(self, site: Site) -> str | None:
-        converts = self.ctx.include_stem or (site.choice is not None and site.choice.convert_stem)
-        if site.kind == "conv" and site.is_stem and not converts:
-            return ("stem: a strided conv reading the image stays strided, as in the paper (include_stem=True "
     def _resolved(self, record: Found) -> Found:
         """An interpolation's factor from the probe, where the layer does not state it (size=), and the 1x1 check."""
         if record.kind != "interpolate" or not record.is_site:
@@ -356,7 +348,7 @@ class _Conversion:
 
     def _up_site(self, record: Found, module: nn.Module) -> Site | str:
         """The Site of an up record (``module``: its layer, or the layer a call would become)."""
-        shapes = record.shapes
+        shapes = record.shapes or self.call_shapes.get(record.path)
         channels = getattr(module, "in_channels", None) or (shapes[0][1] if shapes else None)
         if channels is None and record.module is module:  # a layer of the model: its graph, then the probe
             channels = input_channels(self.index, record.path)
@@ -383,9 +375,13 @@ class _Conversion:
             return f"method {self.method.name!r} has no upsampling rule{which}; left as it is"
         return None
 
-                    "converts it)")
+    def _left_alone_reason(self, site: Site) -> str | None:
         if site.direction == "up":
             return self._up_reason(site.kind)
+        converts = self.ctx.include_stem or (site.choice is not None and site.choice.convert_stem)
+        if site.kind == "conv" and site.is_stem and not converts:
+            return ("stem: a strided conv reading the image stays strided, as in the paper (include_stem=True "
+                    "converts it)")
         if site.kind not in self.method.rewriters:
             return f"method {self.method.name!r} does not rewrite {site.kind} sites"
         return None

@@ -94,18 +94,17 @@ def _strides(module: nn.Module) -> tuple[int, ...]:
     return (stride,) * _ndim(module) if isinstance(stride, int) and not isinstance(stride, bool) else (1,)
 
 
-_DILATED = ("dilated convolution at stride 1: the taps are spread out and the resolution is kept (an atrous "
-            "branch such as DeepLabV3's ASPP, or a stage whose stride was replaced by dilation), so there is no "
-            "subsampling to blur")
+_DILATED = ("dilated convolution at stride 1: the stage keeps its resolution (its stride was replaced by "
+            "dilation, e.g. replace_stride_with_dilation), so there is no subsampling to blur")
 _ADAPTIVE = ("adaptive pooling to a fixed output size (global pooling when 1x1): its output size is set by "
              "the model, not by a stride; it is not a strided subsampling and is left as it is")
 _BLURRED = "already anti-aliased (a blur-subsample layer); left as it is"
-
 _POLYPHASE = "already polyphase (an APS or APS-U layer); left as it is"
 _BROADCAST = ("interpolates a 1x1 map (a broadcast, as DeepLabV3's image-pooling branch): every output pixel is "
               "the same value, there is nothing to anti-alias; not an up site")
 _DOWNSCALE = "downscaling by interpolation is left as it is"
 _RUNTIME = "its arguments are computed at run time, so it cannot be rewritten; left as it is"
+
 
 def _custom_reason(module: nn.Module) -> str:
     return (f"custom layer {type(module).__name__} with stride {_strides(module)}: antialias() rewrites "
@@ -132,7 +131,6 @@ _ALWAYS_LISTED: list[tuple[type, str, str]] = [
 ]
 
 
-def classify_module(path: str, module: nn.Module) -> Found | None:
 def _note_for_layer(path: str, module: nn.Module, stride: tuple[int, ...]) -> Found | None:
     if phase_role(module) is not None:
         return Found(path, "polyphase", module, stride, _ndim(module), reason=_POLYPHASE)
@@ -144,6 +142,7 @@ def _note_for_layer(path: str, module: nn.Module, stride: tuple[int, ...]) -> Fo
     return None
 
 
+def classify_module(path: str, module: nn.Module) -> Found | None:
     """The record of a layer that changes the resolution (or looks as if it did), or None."""
     for cls, kind, reason in _ALWAYS_LISTED:
         if isinstance(module, cls):
@@ -165,7 +164,6 @@ def _note_for_layer(path: str, module: nn.Module, stride: tuple[int, ...]) -> Fo
     return None
 
 
-_POOL_ARGS = {
 # -- down rules ---------------------------------------------------------------------------------
 
 def _strided_layer(kind: str):
@@ -176,6 +174,7 @@ def _strided_layer(kind: str):
     return read
 
 
+_POOL_ARGS = {
     "max_pool": ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
     "avg_pool": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
 }
@@ -206,7 +205,6 @@ def _name(target: object) -> str:
     return f"F.{getattr(target, '__name__', str(target))}"
 
 
-def _strided_slice(node: fx.Node) -> bool:
 def _pool_call(kind: str):
     def read(path: str, node: fx.Node, ndim: int) -> Found | None:
         params = _pool_params(node, kind, ndim)
@@ -354,6 +352,7 @@ def call_layer(found: Found) -> nn.Module:
     return SITE_RULES[found.kind].call_layer(found)
 
 
+def _strided_slice(node: fx.Node) -> bool:
     index = node.args[1] if len(node.args) > 1 else None
     items = index if isinstance(index, tuple) else (index,)
     return any(isinstance(i, slice) and isinstance(i.step, int) and i.step > 1 for i in items[2:])
@@ -408,11 +407,11 @@ def _layer_fields(module: nn.Module) -> list[str]:
             fields.append(f"{label}={_short(value)}")
     if getattr(module, "ceil_mode", False):
         fields.append("ceil_mode")
-    return fields
     if phase_role(module) == "up" and getattr(module, "circular", False):
         fields.append("circular")
     if phase_role(module) == "up" and getattr(module, "filt_size", 1) != 1:
         fields.append(f"filt_size={module.filt_size}")
+    return fields
 
 
 def describe(module: nn.Module) -> str:
@@ -423,9 +422,9 @@ def describe(module: nn.Module) -> str:
         ('Conv2d(64->128, k=3, s=2, p=1)', 'MaxPool2d(k=3, s=2, p=1)')
     """
     name = type(module).__name__
-    if isinstance(module, (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)) \
     if phase_role(module) == "up" and not isinstance(module, nn.modules.conv._ConvNd):
         return f"{name}({module.extra_repr()})"
+    if isinstance(module, (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)) \
             or hasattr(module, "filt_size"):
         return f"{name}({', '.join(_layer_fields(module))})"
     if isinstance(module, nn.Sequential):
