@@ -128,6 +128,14 @@ def test_explicit_values_win_with_a_warning_naming_both(data, run32, tmp_path, c
         (30, 36, [0.5, 0.5, 0.5])
 
 
+def test_an_odd_recorded_margin_with_mixed_protocols_names_the_way_out(data, run32, tmp_path, capfd):
+    # 37 - 32 = 5: the center crops of -e cannot be cut from the -es images exactly; the message says why and how
+    assert train_cli("--data", str(data), "-a", "aa_tinynet_lpf2", "-e", "-es", "-j", "0", "--resume", str(run32),
+                     "--out-dir", str(tmp_path)) == 2
+    err = capfd.readouterr().err
+    assert "got 5" in err and "--max-shift 4 or 6" in err and "37 - 32" in err
+
+
 def test_exported_weights_keep_the_settings(data, run32, tmp_path, capfd):
     weights = tmp_path / "w.pth.tar"
     assert train_cli("-a", "aa_tinynet_lpf2", "--resume", str(run32), "--save_weights", str(weights)) == 0

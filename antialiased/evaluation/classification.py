@@ -49,7 +49,9 @@ def _decode_size(config: Any, scorers: Sequence[Any]) -> int:
         raise ConfigError(f"center crops (-e, -ec, -ef, -ea, -eq) with the other shift protocols need an even "
                           f"--max-shift (the center crop of the "
                           f"{size} image must equal Resize + CenterCrop({config.data.crop_size})), got "
-                          f"{config.data.max_shift}")
+                          f"{config.data.max_shift} (a checkpoint records its resize, and resize - crop can be odd, "
+                          f"e.g. 37 - 32 for CIFAR): pass --max-shift {config.data.max_shift - 1} or "
+                          f"{config.data.max_shift + 1}, or run the center-crop protocols apart")
     return size
 
 
