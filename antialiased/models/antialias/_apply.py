@@ -7,10 +7,11 @@ preference (the first that applies):
 2. after the last child of a plain ``Sequential``: appended to it;
 3. next to a stateless layer called once (a ReLU, an empty ``Identity`` slot): that layer is
    replaced by ``Sequential(layer, new)`` (or by ``new`` for the ``Identity``);
-4. otherwise the module whose forward makes the call (the *owner*) is replaced by a
-   ``torch.fx.GraphModule`` of its graph with the new call inserted, keeping its children,
-   parameters and buffers (``_graphs.keyed_graph_module``). Graph edits are collected and done
-   at the end, innermost owners first.
+4. otherwise the module whose forward makes the call (the *owner*) runs its graph with the new
+   call inserted as its forward: the same object, its class kept as the base of
+   ``Antialiased<Class>``, its children, parameters and buffers untouched
+   (``_graphs.keyed_graph_module``). Graph edits are collected and done at the end, innermost
+   owners first.
 
 Where the owner cannot be traced, a module rule applies (``aa`` slots, as timm's blocks have);
 failing that, the site is left alone with the reason. Everything is checked before anything is
@@ -115,8 +116,8 @@ class Applier:
         return " -> ".join(parts)
 
     def finish(self) -> nn.Module:
-        """Do the collected graph edits, innermost owners first; returns the (possibly new) model."""
-        owners = sorted({e.owner for e in self.edits}, key=lambda p: -(p.count(".") + 1 if p else 0))
+        """Do the collected graph edits, innermost owners first; returns the model (the same object)."""
+        owners = sorted({e.owner for e in self.edits}, key=lambda p: (-(p.count(".") + 1 if p else 0), p))
         for owner in owners:
             module, graph = self.index.module(owner), self.index.graph(owner)
             for edit in (e for e in self.edits if e.owner == owner):

@@ -115,9 +115,10 @@ def antialias(
             listed as such in the summary.
 
     Returns:
-        The model, with ``model.antialias_summary`` (:class:`AntialiasSummary`). The same object,
-        unless the model's own forward needed a new call between two of its calls: then a
-        ``torch.fx.GraphModule`` with the same state-dict keys (use the returned value).
+        The same model object, with ``model.antialias_summary`` (:class:`AntialiasSummary`). A module
+        whose own forward needed a new call between two of its calls (the model itself, a ResNet
+        block) runs its edited ``torch.fx`` graph as its forward and stays an instance of its class
+        (now ``Antialiased<Class>``, a subclass): methods, attributes and state-dict keys are kept.
 
     Raises:
         ModelError: not an ``nn.Module``, a vision transformer's patch embedding, a model that
@@ -136,7 +137,10 @@ def antialias(
     flags = {"include_stem": include_stem, "paper_choices": paper_choices, "circular": circular, "upsample": upsample}
     chosen = _check_options(model, filter_size, method, pad_type, flags, input_size)
     ctx = RewriteContext(filter_size, pad_type, include_stem or chosen.converts_stem, circular, upsample)
-    summary = AntialiasSummary(method, filter_size, pad_type, ctx.include_stem)
+    uses = chosen.options  # the summary shows only the options the method reads
+    summary = AntialiasSummary(method, filter_size if "filter_size" in uses else None,
+                               pad_type if "pad_type" in uses else None, ctx.include_stem,
+                               circular=circular and "circular" in uses)
     ctx.summary = summary
     if chosen.prepare is not None:
         model = chosen.prepare(model, ctx)
@@ -182,7 +186,7 @@ class _Conversion:
         for record, plan in plans:
             self._apply(record, plan, applier)
         model = applier.finish()
-        self.summary.graph_modules += applier.graph_modules
+        self.summary.add_graph_modules(applier.graph_modules)
         if self.input_size is not None:
             self._check_converted(model)
         return model
@@ -267,7 +271,7 @@ class _Conversion:
                 self.call_shapes[_join(path, name)] = record.shapes
         graph.lint()
         self.index.replace(path, keyed_graph_module(module, graph), graph)
-        self.summary.graph_modules.append(path)
+        self.summary.add_graph_modules([path])
 
     # -- step 2: the shape probe -------------------------------------------------------------
 

@@ -94,8 +94,9 @@ def _strides(module: nn.Module) -> tuple[int, ...]:
     return (stride,) * _ndim(module) if isinstance(stride, int) and not isinstance(stride, bool) else (1,)
 
 
-_DILATED = ("dilated convolution at stride 1: the stage keeps its resolution (its stride was replaced by "
-            "dilation, e.g. replace_stride_with_dilation), so there is no subsampling to blur")
+_DILATED = ("dilated convolution at stride 1: the taps are spread out and the resolution is kept (an atrous "
+            "branch such as DeepLabV3's ASPP, or a stage whose stride was replaced by dilation), so there is no "
+            "subsampling to blur")
 _ADAPTIVE = ("adaptive pooling to a fixed output size (global pooling when 1x1): its output size is set by "
              "the model, not by a stride; it is not a strided subsampling and is left as it is")
 _BLURRED = "already anti-aliased (a blur-subsample layer); left as it is"
