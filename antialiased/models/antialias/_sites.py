@@ -105,6 +105,8 @@ _BROADCAST = ("interpolates a 1x1 map (a broadcast, as DeepLabV3's image-pooling
               "the same value, there is nothing to anti-alias; not an up site")
 _DOWNSCALE = "downscaling by interpolation is left as it is"
 _RUNTIME = "its arguments are computed at run time, so it cannot be rewritten; left as it is"
+_UNREACHED = ("its factor is only known at run time (size=) and the shape probe did not reach it; left as it is "
+              "(fix: pass the input_size=(C, H, W) at which the model uses it)")
 
 
 def _custom_reason(module: nn.Module) -> str:
@@ -304,7 +306,7 @@ def resolve_upsampling(found: Found, shapes: tuple | None) -> Found:
     Without shapes, a factor only the probe can tell makes a note (the engine words it).
     """
     if shapes is None:
-        return found if found.stride is not None else dataclasses.replace(found, reason="not reached by the probe")
+        return found if found.stride is not None else dataclasses.replace(found, reason=_UNREACHED)
     (before, after), ndim = shapes, len(shapes[0]) - 2
     if all(n == 1 for n in before[2:]):
         return dataclasses.replace(found, reason=_BROADCAST, shapes=shapes)
