@@ -136,6 +136,27 @@ def test_bad_input_rows_blurpool_blurs_after_all_of_them():
     assert all("BlurPool" in changed[p].after for p in changed)
 
 
+class OtherModes(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.area = nn.Upsample(scale_factor=2, mode="area")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, 2, 8, 8)
+        factor = x.shape[-1] // 4  # a scale_factor the forward computes
+        return self.area(x) + F.interpolate(x, scale_factor=factor, mode="nearest")
+
+
+def test_modes_without_a_polyphase_form_and_run_time_factors():
+    left = _by_path(_convert(OtherModes(), method="aps", input_size=(2, 8, 8)).antialias_summary.left_alone)
+    assert "mode 'area' has no polyphase form" in left["area"].reason and "bilinear" in left["area"].reason
+    assert "scale_factor is computed at run time" in left["interpolate"].reason
+    base = OtherModes()
+    model = _convert(base, filter_size=3, input_size=(2, 8, 8))
+    assert {c.path for c in model.antialias_summary.changed} == {"area", "interpolate"}
+    x = torch.randn(1, 2, 8, 8)
+    assert model(x).shape == base(x).shape
+
+
 def test_size_targets_convert_where_the_ratio_is_whole():
     model = _convert(EveryUp(), method="aps", circular=True)
     by_path = _by_path(model.antialias_summary.changed)

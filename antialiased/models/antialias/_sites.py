@@ -100,7 +100,7 @@ _DILATED = ("dilated convolution at stride 1: the taps are spread out and the re
 _ADAPTIVE = ("adaptive pooling to a fixed output size (global pooling when 1x1): its output size is set by "
              "the model, not by a stride; it is not a strided subsampling and is left as it is")
 _BLURRED = "already anti-aliased (a blur-subsample layer); left as it is"
-_POLYPHASE = "already polyphase (an APS or APS-U layer); left as it is"
+_POLYPHASE = "already polyphase (a layer of the phase hand-off protocol: APS, LPS, polyphase upsampling); left as it is"
 _BROADCAST = ("interpolates a 1x1 map (a broadcast, as DeepLabV3's image-pooling branch): every output pixel is "
               "the same value, there is nothing to anti-alias; not an up site")
 _DOWNSCALE = "downscaling by interpolation is left as it is"
