@@ -269,12 +269,18 @@ class BlurPool3D(_BlurPoolNd):
 # Adaptive polyphase sampling (APS): imported last, since it blurs with this module's functionals.
 from antialiased.layers.polyphase import (  # noqa: E402
     AdaptivePolyphaseSampling,
+    PolyphaseConvTranspose2d,
+    PolyphaseUpsampling,
     adaptive_polyphase_sampling,
+    compose_phases,
+    phase_role,
     polyphase_phase,
     polyphase_select,
+    polyphase_upsampling,
 )
 
-__all__ += ["AdaptivePolyphaseSampling", "adaptive_polyphase_sampling", "polyphase_phase", "polyphase_select"]
+__all__ += ["AdaptivePolyphaseSampling", "adaptive_polyphase_sampling", "polyphase_phase", "polyphase_select",
+            "PolyphaseUpsampling", "PolyphaseConvTranspose2d", "polyphase_upsampling", "compose_phases", "phase_role"]
 
 # The field's other methods (issue 19): learned, adaptive, Fourier and wavelet downsampling layers.
 from antialiased.layers.adaptive import AdaptiveBlurPool, adaptive_filter2d  # noqa: E402
