@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from antialiased.data import DatasetLayoutError, ImageFolderDataset, eval_transform, find_split, find_val_split
+from antialiased.data import loaders
 from antialiased.data.loaders import default_workers
 from antialiased.errors import DataError
 from test_training_fixtures import load, register_tiny_models, tiny_args, train_cli, train_fails
@@ -239,6 +240,7 @@ def test_workers_default_to_the_cpus_available(monkeypatch):
 
 def test_more_workers_than_cpus_warn_once_in_our_words(cifar_layout, tmp_path, monkeypatch, capfd):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.setattr(loaders, "_announced", set())  # said once per process: forget earlier tests' line
     capfd.readouterr()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -248,6 +250,20 @@ def test_more_workers_than_cpus_warn_once_in_our_words(cifar_layout, tmp_path, m
     assert not [m for m in messages if "This DataLoader will create" in m], messages
     ours = [m for m in messages if "-j/--workers 2" in m]
     assert len(ours) == 1 and "1 CPU" in ours[0], messages
+
+
+def test_evaluation_with_more_workers_than_cpus_warns_once_in_our_words(cifar_layout, tmp_path, monkeypatch, capfd):
+    register_tiny_models()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.setattr(loaders, "_announced", set())  # said once per process: forget earlier tests' line
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert train_cli("--data", str(cifar_layout), "-a", "aa_tinynet_lpf2", "--crop-size", "32", "-e", "-j", "2",
+                         "--out-dir", str(tmp_path)) == 0
+    messages = [str(w.message) for w in caught] + capfd.readouterr().err.splitlines()
+    assert not [m for m in messages if "This DataLoader will create" in m], messages
+    assert len([m for m in messages if "-j/--workers 2" in m]) == 1, messages
 
 
 # --------------------------------------------------------------- quick tries: validation images

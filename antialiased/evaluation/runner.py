@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from antialiased.data import ImageFolderDataset, find_val_split
+from antialiased.data import ImageFolderDataset, WorkerCheckedLoader, find_val_split
 from antialiased.errors import ConfigError
 from antialiased.evaluation.classification import read_class_list
 from antialiased.evaluation.config import DataSettings, EvalConfig, ModelSource
@@ -101,8 +101,9 @@ def _loader(data: TaskData, config: EvalConfig, device: torch.device, dist: Dist
     # Under a distributed launch each rank takes every world_size-th image: no padding, no image twice.
     dataset = data.dataset
     sampler = ShardSampler(dataset, rank=dist.rank, world_size=dist.world_size) if dist.distributed else None
-    return DataLoader(dataset, batch_size=data.loader_batch or config.data.batch_size, shuffle=False, sampler=sampler,
-                      num_workers=config.data.workers, pin_memory=device.type == "cuda")
+    # WorkerCheckedLoader: a -j above the CPUs is said once, in one line of ours (not PyTorch's warning, twice)
+    return WorkerCheckedLoader(dataset, batch_size=data.loader_batch or config.data.batch_size, shuffle=False,
+                               sampler=sampler, num_workers=config.data.workers, pin_memory=device.type == "cuda")
 
 
 def _start(config: EvalConfig) -> tuple[torch.device, bool, DistInfo]:
