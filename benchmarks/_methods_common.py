@@ -57,7 +57,8 @@ ISSUE_19_METHODS = ("adaptive", "lps", "lps-lpf", "flc", "asap", "wavelet", "tip
 
 #: Every method the benchmarks compare by default, with the filter size each is run at: the
 #: paper's blur at 3 and 5 taps, the blur-first placement and the APS/LPS blurs at 3 (the CIFAR
-#: choice of the APS paper), DDAC's published k=3; methods without a filter take no size.
+#: choice of the APS paper), DDAC's published k=3; methods without a filter take no size (a
+#: method written without ``:N`` gets antialias()'s default filter size).
 ALL_METHODS = ("baseline", "blurpool:3", "blurpool:5", "blur-first:3", "aps", "aps-lpf:3", "adaptive:3", "lps",
                "lps-lpf:3", "flc", "asap", "wavelet", "tips")
 
@@ -83,24 +84,19 @@ class MethodSpec:
         exact invariance to circular shifts, which needs every layer to pad circularly)."""
         return policy == "supported" and self.method is not None and METHODS[self.method].supports_circular
 
-    def size(self) -> int:
-        """The ``filter_size`` to pass: the one given, or 1 for a method that reads none."""
-        reads = "filter_size" in METHODS[self.method].options
-        if self.filter_size is not None:
-            if not reads:
-                raise ConfigError(f"method {self.method!r} has no filter size; write {self.method!r} alone")
-            return self.filter_size
-        if reads:
-            raise ConfigError(f"method {self.method!r} takes a filter size: write '{self.method}:N', e.g. "
-                              f"'{self.method}:3'")
-        return 1
+    def options(self, policy: str) -> dict:
+        """The ``antialias()`` keyword arguments: the filter size where one is given (else antialias's
+        default for the method), ``circular`` under ``policy``."""
+        if self.filter_size is not None and "filter_size" not in METHODS[self.method].options:
+            raise ConfigError(f"method {self.method!r} has no filter size; write {self.method!r} alone")
+        size = {} if self.filter_size is None else {"filter_size": self.filter_size}
+        return {"method": self.method, **size, **({"circular": True} if self.circular(policy) else {})}
 
     def call(self, net: str, policy: str) -> str:
         """The Python call that builds the row's model, for the output."""
         if self.method is None:
             return f"{net}()"
-        circular = ", circular=True" if self.circular(policy) else ""
-        return f"antialias({net}(), method={self.method!r}, filter_size={self.size()}{circular})"
+        return f"antialias({net}(), " + ", ".join(f"{k}={v!r}" for k, v in self.options(policy).items()) + ")"
 
 
 def _parse_one(text: str) -> MethodSpec:
@@ -114,7 +110,7 @@ def _parse_one(text: str) -> MethodSpec:
         raise ConfigError(f"method {text!r}: the filter size after ':' must be an integer from 1 to 7")
     spec = MethodSpec(text.strip(), name, int(size) if colon else None)
     if spec.available:
-        spec.size()  # refuse a size the method ignores, or a missing one, before anything runs
+        spec.options("never")  # refuse a size the method ignores before anything runs
     return spec
 
 
@@ -136,8 +132,7 @@ def convert(model: nn.Module, spec: MethodSpec, policy: str, input_size: tuple[i
     """``model`` converted as ``spec`` says (in place; the baseline is returned unchanged)."""
     if spec.method is None:
         return model
-    return antialias(model, method=spec.method, filter_size=spec.size(), circular=spec.circular(policy),
-                     input_size=input_size)
+    return antialias(model, **spec.options(policy), input_size=input_size)
 
 
 def inserted_layers(model: nn.Module) -> dict[str, nn.Module]:

@@ -35,7 +35,7 @@ from _methods_common import NOT_AVAILABLE, MethodSpec, RunBudget, convert, markd
 from antialiased.models.transfer import load_baseline  # antialiased.load_baseline
 from antialiased.errors import AntialiasedError, ConfigError
 from methods_cifar_run import INPUT_SIZE, METRICS, NET_NAME, Session, add_cifar_args, build_model, open_session
-from methods_cifar_run import same_as, write_outputs
+from methods_cifar_run import machine_text, same_as, write_outputs
 from methods_cifar_train import Recipe, train
 
 BASELINE = MethodSpec("baseline")
@@ -124,7 +124,7 @@ def report(session: Session, runs: list[dict], seconds: float) -> str:
         f"CIFAR-10 ({len(session.data.train_labels)} training, {len(session.data.test_labels)} test images): "
         f"{NET_NAME} width {recipe.width} trained {recipe.epochs:g} epochs (batch {recipe.batch_size}), converted, "
         f"fine-tuned {ft.epochs:g} epochs at {ft.lr_scale:g}x the learning rate; seeds {args.seeds}; "
-        f"{session.machine.get('gpu', session.machine['cpu'])}, torch {session.machine['torch']}; "
+        f"{machine_text(session.machine)}; "
         f"{seconds / 60:.1f} min in all.",
         table(session, runs),
     ])

@@ -43,10 +43,10 @@ import time
 from _methods_common import NOT_AVAILABLE, RunBudget
 from antialiased.errors import AntialiasedError
 from methods_cifar_run import NET_NAME, Session, add_cifar_args, build_model, open_session, results_table, same_as
-from methods_cifar_run import write_outputs
+from methods_cifar_run import machine_text, write_outputs
 from methods_cifar_train import Recipe, train
 
-EXTRA = [("train_images_per_s", "Train img/s", 0), ("peak_memory_MiB", "Peak GPU MiB", 0),
+EXTRA = [("train_images_per_s", "Train img/s", 0), ("peak_memory_MiB", "Training peak GPU MiB", 0),
          ("activations_MiB", "Saved for backward MiB/batch", 1)]
 
 
@@ -98,9 +98,11 @@ def report(session: Session, runs: list[dict], seconds: float) -> str:
     lines = [
         f"CIFAR-10 ({len(data.train_labels)} training, {len(data.test_labels)} test images), network "
         f"{NET_NAME} width {recipe.width}, {recipe.epochs:g} epochs, batch {recipe.batch_size}, seeds "
-        f"{args.seeds}; {session.machine.get('gpu', session.machine['cpu'])}, torch {session.machine['torch']}, "
-        f"{'bfloat16 autocast' if session.amp_dtype else 'float32'}; {seconds / 60:.1f} min in all.",
+        f"{args.seeds}; {machine_text(session.machine)}, {'bfloat16 autocast' if session.amp_dtype else 'float32'}; "
+        f"{seconds / 60:.1f} min in all.",
         results_table(session, runs, EXTRA),
+        "Training peak GPU MiB: the most memory a training run allocated above the data and the model (CUDA "
+        "only); saved for backward: the activations one training batch keeps (distinct storages).",
         f"Protocols: accuracy of the 32px image; -es two random 32px crops of the image reflect-padded by "
         f"{session.shifts.pad}; -ec two circular shifts from all 32x32; -ef two shifts from [0, 1)^2 pixels "
         f"(Fourier); -ea correct at all {session.shifts.grid}x{session.shifts.grid} crop offsets; "

@@ -18,7 +18,8 @@ from common import machine_info, write_json
 from methods_cifar_data import DEFAULT_CACHE, CifarTensors, TrainBatches, load_cifar, normalize, test_batches
 from methods_cifar_train import NET_NAME, Recipe, ShiftSettings, build_net, evaluate, whiten_init
 
-__all__ = ["add_cifar_args", "Session", "open_session", "build_model", "same_as", "results_table", "write_outputs"]
+__all__ = ["add_cifar_args", "Session", "open_session", "build_model", "same_as", "results_table", "write_outputs",
+           "machine_text"]
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUT_SIZE = (3, 32, 32)
@@ -183,6 +184,12 @@ def results_table(session: Session, runs: list[dict], extra: list[tuple[str, str
             why = next((r["status"] for r in runs if r["method"] == spec.text), "not run")
             rows.append([f"`{spec.text}`", why, *[""] * (len(headers) - 2)])
     return markdown_table(headers, rows)
+
+
+def machine_text(info: dict) -> str:
+    """The machine in a few words: GPU (CPU) or CPU and threads, and torch's version."""
+    where = f"{info['gpu']} ({info['cpu']})" if "gpu" in info else f"{info['cpu']}, {info['torch_threads']} thread(s)"
+    return f"{where}, torch {info['torch']}"
 
 
 def write_outputs(session: Session, name: str, report: str, payload: dict) -> None:

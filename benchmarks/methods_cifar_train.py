@@ -175,14 +175,17 @@ def _sync(device: torch.device) -> None:
 def train(model: nn.Module, batches: TrainBatches, recipe: Recipe, *, amp_dtype: torch.dtype | None = None,
           whiten_bias: bool = True) -> dict:
     """Train ``model`` for ``recipe.epochs`` (fractions: a part of the last epoch); returns its numbers:
-    ``train_time_s``, ``train_images_per_s``, ``peak_memory_MiB`` (CUDA; None elsewhere), ``steps``, ``loss``."""
+    ``train_time_s``, ``train_images_per_s``, ``peak_memory_MiB`` (CUDA: the most allocated above
+    what was resident before, the data and the model; None elsewhere), ``steps``, ``loss``."""
     device = batches.images.device
     total = max(1, math.ceil(batches.steps_per_epoch() * recipe.epochs))
     optimizer, schedule = _optimizer(model, recipe, total)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing, reduction="sum")
     bias = dict(model.named_parameters())["whiten.bias"]
+    resident = 0
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+        resident = torch.cuda.memory_allocated(device)  # the data and the model
     model.train()
     step = seen = 0
     loss = torch.zeros(())
@@ -202,7 +205,7 @@ def train(model: nn.Module, batches: TrainBatches, recipe: Recipe, *, amp_dtype:
                 break
     _sync(device)
     elapsed = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
+    peak = (torch.cuda.max_memory_allocated(device) - resident) / 2 ** 20 if device.type == "cuda" else None
     return {"train_time_s": elapsed, "train_images_per_s": seen / elapsed, "peak_memory_MiB": peak, "steps": step,
             "loss": float(loss.detach()) / max(1, len(labels))}
 

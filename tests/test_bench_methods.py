@@ -157,9 +157,9 @@ def test_refuses_a_folder_without_splits(tmp_path):
         load_cifar(tmp_path, tmp_path / "cache", workers=0)
 
 
-def _tensors(n: int = 6) -> CifarTensors:
+def _tensors(n: int = 6, size: int = 8) -> CifarTensors:
     g = torch.Generator().manual_seed(1)
-    images = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=g)
+    images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
     return CifarTensors(images, torch.arange(n), images[:2], torch.arange(2), ["a"] * n, "test")
 
 
@@ -215,8 +215,9 @@ def test_parse_methods_refuses_what_cannot_run():
         mc.parse_methods(["blurry"])
     with pytest.raises(ConfigError, match="method 'aps' has no filter size"):
         mc.parse_methods(["aps:3"])
-    with pytest.raises(ConfigError, match="takes a filter size: write 'blurpool:N'"):
-        mc.parse_methods(["blurpool"])
+    assert mc.parse_methods(["blurpool"])[0].call("net", "supported") == "antialias(net(), method='blurpool')"
+    assert mc.parse_methods(["aps-lpf:3"])[0].options("supported") == {"method": "aps-lpf", "filter_size": 3,
+                                                                       "circular": True}
     with pytest.raises(ConfigError, match="each once"):
         mc.parse_methods(["baseline", "baseline"])
     spec = mc.parse_methods([_unavailable() + ":3"])[0] if any(m not in METHODS for m in mc.ISSUE_19_METHODS) else None
@@ -277,3 +278,46 @@ def test_mean_std_matches_statistics():
     assert mean == pytest.approx(statistics.mean(values), abs=0.005)
     assert std == pytest.approx(statistics.stdev(values), abs=0.005)
     assert mc.mean_std([float("nan"), None]) == "-" and not math.isnan(_mean_std(mc.mean_std([5.0]))[0])
+
+
+def _with_learned_layers() -> nn.Module:
+    """The benchmark's network with a learned layer of each kind where antialias() would put them."""
+    from antialiased.layers import AdaptiveBlurPool, LearnablePolyphaseSampling
+
+    net = build_net(4)
+    net.block1.pool = LearnablePolyphaseSampling(4)
+    net.block2.pool = AdaptiveBlurPool(16, filt_size=3, groups=8)
+    for layer in (net.block1.pool, net.block2.pool):
+        setattr(layer, INSERTED, True)
+    return net
+
+
+def test_learned_layers_get_their_papers_optimizer_settings():
+    from methods_cifar_train import _optimizer
+
+    net = _with_learned_layers()
+    optimizer, _ = _optimizer(net, Recipe(), total_steps=10)
+    group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    lr, decay = Recipe().sgd_lr(), Recipe().sgd_decay()
+    for p in net.block1.pool.parameters():  # LPS's scorer: no weight decay (the authors' optimizer)
+        assert group_of[id(p)]["weight_decay"] == 0 and group_of[id(p)]["initial_lr"] == lr
+    for p in net.block2.pool.parameters():  # DDAC: trained like the convs, its BN bias not scaled 64x
+        group = group_of[id(p)]
+        assert group["initial_lr"] == lr and group["weight_decay"] * lr == pytest.approx(decay)
+    assert group_of[id(net.block2.norm1.bias)]["initial_lr"] == 64 * lr  # the network's own BatchNorm biases
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.2 * 64 * lr)  # the schedule starts at 0.2
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(net.parameters()))
+
+
+def test_training_moves_the_learned_layers(one_thread):
+    from methods_cifar_train import train
+
+    net = _with_learned_layers()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    batches = TrainBatches(_tensors(8, 32), torch.device("cpu"), batch_size=4, translate=2, seed=0)
+    numbers = train(net, batches, Recipe(epochs=1, batch_size=4))
+    assert numbers["steps"] == 2 and math.isfinite(numbers["loss"])
+    after = net.state_dict()
+    for name in ("block1.pool.scorer.conv1.weight", "block2.pool.conv.weight", "whiten.bias"):
+        assert not torch.equal(before[name], after[name]), name
+    assert torch.equal(before["whiten.weight"], after["whiten.weight"])  # frozen
