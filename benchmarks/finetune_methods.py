@@ -31,11 +31,11 @@ import time
 
 from torch import nn
 
-from _methods_common import NOT_AVAILABLE, MethodSpec, RunBudget, convert, markdown_table, mean_std
+from _methods_common import MethodSpec, RunBudget, convert, markdown_table, mean_std
 from antialiased.models.transfer import load_baseline  # antialiased.load_baseline
 from antialiased.errors import AntialiasedError, ConfigError
 from methods_cifar_run import INPUT_SIZE, METRICS, NET_NAME, Session, add_cifar_args, build_model, open_session
-from methods_cifar_run import machine_text, same_as, write_outputs
+from methods_cifar_run import blocked, guarded_run, machine_text, same_as, write_outputs
 from methods_cifar_train import Recipe, train
 
 BASELINE = MethodSpec("baseline")
@@ -70,15 +70,8 @@ def finetune_one(session: Session, trained: nn.Module, spec: MethodSpec, seed: i
             "finetune_steps": numbers["steps"], "finetune_time_s": numbers["train_time_s"]}
 
 
-def _status(spec: MethodSpec, twins: dict[str, str], budget: RunBudget) -> str | None:
-    if not spec.available:
-        return NOT_AVAILABLE
-    if spec.text in twins:
-        return f"the same network as `{twins[spec.text]}` here: not run twice"
-    return None if budget.fits(spec.text) else "skipped: over --budget-seconds"
-
-
-def run_seed(session: Session, seed: int, budget: RunBudget, twins: dict[str, str], log=print) -> list[dict]:
+def run_seed(session: Session, seed: int, budget: RunBudget, twins: dict[str, str], log=print,
+             progress=lambda runs: None) -> list[dict]:
     """Train the baseline of ``seed``, then convert, measure, fine-tune and measure each method."""
     with budget.timed("train baseline"):
         trained = build_model(session, BASELINE, seed)
@@ -86,17 +79,18 @@ def run_seed(session: Session, seed: int, budget: RunBudget, twins: dict[str, st
     log(f"seed {seed}: baseline trained ({trained_numbers['train_time_s']:.1f}s)")
     runs = []
     for spec in session.specs:
-        status = _status(spec, twins, budget)
-        if status is not None:
-            runs.append({"method": spec.text, "seed": seed, "status": status})
+        reason = blocked(spec, twins, budget)
+        if reason is not None:
+            runs.append({"method": spec.text, "seed": seed, "status": reason})
             continue
         with budget.timed(spec.text):
-            record = {"method": spec.text, "seed": seed, "status": "done",
-                      "baseline_train_time_s": trained_numbers["train_time_s"],
-                      "call": spec.call(NET_NAME, session.args.circular), **finetune_one(session, trained, spec, seed)}
-        runs.append(record)
-        log(f"seed {seed} {spec.text}: acc {record['before_acc1']:.2f} -> {record['after_acc1']:.2f}, "
-            f"-es {record['before_crop_shift']:.2f} -> {record['after_crop_shift']:.2f} ({budget.elapsed():.0f}s)")
+            record = guarded_run(spec, seed, lambda: finetune_one(session, trained, spec, seed), log)
+        runs.append({**record, "call": spec.call(NET_NAME, session.args.circular),
+                     "baseline_train_time_s": trained_numbers["train_time_s"]})
+        log(f"seed {seed} {spec.text}: " + (f"acc {record['before_acc1']:.2f} -> {record['after_acc1']:.2f}, -es "
+                                            f"{record['before_crop_shift']:.2f} -> {record['after_crop_shift']:.2f}"
+                                            if record["status"] == "done" else record["status"]))
+        progress(runs)
     return runs
 
 
@@ -138,18 +132,22 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("--finetune-fraction must be in (0, 1] and --finetune-lr-scale > 0")
         session = open_session(args, Recipe(epochs=args.epochs, batch_size=args.batch_size, width=args.width), log)
         budget, twins, runs = RunBudget(args.budget_seconds, start), same_as(session), []
+
+        def save(more: list[dict]) -> None:
+            seconds = time.perf_counter() - start
+            write_outputs(session, "finetune_methods", report(session, runs + more, seconds), {"runs": runs + more})
         for seed in args.seeds:
             if budget.fits("train baseline"):
-                runs += run_seed(session, seed, budget, twins, log)
+                runs += run_seed(session, seed, budget, twins, log, progress=save)
             else:
                 runs += [{"method": s.text, "seed": seed, "status": "skipped: over --budget-seconds"}
                          for s in session.specs]
     except AntialiasedError as exc:
         print(f"finetune_methods: {exc}", file=sys.stderr)
         return 2
-    text = report(session, runs, time.perf_counter() - start)
-    print(text)
-    write_outputs(session, "finetune_methods", text, {"runs": runs})
+    print(report(session, runs, time.perf_counter() - start))
+    save([])
+    print(f"wrote {args.out / 'finetune_methods.md'} and {args.out / 'finetune_methods.json'}", file=sys.stderr)
     return 0
 
 

@@ -40,10 +40,10 @@ import argparse
 import sys
 import time
 
-from _methods_common import NOT_AVAILABLE, RunBudget
+from _methods_common import RunBudget
 from antialiased.errors import AntialiasedError
 from methods_cifar_run import NET_NAME, Session, add_cifar_args, build_model, open_session, results_table, same_as
-from methods_cifar_run import machine_text, write_outputs
+from methods_cifar_run import blocked, guarded_run, machine_text, write_outputs
 from methods_cifar_train import Recipe, train
 
 EXTRA = [("train_images_per_s", "Train img/s", 0), ("peak_memory_MiB", "Training peak GPU MiB", 0),
@@ -65,30 +65,29 @@ def run_one(session: Session, spec, seed: int) -> dict:
     return numbers
 
 
-def _skip(spec, seed: int, status: str) -> dict:
-    return {"method": spec.text, "seed": seed, "status": status}
+def _line(record: dict, elapsed: float) -> str:
+    if record["status"] != "done":
+        return f"seed {record['seed']} {record['method']}: {record['status']}"
+    return (f"seed {record['seed']} {record['method']}: acc {record['acc1']:.2f}  -es {record['crop_shift']:.2f}  "
+            f"-ec {record['circular']:.2f}  -ef {record['fractional']:.2f}  -ea {record['adversarial']:.2f}  "
+            f"({record['train_time_s']:.1f}s training, {elapsed:.0f}s so far)")
 
 
-def run_all(session: Session, start: float, log=print) -> list[dict]:
-    """Every seed's runs of every method (seed by seed), within the budget counted from ``start``."""
+def run_all(session: Session, start: float, log=print, progress=lambda runs: None) -> list[dict]:
+    """Every seed's runs of every method (seed by seed), within the budget counted from ``start``;
+    ``progress(runs)`` after each run."""
     budget, twins, runs = RunBudget(session.args.budget_seconds, start), same_as(session), []
     for seed in session.args.seeds:
         for spec in session.specs:
-            if not spec.available:
-                runs.append(_skip(spec, seed, NOT_AVAILABLE))
-            elif spec.text in twins:
-                runs.append(_skip(spec, seed, f"the same network as `{twins[spec.text]}` here: not run twice"))
-            elif not budget.fits(spec.text):
-                runs.append(_skip(spec, seed, "skipped: over --budget-seconds"))
-                log(f"seed {seed} {spec.text}: skipped (over the budget at {budget.elapsed():.0f}s)")
-            else:
-                with budget.timed(spec.text):
-                    record = {"method": spec.text, "seed": seed, "status": "done",
-                              "call": spec.call(NET_NAME, session.args.circular), **run_one(session, spec, seed)}
-                runs.append(record)
-                log(f"seed {seed} {spec.text}: acc {record['acc1']:.2f}  -es {record['crop_shift']:.2f}  "
-                    f"-ec {record['circular']:.2f}  -ef {record['fractional']:.2f}  -ea {record['adversarial']:.2f}  "
-                    f"({record['train_time_s']:.1f}s training, {budget.elapsed():.0f}s so far)")
+            reason = blocked(spec, twins, budget)
+            if reason is not None:
+                runs.append({"method": spec.text, "seed": seed, "status": reason})
+                continue
+            with budget.timed(spec.text):
+                record = guarded_run(spec, seed, lambda: run_one(session, spec, seed), log)
+            runs.append({**record, "call": spec.call(NET_NAME, session.args.circular)})
+            log(_line(record, budget.elapsed()))
+            progress(runs)
     return runs
 
 
@@ -110,6 +109,8 @@ def report(session: Session, runs: list[dict], seconds: float) -> str:
     ]
     if skipped:
         lines.append("Not run (over --budget-seconds): " + ", ".join(skipped) + ".")
+    lines += [f"Failed: {r['method']} (seed {r['seed']}): {r['status'][len('failed: '):]}" for r in runs
+              if r["status"].startswith("failed")]
     return "\n\n".join(lines)
 
 
@@ -119,13 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         session = open_session(args, Recipe(epochs=args.epochs, batch_size=args.batch_size, width=args.width),
                                log=lambda m: print(m, file=sys.stderr))
-        runs = run_all(session, start, log=lambda m: print(m, file=sys.stderr, flush=True))
+        save = (lambda runs: write_outputs(session, "methods_cifar", report(session, runs, time.perf_counter() - start),
+                                           {"runs": runs}))
+        runs = run_all(session, start, log=lambda m: print(m, file=sys.stderr, flush=True), progress=save)
     except AntialiasedError as exc:
         print(f"methods_cifar: {exc}", file=sys.stderr)
         return 2
     text = report(session, runs, time.perf_counter() - start)
     print(text)
-    write_outputs(session, "methods_cifar", text, {"runs": runs})
+    save(runs)
+    print(f"wrote {args.out / 'methods_cifar.md'} and {args.out / 'methods_cifar.json'}", file=sys.stderr)
     return 0
 
 

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from _methods_common import (ALL_METHODS, MIB, MethodSpec, activation_bytes, convert,
+from _methods_common import (ALL_METHODS, MIB, NOT_AVAILABLE, MethodSpec, RunBudget, activation_bytes, convert,
                              markdown_table, mean_std, parse_methods)
-from antialiased.errors import ConfigError
+from antialiased.errors import AntialiasedError, ConfigError
 from common import machine_info, write_json
 from methods_cifar_data import DEFAULT_CACHE, CifarTensors, TrainBatches, load_cifar, normalize, test_batches
 from methods_cifar_train import NET_NAME, Recipe, ShiftSettings, build_net, evaluate, whiten_init
 
 __all__ = ["add_cifar_args", "Session", "open_session", "build_model", "same_as", "results_table", "write_outputs",
-           "machine_text"]
+           "machine_text", "blocked", "guarded_run"]
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUT_SIZE = (3, 32, 32)
@@ -156,13 +156,37 @@ def same_as(session: Session) -> dict[str, str]:
         if not spec.available or spec.method is None:
             continue
         torch.manual_seed(0)
-        model = convert(build_net(4), spec, session.args.circular, INPUT_SIZE)
+        try:
+            model = convert(build_net(session.recipe.width), spec, session.args.circular, INPUT_SIZE)
+        except AntialiasedError:
+            continue  # its own run reports the error
         twin = next((text for text, other in built if _same_function(model, other)), None)
         if twin is not None:
             found[spec.text] = twin
         else:
             built.append((spec.text, model))
     return found
+
+
+def blocked(spec: MethodSpec, twins: dict[str, str], budget: RunBudget) -> str | None:
+    """Why a run of ``spec`` does not start (as its table row says), or None."""
+    if not spec.available:
+        return NOT_AVAILABLE
+    if spec.text in twins:
+        return f"the same network as `{twins[spec.text]}` here: not run twice"
+    return None if budget.fits(spec.text) else "skipped: over --budget-seconds"
+
+
+def guarded_run(spec: MethodSpec, seed: int, work, log) -> dict:
+    """``work()``'s numbers as a run record; a run that fails is recorded as failed (with the reason, the
+    traceback on stderr), so one method's error does not cost the other methods' results."""
+    try:
+        numbers = work()
+    except Exception as exc:  # noqa: BLE001  (any error of a method's layers, reported in its row)
+        log(traceback.format_exc())
+        reason = " ".join(str(exc).split())[:300]
+        return {"method": spec.text, "seed": seed, "status": f"failed: {type(exc).__name__}: {reason}"}
+    return {"method": spec.text, "seed": seed, "status": "done", **numbers}
 
 
 def _row(spec: MethodSpec, runs: list[dict], extra: list[tuple[str, str]]) -> list[str]:
@@ -193,6 +217,8 @@ def machine_text(info: dict) -> str:
 
 
 def write_outputs(session: Session, name: str, report: str, payload: dict) -> None:
+    """``<out>/<name>.md`` and ``<out>/<name>.json`` (atomic; rewritten after every run, so an
+    interrupted session keeps what it measured)."""
     from antialiased.support.files import atomic_write_text
 
     out = session.args.out
@@ -200,5 +226,4 @@ def write_outputs(session: Session, name: str, report: str, payload: dict) -> No
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(session.args).items()}
     write_json(out / f"{name}.json", {"benchmark": name, "machine": session.machine, "settings": settings,
                                       **payload})
-    print(f"wrote {out / f'{name}.md'} and {out / f'{name}.json'}", file=sys.stderr)
 

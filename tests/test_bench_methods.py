@@ -103,6 +103,28 @@ def test_budget_lists_the_runs_it_skips(tiny_cifar, tmp_path, capsys, one_thread
     assert _table(out)["aps"][0] == "skipped: over --budget-seconds"
 
 
+def test_a_failing_method_is_reported_and_the_others_kept(tiny_cifar, tmp_path, capsys, monkeypatch, one_thread):
+    real = methods_cifar.run_one
+
+    def run_one(session, spec, seed):
+        if spec.text == "aps":
+            raise RuntimeError("boom\n in a layer")
+        return real(session, spec, seed)
+
+    monkeypatch.setattr(methods_cifar, "run_one", run_one)
+    args = ["--device", "cpu", "--data", str(tiny_cifar), "--cache-dir", str(tmp_path / "cache"), "--epochs", "0.5",
+            "--seeds", "0", "--width", "4", "--batch-size", "40", "--adv-grid", "1", "--workers", "0",
+            "--out", str(tmp_path / "out"), "--methods", "aps", "baseline"]
+    assert methods_cifar.main(args) == 0
+    captured = capsys.readouterr()
+    rows = _table(captured.out)
+    assert rows["aps"][0] == "failed: RuntimeError: boom in a layer" and rows["baseline"][-1] == "1"
+    assert "Failed: aps (seed 0): RuntimeError: boom in a layer" in captured.out
+    assert "Traceback" in captured.err
+    runs = json.loads((tmp_path / "out" / "methods_cifar.json").read_text())["runs"]
+    assert [r["status"] for r in runs] == ["failed: RuntimeError: boom in a layer", "done"]
+
+
 def test_finetune_tiny_end_to_end(tiny_cifar, tmp_path, capsys, one_thread):
     args = ["--device", "cpu", "--data", str(tiny_cifar), "--cache-dir", str(tmp_path / "cache"), "--epochs", "1",
             "--seeds", "0", "--width", "4", "--batch-size", "40", "--adv-grid", "1", "--workers", "0",
