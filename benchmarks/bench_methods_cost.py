@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -60,18 +61,14 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="wall time or this process's CPU time")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--quick", action="store_true", help="64px images, batch 2, 2 rounds, no warmup (for tests)")
+    p.add_argument("--quick", action="store_true", help="defaults for a test run: 64px, batch 2, 2 rounds, no warmup (flags given still count)")
     p.add_argument("--out", type=Path, required=True, help="folder for the Markdown tables and the JSON")
     return p
 
 
 def build(arch: str, spec: MethodSpec, size: int, device: torch.device) -> nn.Module:
     torch.manual_seed(0)
-    try:
-        model = torchvision.models.get_model(arch, weights=None)
-    except ValueError:
-        raise ConfigError(f"--archs {arch!r}: not a torchvision model name (e.g. resnet50, convnext_tiny)") from None
-    return convert(model, spec, "never", (3, size, size)).to(device)
+    return convert(torchvision.models.get_model(arch, weights=None), spec, "never", (3, size, size)).to(device)
 
 
 def _train_step(model: nn.Module, x: torch.Tensor):
@@ -113,27 +110,42 @@ def _step_peak_MiB(step, device: torch.device) -> float | None:
     return (torch.cuda.max_memory_allocated(device) - resident) / MIB
 
 
+def _prepare(arch: str, spec: MethodSpec, args: argparse.Namespace, device: torch.device, x: torch.Tensor) -> dict:
+    """The converted model, its training step (run once: its peak memory), its saved activations."""
+    model = build(arch, spec, args.size, device)
+    total, layers = _saved(model, x)
+    step = _train_step(model, x)
+    return {"model": model, "train": step, "peak": _step_peak_MiB(step, device), "saved": total, "layers": layers}
+
+
+def _failed(exc: Exception) -> str:
+    traceback.print_exc(file=sys.stderr)
+    return f"failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+
+
 def measure_arch(arch: str, specs: list[MethodSpec], args: argparse.Namespace, device: torch.device) -> dict:
     """Times, saved activations and per-layer detail of every available method on ``arch``."""
     x = torch.randn(args.batch, 3, args.size, args.size, device=device)
-    models = {s.text: build(arch, s, args.size, device) for s in specs if s.available}
-    saved = {label: _saved(model, x) for label, model in models.items()}
-    trains = {label: _train_step(model, x) for label, model in models.items()}
-    peaks = {label: _step_peak_MiB(step, device) for label, step in trains.items()}
-    infer = interleaved({k: _infer(m, x) for k, m in models.items()}, args.repeats, args.warmup, device, args.clock)
-    train = interleaved(trains, args.repeats, args.warmup, device, args.clock)
-    result = {"arch": arch, "methods": {}}
+    ready, result = {}, {"arch": arch, "methods": {}}
     for spec in specs:
-        if spec.text not in models:
+        if not spec.available:
             result["methods"][spec.text] = {"status": NOT_AVAILABLE}
             continue
-        total, layers = saved[spec.text]
-        result["methods"][spec.text] = {
-            "status": "done", "inference_s": infer[spec.text], "train_step_s": train[spec.text],
-            "inference_median_s": median(infer[spec.text]), "train_step_median_s": median(train[spec.text]),
-            "saved_MiB": total / MIB, "step_peak_MiB": peaks[spec.text], "layers": layers,
-            "inserted_layers": len(layers)}
-    del models, trains
+        try:
+            ready[spec.text] = _prepare(arch, spec, args, device, x)
+        except Exception as exc:  # noqa: BLE001  (one method's error is its row's, not the whole table's)
+            result["methods"][spec.text] = {"status": _failed(exc)}
+    infer = interleaved({k: _infer(r["model"], x) for k, r in ready.items()}, args.repeats, args.warmup, device,
+                        args.clock)
+    train = interleaved({k: r["train"] for k, r in ready.items()}, args.repeats, args.warmup, device, args.clock)
+    for label, r in ready.items():
+        result["methods"][label] = {
+            "status": "done", "inference_s": infer[label], "train_step_s": train[label],
+            "inference_median_s": median(infer[label]), "train_step_median_s": median(train[label]),
+            "saved_MiB": r["saved"] / MIB, "step_peak_MiB": r["peak"], "layers": r["layers"],
+            "inserted_layers": len(r["layers"])}
+    result["methods"] = {s.text: result["methods"][s.text] for s in specs}  # in the order asked
+    del ready
     gc.collect()
     return result
 
@@ -176,6 +188,8 @@ HEADERS = ["Method", "Inference ms", "x baseline", "x blurpool", "Train step ms"
 def arch_table(result: dict, specs: list[MethodSpec]) -> str:
     methods = result["methods"]
     base = methods["baseline"]
+    if base["status"] != "done":
+        raise ConfigError(f"the baseline {result['arch']} could not be measured ({base['status']})")
     blur_spec = next((s for s in specs if s.method == "blurpool" and methods[s.text]["status"] == "done"), None)
     blur = methods[blur_spec.text] if blur_spec else None
     rows = [_summary_row(s, methods[s.text], base, blur) if methods[s.text]["status"] == "done"
@@ -194,14 +208,19 @@ def layer_table(result: dict) -> str:
 
 
 def _check(args: argparse.Namespace) -> None:
-    if args.quick:
-        args.size, args.batch, args.repeats, args.warmup = 64, 2, 2, 0
     if args.batch < 1 or args.size < 32 or args.warmup < 0:
         raise ConfigError("--batch must be >= 1, --size >= 32 and --warmup >= 0")
+    known = set(torchvision.models.list_models(torchvision.models))
+    for arch in args.archs:
+        if arch not in known:
+            raise ConfigError(f"--archs {arch!r}: not a torchvision classification model (e.g. resnet50, convnext_tiny)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = get_args_parser().parse_args(argv)
+    parser = get_args_parser()
+    if parser.parse_known_args(argv)[0].quick:
+        parser.set_defaults(size=64, batch=2, repeats=2, warmup=0)
+    args = parser.parse_args(argv)
     try:
         _check(args)
         specs = parse_methods(args.methods)

@@ -73,4 +73,21 @@ def test_refuses_methods_without_baseline(tmp_path, capsys):
 def test_refuses_unknown_architecture(tmp_path, capsys):
     assert bench_methods_cost.main(["--quick", "--archs", "resnet5000", "--out", str(tmp_path),
                                     "--methods", "baseline"]) == 2
-    assert "not a torchvision model name" in capsys.readouterr().err
+    assert "not a torchvision classification model" in capsys.readouterr().err
+
+
+def test_a_failing_method_gets_its_row(tmp_path, capsys, monkeypatch, one_thread):
+    real = bench_methods_cost.build
+
+    def build(arch, spec, size, device):
+        if spec.text == "aps":
+            raise RuntimeError("no phase here")
+        return real(arch, spec, size, device)
+
+    monkeypatch.setattr(bench_methods_cost, "build", build)
+    assert bench_methods_cost.main(["--quick", "--archs", "resnet18", "--device", "cpu", "--repeats", "1",
+                                    "--out", str(tmp_path), "--methods", "baseline", "aps"]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert rows["aps"][0] == "failed: RuntimeError: no phase here" and rows["baseline"][1] == "1.00x"
+    result = json.loads((tmp_path / "methods_cost.json").read_text())["results"][0]
+    assert len(result["methods"]["baseline"]["inference_s"]) == 1  # --repeats 1 counts beside --quick
