@@ -23,6 +23,7 @@ __all__ = [
     "CheckpointError",
     "DataError",
     "DownloadError",
+    "WeightsDownloadError",
     "TrainingError",
     "OutputError",
     "MissingFileError",
@@ -63,6 +64,11 @@ class DownloadError(AntialiasedError, RuntimeError):
 
     def __reduce__(self):  # keep ``url`` when re-raised from a DataLoader worker or another process
         return (type(self), (str(self), self.url))
+
+
+class WeightsDownloadError(DownloadError):
+    """Weights (published, torchvision's or timm's) could not be downloaded, verified or read from the cache;
+    the message lists the offline alternatives."""
 
 
 class TrainingError(AntialiasedError, RuntimeError):

@@ -81,3 +81,77 @@ def test_main_py_help_runs_as_a_script():
                             cwd=ROOT, timeout=120)
     assert result.returncode == 0
     assert "--evaluate-shift" in result.stdout and "--batch-accum" in result.stdout
+
+
+# --- messages (issue 17 item 8) ------------------------------------------------------------------------
+
+
+def _parsers():
+    """(command, parser) for main.py and every sub-command."""
+    import importlib
+
+    yield "main.py", get_args_parser()
+    for name, (module, _) in COMMANDS.items():
+        parser = importlib.import_module(module).get_args_parser()
+        yield name, parser
+
+
+def _transposed(flag: str) -> str:
+    """A typo: two letters in the middle of the flag's name swapped (``--epochs`` -> ``--epcohs``)."""
+    i = 2 + (len(flag) - 2) // 2 - 1
+    return flag[:i] + flag[i + 1] + flag[i] + flag[i + 2:]
+
+
+@pytest.mark.parametrize("command", ["main.py", *COMMANDS])
+def test_every_command_answers_a_mistyped_flag_with_the_close_matches(command, capsys):
+    parser = dict(_parsers())[command]
+    flags = sorted((f for f in parser._option_string_actions if f.startswith("--") and len(f) > 7
+                    and f not in ("--help", "--version")), key=lambda f: (len(f), f))
+    flag = flags[-1]
+    typo = _transposed(flag)
+    assert typo not in parser._option_string_actions
+    with pytest.raises(SystemExit) as info:  # what argparse calls for a flag it does not know
+        parser.error(f"unrecognized arguments: {typo} 1")
+    assert info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"{parser.prog}: error: unrecognized arguments: {typo} 1 (did you mean ") and flag in last
+
+
+def test_help_texts_show_no_doubled_percent_signs():
+    for command, parser in _parsers():
+        assert "%%" not in parser.format_help(), command
+
+
+def test_a_mistyped_flag_names_the_flag_it_was_meant_to_be(capsys):
+    with pytest.raises(SystemExit) as info:
+        get_args_parser().parse_args(["--data", "d", "--epohcs", "3"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == ("main.py: error: unrecognized arguments: --epohcs 3 "
+                                                        "(did you mean --epochs?)")
+
+
+def test_a_sub_command_names_the_flags_meant_too(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--data", "d", "--out-dir", "o", "--lr_stpe", "5", "--momentun", "0.8"])
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "antialiased train: error: unrecognized arguments: --lr_stpe 5 --momentun 0.8 (--lr_stpe: did you mean "
+        "--lr_step?; --momentun: did you mean --momentum?)")
+
+
+def test_version(capsys):
+    from antialiased import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"antialiased {__version__}\n"
+    result = subprocess.run([sys.executable, str(ROOT / "main.py"), "--version"], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120)
+    assert result.returncode == 0 and result.stdout == f"antialiased {__version__}\n"
+
+
+def test_weights_download_error_is_in_the_package_errors():
+    from antialiased import errors
+    from antialiased.models import weights
+
+    assert weights.WeightsDownloadError is errors.WeightsDownloadError
+    assert issubclass(errors.WeightsDownloadError, errors.DownloadError)
+    assert "WeightsDownloadError" in errors.__all__

@@ -10,6 +10,7 @@ import sys
 from typing import Sequence
 
 from antialiased.cli._errors import user_errors
+from antialiased.cli._parser import package_version
 
 __all__ = ["main", "COMMANDS"]
 
@@ -30,16 +31,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def _usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = ["usage: antialiased COMMAND [options]", "", "commands:"]
+    lines = ["usage: antialiased [--version] COMMAND [options]", "", "commands:"]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "Run 'antialiased COMMAND --help' for a command's options."]
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run ``antialiased COMMAND ...``; returns the exit status (see :mod:`antialiased.cli._errors`)."""
+    return user_errors("antialiased")(_dispatch)(list(sys.argv[1:] if argv is None else argv))
+
+
+def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        print(f"antialiased {package_version()}")
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:

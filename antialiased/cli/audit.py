@@ -7,6 +7,7 @@ import sys
 from typing import Sequence
 
 from antialiased.cli._names import resolve_names
+from antialiased.cli._parser import ArgumentParser
 from antialiased.cli.invariance_args import (add_invariance_options, invariance_options_from_args,
                                              segmentation_options_from_args)
 from antialiased.data import default_workers
@@ -21,11 +22,11 @@ __all__ = ["get_args_parser", "main", "model_sources"]
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="antialiased audit", add_help=add_help,
         description="Measure shift invariance every way the field does (random-crop, circular and sub-pixel "
                     "consistency, adversarial grid accuracy, diagonal stability, consistency by shift distance, "
-                    "per-layer equivariance) on one or more models, with 95%% bootstrap intervals; writes "
+                    "per-layer equivariance) on one or more models, with 95% bootstrap intervals; writes "
                     "report.md, report.json and PNG plots with the models side by side.")
     parser.add_argument("-a", "--arch", dest="models", action="append", required=True, metavar="MODEL[=WEIGHTS]",
                         help="a model name ('antialiased models' lists them), optionally =PATH of a weights file "

@@ -7,6 +7,8 @@ import sys
 import time
 from typing import Sequence
 
+from antialiased.cli._parser import ArgumentParser
+
 __all__ = ["get_args_parser", "main"]
 
 # --quick: a smoke run for tests and a first look (about half a minute on 2 cores)
@@ -18,7 +20,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     from antialiased.demo.run import DemoConfig
 
     d = DemoConfig()
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="antialiased demo", add_help=add_help,
         description="Train a small CNN as a baseline and anti-aliased by antialias() (BlurPool, filter sizes 2-5, "
                     "and any --methods) on generated shapes with aliasing-prone textures (or --data DIR), then "

@@ -12,6 +12,7 @@ from typing import Sequence
 
 from antialiased.cli._errors import TRACEBACK_ENV
 from antialiased.cli._names import resolve_names
+from antialiased.cli._parser import ArgumentParser
 from antialiased.errors import AntialiasedError, ConfigError
 from antialiased.export import FORMATS, VerificationError, VerifySettings, check_export, export_model, load_model
 from antialiased.export.metadata import input_size_for
@@ -29,7 +30,7 @@ as recorded in the file's metadata), and returns raw logits (no softmax)."""
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="antialiased export", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Export a model to ONNX (torch's torch.export-based exporter) or as a torch.export program, "
                     "then check the file against PyTorch on photos and random inputs.")

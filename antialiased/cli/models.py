@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
+from antialiased.cli._parser import ArgumentParser
 from antialiased.errors import AntialiasedError
 from antialiased.models import ModelSpec, get_family, get_model_spec, list_models
 from antialiased.models.weights import PUBLISHED_WEIGHTS
@@ -12,7 +13,7 @@ __all__ = ["get_args_parser", "model_rows", "main"]
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="antialiased models",
         description="List model names for create_model() / -a ARCH: '<arch>' is the baseline, '<arch>_lpf<N>' "
         "the anti-aliased model with an N-tap blur filter: the baseline converted by antialias() (--aa-method picks "

@@ -26,12 +26,13 @@ import argparse
 import sys
 from typing import Sequence
 
-from antialiased.cli._errors import user_errors
+from antialiased.cli._errors import CommandInterrupted, user_errors
 from antialiased.cli._names import resolve_names
+from antialiased.cli._parser import ArgumentParser, package_version
 from antialiased.cli.common_args import add_common_args
 from antialiased.cli.eval_args import add_eval_args, wants_evaluation
 from antialiased.cli.evaluate import run_evaluation
-from antialiased.cli.train import export_weights_from_args, run_training
+from antialiased.cli.train import export_weights_from_args, interrupted_training, run_training
 from antialiased.cli.train_args import add_distributed_args, add_train_args
 from antialiased.errors import CheckpointError, ConfigError
 from antialiased.training.checkpoint import find_resumable
@@ -40,10 +41,11 @@ __all__ = ["get_args_parser", "main", "add_common_args"]
 
 
 def get_args_parser(add_help: bool = True, prog: str = "main.py") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=prog, add_help=add_help,
         description="Evaluate or train anti-aliased (shift-invariant) CNNs with the paper's protocol.",
     )
+    parser.add_argument("--version", action="version", version=f"antialiased {package_version()}")
     add_common_args(parser)
     add_eval_args(parser)
     add_train_args(parser)
@@ -100,7 +102,8 @@ def main(argv: Sequence[str] | None = None, mode: str | None = None) -> int:
 
 def _main(argv: Sequence[str] | None, mode: str | None, prog: str) -> int:
     parser = get_args_parser(prog=prog)
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
     resolve_names([args.arch], args.aa_method)  # first thing: a bad name fails before any folder is read
     if mode == "eval" and not wants_evaluation(args):
         args.evaluate = True
@@ -111,7 +114,12 @@ def _main(argv: Sequence[str] | None, mode: str | None, prog: str) -> int:
     if "train" not in todo:  # training resolves 'auto' itself (a new run when there is no checkpoint)
         resolve_resume_auto(args)
     for step in todo:
-        status = steps[step](args) or 0
+        try:
+            status = steps[step](args) or 0
+        except KeyboardInterrupt:
+            if step != "train":
+                raise
+            raise CommandInterrupted(interrupted_training(args.out_dir, prog, argv)) from None
         if status:
             return status
     return 0

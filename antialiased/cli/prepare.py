@@ -5,6 +5,7 @@ import argparse
 import sys
 from typing import Sequence
 
+from antialiased.cli._parser import ArgumentParser
 from antialiased.data import prepare as prep
 from antialiased.errors import AntialiasedError
 
@@ -12,7 +13,7 @@ __all__ = ["get_args_parser", "main"]
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="antialiased prepare-imagenet",
         description="Move the 50,000 ILSVRC2012 validation images (ILSVRC2012_val_XXXXXXXX.JPEG) into one folder "
                     "per class (<wnid>/), the layout that evaluation expects. Idempotent; never deletes a file. "

@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from antialiased.cli._parser import ArgumentParser
+
 __all__ = ["get_args_parser", "main"]
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="antialiased report", add_help=add_help,
         description="Per-network tables (Baseline, Rect-2, Tri-3, Tri-4, Bin-5; accuracy and consistency; "
                     "Pareto front bold, dominated variants italic, best values bold) as Markdown and CSV, "

@@ -12,6 +12,7 @@ from typing import Sequence
 import torch
 
 from antialiased.cli._errors import user_errors
+from antialiased.cli._parser import ArgumentParser
 from antialiased.errors import AntialiasedError, ConfigError
 from antialiased.models import get_model_spec
 from antialiased.runtime import DEFAULT_ARCHS, benchmark_runtime, plot_runtime, runtime_markdown
@@ -21,7 +22,7 @@ __all__ = ["get_args_parser", "main"]
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="antialiased bench-runtime", add_help=add_help,
         description="The paper's 'Extra Run-Time' figure: forward time of a batch (48 images at 224x224 by "
                     "default) for each network's baseline and anti-aliased variants on this machine, median "

@@ -6,13 +6,20 @@ The flags themselves are defined in :mod:`antialiased.cli.train_args`.
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import sys
+import warnings
+from typing import Sequence
 
-from antialiased.errors import ConfigError
+from antialiased.errors import AntialiasedError, ConfigError
 from antialiased.support.checkpoints import export_weights
 from antialiased.cli.train_args import data_config_from_args
 from antialiased.training import LaunchConfig, ModelConfig, OptimConfig, TrainConfig, train
+from antialiased.training.checkpoint import describe_progress, find_resumable
 
-__all__ = ["config_from_args", "run_training", "export_weights_from_args"]
+__all__ = ["config_from_args", "run_training", "export_weights_from_args", "interrupted_training",
+           "resume_command"]
 
 
 def _flag(args: argparse.Namespace, name: str, default):
@@ -63,3 +70,45 @@ def run_training(args: argparse.Namespace) -> int:
         raise ConfigError("training needs --data DIR (DIR/train/<class>/*, DIR/val/<class>/*)")
     train(config_from_args(args))
     return 0
+
+
+def resume_command(prog: str, argv: Sequence[str]) -> str:
+    """The command that continues an interrupted run: the same flags, ``--resume auto`` instead of any other.
+
+    Example:
+        >>> resume_command("antialiased train", ["--data", "d", "--resume", "x.pth", "--out-dir", "o b"])
+        "antialiased train --data d --out-dir 'o b' --resume auto"
+    """
+    args, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--resume":
+            skip = True
+        elif not arg.startswith("--resume="):
+            args.append(arg)
+    head = prog
+    if prog == "main.py":  # the paper's script, run as the user ran it
+        head = f"python {shlex.quote(sys.argv[0]) if sys.argv[0].endswith('.py') else 'main.py'}"
+    return " ".join([head, shlex.join([*args, "--resume", "auto"])])
+
+
+def interrupted_training(out_dir: str | None, prog: str, argv: Sequence[str]) -> str:
+    """The one line Ctrl-C ends training with: the newest checkpoint and the command that continues from it.
+
+    Empty on the ranks other than 0 of a multi-process run (rank 0 speaks for the run).
+    """
+    if os.environ.get("RANK", "0") != "0":
+        return ""
+    command = resume_command(prog, argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a torn file is named by the resume itself
+            found = find_resumable(out_dir, set_aside=False) if out_dir else None
+    except AntialiasedError:
+        found = None
+    if found is None:
+        return (f"interrupted before the first checkpoint was written in {out_dir}; nothing to resume (the same "
+                f"command starts again): {command}")
+    path, checkpoint = found
+    return f"interrupted; the newest checkpoint is {path} ({describe_progress(checkpoint)}). Continue with: {command}"

@@ -30,7 +30,7 @@ from torch import nn
 from torchvision.models._meta import _IMAGENET_CATEGORIES
 from torchvision.transforms._presets import ImageClassification
 
-from antialiased.errors import DownloadError, WeightsError
+from antialiased.errors import DownloadError, WeightsDownloadError, WeightsError  # the error re-exported here
 from antialiased.models.registry import format_model_name
 from antialiased.support.checkpoints import extract_state_dict
 from antialiased.support.downloads import (DEFAULT_DOWNLOAD_TIMEOUT, DOWNLOAD_TIMEOUT_ENV, download_timeout,
@@ -419,10 +419,6 @@ def resolve_published(arch: str, filter_size: int, force_nonfinetuned: bool = Fa
     raise WeightsError(f"No published weights for {name} (filter size {filter_size}). Published for {arch}: "
                      f"{_describe_available(arch)}. Train your own or pass a local file with weights=PATH "
                      f"(--weights PATH).")
-
-
-class WeightsDownloadError(DownloadError):
-    """A published weight file could not be downloaded, verified or read from the cache."""
 
 
 def _local_file_advice(w: PublishedWeights, cached: Path) -> str:

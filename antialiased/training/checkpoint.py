@@ -5,6 +5,12 @@ Files in ``out_dir``:
 - ``checkpoint.pth.tar``: the newest epoch; ``checkpoint_prev.pth.tar``: the epoch before, a
   separate file (a torn or corrupt newest file leaves it intact);
 - ``checkpoint_NNN.pth.tar`` every :data:`SNAPSHOT_EVERY` epochs and ``model_best.pth.tar``;
+- ``checkpoint_recovery.pth.tar``: a mid-epoch recovery checkpoint (``--checkpoint-every``), replaced
+  atomically by the next one and deleted once the epoch's own checkpoint is written. It holds all
+  a resume needs (plus ``mid_epoch``: the batches done, the running sums, the data order's seed),
+  so ``--resume auto`` continues from it when it continues the newest epoch checkpoint's run. It is
+  never linked to ``model_best`` or a snapshot; evaluation's and export's ``--resume auto`` take
+  the newest *end-of-epoch* checkpoint (validated, in the log) and name a newer recovery file;
 - ``checkpoint_new.pth.tar`` exists only for a moment: each epoch is written there first (atomically,
   see :func:`~antialiased.support.checkpoints.save_checkpoint`), linked to its snapshot and best
   names, and then renamed in place of ``checkpoint.pth.tar`` after the old one became
@@ -29,14 +35,17 @@ from antialiased.support.checkpoints import link_checkpoint, load_checkpoint, sa
 from antialiased.support.class_lists import class_difference
 from antialiased.support.files import fsync_dir, output_error
 
-__all__ = ["CHECKPOINT_NAME", "PREVIOUS_NAME", "STAGING_NAME", "BEST_NAME", "SNAPSHOT_EVERY", "snapshot_name",
-           "run_checkpoints", "refuse_other_run", "save_epoch", "find_resumable", "load_for_resume",
+__all__ = ["CHECKPOINT_NAME", "PREVIOUS_NAME", "STAGING_NAME", "BEST_NAME", "RECOVERY_NAME", "MID_EPOCH_KEY",
+           "SNAPSHOT_EVERY", "snapshot_name", "run_checkpoints", "refuse_other_run", "save_epoch", "save_recovery",
+           "discard_recovery", "find_resumable", "find_mid_epoch", "describe_progress", "load_for_resume",
            "check_classes"]
 
 CHECKPOINT_NAME = "checkpoint.pth.tar"
 PREVIOUS_NAME = "checkpoint_prev.pth.tar"
 STAGING_NAME = "checkpoint_new.pth.tar"
 BEST_NAME = "model_best.pth.tar"
+RECOVERY_NAME = "checkpoint_recovery.pth.tar"
+MID_EPOCH_KEY = "mid_epoch"  # in a recovery checkpoint: where in its epoch it was written
 SNAPSHOT_EVERY = 10  # epochs between kept checkpoint_NNN.pth.tar files, as in the paper
 _SNAPSHOT = re.compile(r"checkpoint_(\d+)\.pth\.tar$")
 UNREADABLE_SUFFIX = ".unreadable"
@@ -80,7 +89,7 @@ def refuse_other_run(out_dir: str | os.PathLike, *, resume: str | None, weights:
     or starting weights taken from one of its files. Raises :class:`OutputError` naming the fixes.
     """
     out = Path(out_dir).expanduser()
-    found = run_checkpoints(out)
+    found = run_checkpoints(out) + [p for p in (out / RECOVERY_NAME,) if p.is_file()]
     if not found:
         return
     if resume == "auto" or _inside(resume, out) or _inside(weights, out):
@@ -111,6 +120,74 @@ def save_epoch(out_dir: str | os.PathLike, state: Mapping[str, Any], *, is_best:
     return _finish_save(staged)
 
 
+def describe_progress(checkpoint: Mapping[str, Any]) -> str:
+    """How far a checkpoint's run had got, for messages.
+
+    Example:
+        >>> describe_progress({"epoch": 3})
+        'epoch 3'
+        >>> describe_progress({"epoch": 3, "mid_epoch": {"epoch": 4, "batches_done": 1200, "batches": 5005}})
+        'epoch 4, batch 1200 of 5005 (mid-epoch recovery)'
+    """
+    mid = checkpoint.get(MID_EPOCH_KEY)
+    if isinstance(mid, Mapping):
+        return f"epoch {mid.get('epoch', '?')}, batch {mid.get('batches_done', '?')} of {mid.get('batches', '?')} " \
+               f"(mid-epoch recovery)"
+    return f"epoch {checkpoint.get('epoch', '?')}"
+
+
+def save_recovery(out_dir: str | os.PathLike, state: Mapping[str, Any]) -> Path:
+    """Write a mid-epoch recovery checkpoint: atomically, so the previous one stays until this one is complete."""
+    out = Path(out_dir)
+    try:
+        return save_checkpoint(state, out / RECOVERY_NAME)
+    except OutputError as exc:
+        raise OutputError(f"{exc} The mid-epoch recovery checkpoint was not written (the files written before are "
+                          f"intact; --checkpoint-every 0 turns these checkpoints off)") from exc
+
+
+def discard_recovery(out_dir: str | os.PathLike) -> None:
+    """Remove the recovery checkpoint once the epoch's own checkpoint (which supersedes it) is complete."""
+    try:
+        (Path(out_dir) / RECOVERY_NAME).unlink(missing_ok=True)
+    except OSError:
+        pass  # ignored from now on: an older epoch than the newest checkpoint's (see find_mid_epoch)
+
+
+def _continues(recovery: Mapping[str, Any], base: Mapping[str, Any] | None) -> bool:
+    """Whether ``recovery`` was written later in the run that wrote ``base``: its epochs are base's and more."""
+    if base is None:
+        return True
+    done, base_done = recovery.get("epoch"), base.get("epoch")
+    if not isinstance(done, int) or not isinstance(base_done, int) or done < base_done:
+        return False
+    base_log = list(base.get("log") or [])
+    return list(recovery.get("log") or [])[:len(base_log)] == base_log
+
+
+def find_mid_epoch(out_dir: str | os.PathLike, base: tuple[Path, dict[str, Any]] | None, *,
+                   set_aside: bool = False) -> tuple[Path, dict[str, Any]] | None:
+    """The recovery checkpoint of ``out_dir`` when it continues ``base`` (the newest epoch checkpoint, or None).
+
+    One that is unreadable, or stale (older than ``base``, or from a run that started again), is passed
+    over; with ``set_aside`` it is removed (an unreadable one renamed to ``NAME.unreadable``).
+    """
+    path = Path(out_dir) / RECOVERY_NAME
+    if not path.is_file():
+        return None
+    try:
+        recovery = load_checkpoint(path)
+    except CheckpointError as exc:
+        warnings.warn(f"--resume auto: passed over {_describe_failure(path, exc, set_aside)}", RuntimeWarning,
+                      stacklevel=2)
+        return None
+    if isinstance(recovery.get(MID_EPOCH_KEY), Mapping) and _continues(recovery, base[1] if base else None):
+        return path, recovery
+    if set_aside:
+        discard_recovery(out_dir)
+    return None
+
+
 def _set_aside(path: Path) -> Path:
     """Rename an unreadable checkpoint so that later saves and resumes never take it again."""
     aside = path.with_name(path.name + UNREADABLE_SUFFIX)
@@ -118,32 +195,39 @@ def _set_aside(path: Path) -> Path:
     return aside
 
 
-def find_resumable(out_dir: str | os.PathLike, *, set_aside: bool = True) -> tuple[Path, dict[str, Any]] | None:
+def find_resumable(out_dir: str | os.PathLike, *, set_aside: bool = True,
+                   mid_epoch: bool = True) -> tuple[Path, dict[str, Any]] | None:
     """``--resume auto``: the newest checkpoint of ``out_dir`` that loads, or None when there is none.
 
     A newest file that is torn or corrupt is passed over with a warning naming it (and, with
-    ``set_aside``, renamed to ``NAME.unreadable``). Raises :class:`CheckpointError` when checkpoint
-    files exist but none of them loads.
+    ``set_aside``, renamed to ``NAME.unreadable``). With ``mid_epoch`` a recovery checkpoint that
+    continues the newest epoch checkpoint comes first (see :func:`find_mid_epoch`). Raises
+    :class:`CheckpointError` when checkpoint files exist but none of them loads.
     """
-    candidates = run_checkpoints(out_dir)
-    failures = []
-    for path in candidates:
-        try:
-            checkpoint = load_checkpoint(path)
-        except CheckpointError as exc:
-            failures.append((path, exc))
-            continue
-        if failures:
-            names = ", ".join(_describe_failure(p, e, set_aside) for p, e in failures)
-            warnings.warn(f"--resume auto: passed over {names}; resuming from {path} (epoch "
-                          f"{checkpoint.get('epoch', '?')})", RuntimeWarning, stacklevel=2)
-        if path.name == STAGING_NAME and set_aside:
-            path = _finish_save(path)
-        return path, checkpoint
-    if failures:
+    found, failures = _newest_epoch_checkpoint(out_dir)
+    if mid_epoch and (recovery := find_mid_epoch(out_dir, found, set_aside=set_aside)) is not None:
+        found = recovery  # it holds the whole run, even when no epoch checkpoint loads
+    if failures and found is not None:
+        names = ", ".join(_describe_failure(p, e, set_aside) for p, e in failures)
+        warnings.warn(f"--resume auto: passed over {names}; resuming from {found[0]} "
+                      f"({describe_progress(found[1])})", RuntimeWarning, stacklevel=2)
+    if failures and found is None:
         raise CheckpointError(f"--resume auto: no checkpoint in {out_dir} can be read "
                               f"({'; '.join(str(e) for _, e in failures)}). Start again with a new --out-dir")
-    return None
+    if found is not None and found[0].name == STAGING_NAME and set_aside:
+        found = _finish_save(found[0]), found[1]
+    return found
+
+
+def _newest_epoch_checkpoint(out_dir: str | os.PathLike) -> tuple[tuple[Path, dict[str, Any]] | None, list]:
+    """The newest end-of-epoch checkpoint that loads (or None), and the newer ones that did not."""
+    failures = []
+    for path in run_checkpoints(out_dir):
+        try:
+            return (path, load_checkpoint(path)), failures
+        except CheckpointError as exc:
+            failures.append((path, exc))
+    return None, failures
 
 
 def _finish_save(staged: Path) -> Path:
