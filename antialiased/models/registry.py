@@ -402,6 +402,16 @@ def _owner(name: str) -> tuple[Family, str, int | None]:
     raise _unknown(name)
 
 
+def _spec_owner(spec: ModelSpec) -> tuple[Family, str, int | None]:
+    """``spec``'s family, architecture and filter size, checked without going through its name."""
+    family = _FAMILIES.get(spec.family)
+    if family is None or spec.arch not in family.names:
+        raise _unknown(format_model_name(spec.arch, spec.filter_size, prefix=family.prefix if family else ""))
+    if spec.filter_size is not None and (not isinstance(spec.filter_size, int) or isinstance(spec.filter_size, bool)):
+        raise ModelError(f"filter_size must be an integer, got {spec.filter_size!r}")
+    return family, spec.arch, spec.filter_size
+
+
 def _check_method(family: Family, spec: ModelSpec, method: str | None) -> None:
     if method is None:
         return
@@ -470,16 +480,16 @@ def get_model_spec(name: str | ModelSpec, *, method: str | None = None,
         >>> get_model_spec("efficientnet_b0_lpf3", method="aps")
         ModelSpec(family='torchvision', arch='efficientnet_b0', filter_size=3, method='aps', options=(), task='classification')
     """
-    if isinstance(name, ModelSpec):
+    if isinstance(name, ModelSpec):  # its fields are checked as they are: the name is not parsed again
         given = name
         method = given.method if method is None else method
         options = dict(given.options) if options is None else options
-        name = given.name
-    else:
+        family, arch, filter_size = _spec_owner(given)
+    elif isinstance(name, str):
         given = None
-    if not isinstance(name, str):
+        family, arch, filter_size = _owner(name)
+    else:
         raise TypeError(f"a model name must be a string, got {type(name).__name__}")
-    family, arch, filter_size = _owner(name)
     spec = ModelSpec(family.name, arch, filter_size, task=family.task)
     _check_method(family, spec, method)
     if options and not spec.antialiased:
