@@ -86,9 +86,7 @@ class MethodSpec:
 
     def options(self, policy: str) -> dict:
         """The ``antialias()`` keyword arguments: the filter size where one is given (else antialias's
-        default for the method), ``circular`` under ``policy``."""
-        if self.filter_size is not None and "filter_size" not in METHODS[self.method].options:
-            raise ConfigError(f"method {self.method!r} has no filter size; write {self.method!r} alone")
+        default for the method; a method without a filter ignores it), ``circular`` under ``policy``."""
         size = {} if self.filter_size is None else {"filter_size": self.filter_size}
         return {"method": self.method, **size, **({"circular": True} if self.circular(policy) else {})}
 
@@ -108,10 +106,7 @@ def _parse_one(text: str) -> MethodSpec:
         raise ConfigError(f"unknown method {text!r}; methods: baseline, {', '.join(known)} (NAME or NAME:N)")
     if colon and not (size.isdigit() and 1 <= int(size) <= 7):
         raise ConfigError(f"method {text!r}: the filter size after ':' must be an integer from 1 to 7")
-    spec = MethodSpec(text.strip(), name, int(size) if colon else None)
-    if spec.available:
-        spec.options("never")  # refuse a size the method ignores before anything runs
-    return spec
+    return MethodSpec(text.strip(), name, int(size) if colon else None)
 
 
 def parse_methods(texts: Sequence[str]) -> list[MethodSpec]:

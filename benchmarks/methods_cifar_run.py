@@ -35,7 +35,8 @@ def add_cifar_args(p: argparse.ArgumentParser, *, seeds: list[int], epochs: floa
     p.add_argument("--epochs", type=float, default=epochs, help="training epochs (fractions allowed)")
     p.add_argument("--seeds", type=int, nargs="+", default=seeds, help="one run per seed and method")
     p.add_argument("--methods", nargs="+", default=list(ALL_METHODS), metavar="METHOD[:N]",
-                   help="'baseline' or antialias() methods with their filter size (default: all of issue 19's)")
+                   help="'baseline' or antialias() methods, NAME or NAME:N (N: the filter size; default: "
+                        + " ".join(ALL_METHODS) + ")")
     p.add_argument("--budget-seconds", type=float, default=None,
                    help="start no run that would end after this many seconds (runs go seed by seed: a short "
                         "budget gives every method fewer seeds); skipped runs are listed")
