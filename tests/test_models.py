@@ -154,6 +154,11 @@ def test_old_checkpoints_in_the_published_layout_still_load(reference, tmp_path)
     model = create_model(name, weights=tmp_path / "checkpoint.pth.tar")
     assert model.weights_info.kind == "checkpoint" and model.weights_info.recorded["epoch"] == 3
     assert_golden(model, name, golden)
+    from antialiased.support.checkpoints import load_into
+
+    resumed = create_model(name)
+    load_into(resumed, old["state_dict"], "an old run's checkpoint")  # how training resumes a run
+    assert_golden(resumed, name, golden)
     with pytest.raises(antialiased.errors.CheckpointError, match=r"saved from 'resnet18_lpf3' \(paper, filter size 3"):
         create_model("resnet18_lpf4", weights=tmp_path / "checkpoint.pth.tar")  # its record, read the old way
     torch.save(state, tmp_path / "published.pth")  # a published file: no record, its filters tell
