@@ -235,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     except AntialiasedError as exc:
         print(f"bench_methods_cost: {exc}", file=sys.stderr)
         return 2
-    header = (f"Machine: {info.get('gpu', info['cpu'])} ({info['cpu']}, {info['cpu_cores']} cores), torch "
+    where = f"{info['gpu']} ({info['cpu']}, {info['cpu_cores']} cores)" if "gpu" in info else \
+        f"{info['cpu']}, {info['cpu_cores']} cores"
+    header = (f"Machine: {where}, torch "
               f"{info['torch']}, {info['torch_threads']} thread(s), {args.clock} clock; medians of {args.repeats} "
               f"interleaved round(s).")
     text = "\n\n".join([header, *texts])
