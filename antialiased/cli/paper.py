@@ -35,7 +35,7 @@ from antialiased.cli.evaluate import run_evaluation
 from antialiased.cli.train import export_weights_from_args, interrupted_training, run_training
 from antialiased.cli.train_args import add_distributed_args, add_train_args
 from antialiased.errors import CheckpointError, ConfigError
-from antialiased.training.checkpoint import find_resumable
+from antialiased.training.checkpoint import describe_progress, find_mid_epoch, find_resumable
 
 __all__ = ["get_args_parser", "main", "add_common_args"]
 
@@ -63,19 +63,30 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def resolve_resume_auto(args: argparse.Namespace) -> None:
-    """``--resume auto`` for an export or an evaluation: the newest readable checkpoint of ``--out-dir``."""
+    """``--resume auto`` for an export or an evaluation: the newest readable end-of-epoch checkpoint of ``--out-dir``.
+
+    A newer mid-epoch recovery checkpoint (weights between two validations) is named, not taken: pass it
+    with ``--resume PATH`` to evaluate or export it.
+    """
     if args.resume != "auto":
         return
     if not args.out_dir:
         raise ConfigError("--resume auto takes the newest readable checkpoint in --out-dir: add --out-dir DIR (the "
                           "training run's folder), or name the file: --resume DIR/checkpoint.pth.tar")
-    found = find_resumable(args.out_dir, set_aside=False)  # only reads: a torn file is named, not renamed
+    # only reads: a torn file is named, not renamed
+    found = find_resumable(args.out_dir, set_aside=False, mid_epoch=False)
+    newer = find_mid_epoch(args.out_dir, found)
+    recovery = (f"{newer[0]} ({describe_progress(newer[1])})" if newer else "")
     if found is None:
+        hint = (f"its mid-epoch recovery checkpoint {recovery} can be named: --resume {newer[0]}" if newer else
+                "give the run's --out-dir, or name the file with --resume PATH")
         raise CheckpointError(f"--resume auto: {args.out_dir} holds no training checkpoint (checkpoint.pth.tar, "
-                              f"checkpoint_prev.pth.tar, checkpoint_NNN.pth.tar or model_best.pth.tar); give the "
-                              f"run's --out-dir, or name the file with --resume PATH")
+                              f"checkpoint_prev.pth.tar, checkpoint_NNN.pth.tar or model_best.pth.tar: the end of an "
+                              f"epoch); {hint}")
     path, checkpoint = found
-    print(f"=> --resume auto: {path} (epoch {checkpoint.get('epoch', '?')})")
+    note = (f"; a newer mid-epoch recovery checkpoint, {recovery}, holds weights not validated yet: name it with "
+            f"--resume {newer[0]} to use it" if newer else "")
+    print(f"=> --resume auto: {path} ({describe_progress(checkpoint)}){note}")
     args.resume = str(path)
 
 

@@ -17,6 +17,7 @@ from antialiased.support.checkpoints import export_weights
 from antialiased.cli.train_args import data_config_from_args
 from antialiased.training import LaunchConfig, ModelConfig, OptimConfig, TrainConfig, train
 from antialiased.training.checkpoint import describe_progress, find_resumable
+from antialiased.training.config import CHECKPOINT_EVERY_MINUTES
 
 __all__ = ["config_from_args", "run_training", "export_weights_from_args", "interrupted_training",
            "resume_command"]
@@ -44,7 +45,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(data=data, out_dir=args.out_dir, model=model, optim=optim, launch=launch,
                        resume=args.resume or None, save_weights=args.save_weights, seed=args.seed, amp=args.amp,
                        channels_last=args.channels_last, compile=args.compile, tensorboard=args.tensorboard,
-                       print_freq=args.print_freq, progress=not _flag(args, "no_progress", False))
+                       print_freq=args.print_freq, progress=not _flag(args, "no_progress", False),
+                       checkpoint_every=_flag(args, "checkpoint_every", CHECKPOINT_EVERY_MINUTES),
+                       checkpoint_every_steps=_flag(args, "checkpoint_every_steps", 0))
 
 
 def export_weights_from_args(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import argparse
 from typing import Any
 
 from antialiased.training import DataConfig
+from antialiased.training.config import CHECKPOINT_EVERY_MINUTES
 
 __all__ = ["add_train_args", "add_distributed_args", "data_config_from_args"]
 
@@ -54,6 +55,14 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
                        help="train without RandomResizedCrop and flips (resize + center crop)")
     group.add_argument("-mti", "--max-train-iters", dest="max_train_iters", default=None, type=int, metavar="N",
                        help="stop each epoch after N iterations")
+    group.add_argument("--checkpoint-every", dest="checkpoint_every", default=CHECKPOINT_EVERY_MINUTES, type=float,
+                       metavar="MINUTES",
+                       help="also write a recovery checkpoint (checkpoint_recovery.pth.tar) every MINUTES of an epoch, "
+                            "from which --resume auto continues exactly: a kill costs at most that much work "
+                            f"(default: {CHECKPOINT_EVERY_MINUTES:g}; 0: only at the end of each epoch)")
+    group.add_argument("--checkpoint-every-steps", dest="checkpoint_every_steps", default=0, type=int, metavar="N",
+                       help="also write the recovery checkpoint every N batches (at the end of an accumulation "
+                            "step; default: 0, off)")
     group.add_argument("--max-val-images", dest="max_val_images", default=None, type=int, metavar="N",
                        help="validate each epoch on N images, evenly spaced in the validation folder's order (the "
                             "same ones every epoch; default: all)")

@@ -127,12 +127,11 @@ def describe_progress(checkpoint: Mapping[str, Any]) -> str:
         >>> describe_progress({"epoch": 3})
         'epoch 3'
         >>> describe_progress({"epoch": 3, "mid_epoch": {"epoch": 4, "batches_done": 1200, "batches": 5005}})
-        'epoch 4, batch 1200 of 5005 (mid-epoch recovery)'
+        'epoch 4, batch 1200 of 5005'
     """
     mid = checkpoint.get(MID_EPOCH_KEY)
     if isinstance(mid, Mapping):
-        return f"epoch {mid.get('epoch', '?')}, batch {mid.get('batches_done', '?')} of {mid.get('batches', '?')} " \
-               f"(mid-epoch recovery)"
+        return f"epoch {mid.get('epoch', '?')}, batch {mid.get('batches_done', '?')} of {mid.get('batches', '?')}"
     return f"epoch {checkpoint.get('epoch', '?')}"
 
 

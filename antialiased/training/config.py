@@ -32,6 +32,7 @@ __all__ = ["DataConfig", "ModelConfig", "OptimConfig", "LaunchConfig", "TrainCon
 RESUME_AUTO = "auto"  # --resume auto: the newest loadable checkpoint in out_dir, or a fresh start
 SCHEDULES = ("step", "cosine")
 AMP_MODES = (None, "auto", "bf16", "fp16")
+CHECKPOINT_EVERY_MINUTES = 30.0  # default: a kill on ImageNet costs at most about this much work
 
 
 @dataclass
@@ -106,6 +107,10 @@ class TrainConfig:
     tensorboard: bool = False
     print_freq: int = 10
     progress: bool = True
+    # Mid-epoch recovery checkpoints (see antialiased.training.recovery): every this many minutes of an
+    # epoch (0: never) and/or every this many batches (0: never).
+    checkpoint_every: float = CHECKPOINT_EVERY_MINUTES
+    checkpoint_every_steps: int = 0
 
     def record(self) -> dict[str, Any]:
         """The configuration as plain values (for checkpoints loadable with ``weights_only=True``)."""

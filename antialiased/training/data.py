@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from antialiased.data import (PREPROCESSING_KEY, ImageFolderDataset, Preprocessing, WorkerCheckedLoader,
                               evenly_spaced, find_split, find_val_split, resize_for_crop, train_transform)
@@ -16,6 +16,7 @@ from antialiased.errors import DataError
 from antialiased.support.distributed import ShardSampler, get_rank, get_world_size, is_main_process
 from antialiased.support.files import atomic_write_text
 from antialiased.training.config import DataConfig
+from antialiased.training.sampling import EpochSampler, SeededSamples
 
 __all__ = ["TrainData", "load_data", "EVAL_CROP_RATIO", "SkippedFiles", "SKIPPED_NAME", "checkpoint_settings"]
 
@@ -27,7 +28,7 @@ SKIPPED_NAME = "skipped_images.json"
 class TrainData:
     train_loader: DataLoader
     val_loader: DataLoader
-    train_sampler: DistributedSampler | None
+    train_sampler: EpochSampler
     classes: list[str]
     root: str  # the data folder, as an absolute path (recorded in checkpoints)
     val_split: str = "val"  # the validation folder's name (val, test or --val-split's)
@@ -93,19 +94,15 @@ def load_data(cfg: DataConfig, *, distributed: bool, generator: torch.Generator,
     val_set = ImageFolderDataset(val_dir, preprocessing.transform(), cfg.strict, return_index=True)
     _check_same_classes(train_set, val_set)
     _announce(val_dir, cfg, len(val_set))
-    if distributed:
-        train_sampler = DistributedSampler(train_set, shuffle=True, seed=seed or 0)
-        per_rank = len(train_sampler)
-    else:
-        train_sampler = None
-        per_rank = len(train_set)
+    # This rank's share of each epoch's order, which can start part-way (a resumed mid-epoch checkpoint);
+    # each image's augmentation is seeded by its position (see antialiased.training.sampling).
+    train_sampler = EpochSampler(len(train_set), seed=seed or 0)
+    per_rank = len(train_sampler)
     # A trailing batch of one image breaks batch norm; drop the remainder when there is a full batch.
     drop_last = per_rank >= cfg.batch_size
-    # No persistent workers: fresh workers each epoch are seeded from `generator`, whose state the
-    # checkpoint keeps, so a resumed run draws the same augmentations as an uninterrupted one.
     common = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, pin_memory=pin_memory)
-    train_loader = WorkerCheckedLoader(train_set, sampler=train_sampler, shuffle=train_sampler is None,
-                                       generator=generator, drop_last=drop_last, **common)
+    train_loader = WorkerCheckedLoader(SeededSamples(train_set), sampler=train_sampler, generator=generator,
+                                       drop_last=drop_last, **common)
     val_loader = WorkerCheckedLoader(val_set, sampler=_val_sampler(val_set, cfg, distributed), shuffle=False,
                                      **common)
     return TrainData(train_loader, val_loader, train_sampler, list(train_set.classes),

@@ -22,7 +22,7 @@ from antialiased.errors import ConfigError, TrainingError
 from antialiased.evaluation import evaluate_accuracy
 from antialiased.support.devices import autocast
 
-__all__ = ["NonFiniteLossError", "SkipVote", "train_one_epoch", "evaluate", "min_train_batch"]
+__all__ = ["NonFiniteLossError", "SkipVote", "EpochStart", "train_one_epoch", "evaluate", "min_train_batch"]
 
 
 class NonFiniteLossError(TrainingError):
@@ -86,6 +86,14 @@ def _group_size(index: int, total: int, batch_accum: int) -> int:
 
 
 @dataclass
+class EpochStart:
+    """Where an epoch starts: after ``batches_done`` batches (a resumed mid-epoch checkpoint), with the
+    running sums those batches left (``sums``, as ``train_one_epoch``'s ``on_step`` hands them out)."""
+    batches_done: int = 0
+    sums: dict[str, Any] | None = None
+
+
+@dataclass
 class _Tally:
     """Running sums of one epoch (loss and correct counts stay on the device: no per-batch sync)."""
     device: torch.device
@@ -94,10 +102,25 @@ class _Tally:
     skipped_batches: int = 0
     unreadable: list[int] = field(default_factory=list)  # dataset indices, when the loader yields them
     unreadable_count: int = 0
+    elapsed_before: float = 0.0  # seconds of this epoch trained before a resume
 
     def __post_init__(self) -> None:
         self.loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         self.correct = torch.zeros((), device=self.device, dtype=torch.int64)
+
+    def state(self, elapsed: float) -> dict[str, Any]:
+        """The sums as plain numbers (exact: the loss sum is a float64), for a mid-epoch checkpoint."""
+        return {"seen": self.seen, "loss_sum": float(self.loss_sum.item()), "correct": int(self.correct.item()),
+                "data_time": self.data_time, "skipped_batches": self.skipped_batches,
+                "unreadable": list(self.unreadable), "unreadable_count": self.unreadable_count,
+                "elapsed": self.elapsed_before + elapsed}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.seen, self.data_time = int(state["seen"]), float(state["data_time"])
+        self.skipped_batches, self.unreadable_count = int(state["skipped_batches"]), int(state["unreadable_count"])
+        self.unreadable, self.elapsed_before = list(state["unreadable"]), float(state["elapsed"])
+        self.loss_sum.fill_(float(state["loss_sum"]))
+        self.correct.fill_(int(state["correct"]))
 
     def add(self, loss: torch.Tensor, output: torch.Tensor, targets: torch.Tensor) -> None:
         n = targets.shape[0]
@@ -158,7 +181,9 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
                     scaler: torch.amp.GradScaler | None = None, amp_dtype: torch.dtype | None = None,
                     batch_accum: int = 1, max_iters: int | None = None, print_freq: int = 10,
                     channels_last: bool = False, progress: bool = True,
-                    skip_vote: Callable[[bool], bool] | None = None) -> dict[str, Any]:
+                    skip_vote: Callable[[bool], bool] | None = None, start: EpochStart | None = None,
+                    on_step: Callable[[int, int, Callable[[], dict[str, Any]]], None] | None = None
+                    ) -> dict[str, Any]:
     """Train ``model`` for one pass over ``loader`` (or ``max_iters`` batches).
 
     With ``batch_accum = k`` the optimizer steps once every k batches and each batch's loss is
@@ -167,6 +192,12 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     divided by its own size. ``loader`` yields ``(images, targets[, indices])``; see the module
     docstring for unreadable images. ``skip_vote`` (a :class:`SkipVote` under DDP) makes every
     rank skip a batch that one of them cannot train on.
+
+    ``start`` resumes an epoch part-way: ``loader`` then yields the batches after the first
+    ``start.batches_done`` (e.g. from a sampler that starts there), and the statistics cover the
+    whole epoch. ``on_step(batches_done, total, sums)`` is called after every optimizer step but the
+    epoch's last (gradients are zero there: a checkpoint needs no accumulation state); ``sums()``
+    gives the running sums for :class:`EpochStart`.
 
     Returns the mean ``loss`` and top-1 ``acc1`` (percent) over the images trained on, ``images``,
     the throughput ``images_per_s``, ``data_time`` (mean seconds per batch spent waiting for data),
@@ -179,13 +210,17 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     model.train()
     min_batch, vote = min_train_batch(model), skip_vote or (lambda skip: skip)
     step = _Step(model, criterion, optimizer, device, scaler, amp_dtype, channels_last)
-    total = len(loader) if max_iters is None else min(len(loader), max_iters)
+    first = start.batches_done if start is not None else 0
+    total = first + len(loader) if max_iters is None else min(first + len(loader), max_iters)
     tally = _Tally(device)
-    bar = tqdm(total=total, desc=f"Epoch {epoch}", disable=not progress, dynamic_ncols=True, leave=False)
+    if start is not None and start.sums:
+        tally.load(start.sums)
+    bar = tqdm(total=total, initial=first, desc=f"Epoch {epoch}", disable=not progress, dynamic_ncols=True,
+               leave=False)
     optimizer.zero_grad(set_to_none=True)
     trained_in_group = False
-    start = end = time.perf_counter()
-    for i, batch in enumerate(loader):
+    began = end = time.perf_counter()
+    for i, batch in enumerate(loader, start=first):
         if i >= total:
             break
         tally.data_time += time.perf_counter() - end
@@ -203,12 +238,14 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
                 step.step()
             optimizer.zero_grad(set_to_none=True)
             trained_in_group = False
+            if on_step is not None and i + 1 < total:
+                on_step(i + 1, total, lambda: tally.state(time.perf_counter() - began))
         if (i + 1) % print_freq == 0 or i + 1 == total:
-            _check_and_show(tally, bar, epoch, i, start)
+            _check_and_show(tally, bar, epoch, i, began)
         bar.update(1)
         end = time.perf_counter()
     bar.close()
-    return _epoch_stats(tally, epoch, total, time.perf_counter() - start)
+    return _epoch_stats(tally, epoch, total, time.perf_counter() - began)
 
 
 def _check_and_show(tally: _Tally, bar: tqdm, epoch: int, i: int, start: float) -> None:
@@ -227,6 +264,7 @@ def _epoch_stats(tally: _Tally, epoch: int, total: int, elapsed: float) -> dict[
     if total == 0:
         raise TrainingError("the training loader yielded no batches (is the training set empty, or -mti 0?)")
     seen = max(tally.seen, 1)  # every batch skipped: zeros, and the caller decides what that means
+    elapsed += tally.elapsed_before
     return {"loss": tally.loss_sum.item() / seen, "acc1": 100.0 * tally.correct.item() / seen,
             "images_per_s": tally.seen / elapsed, "data_time": tally.data_time / total,
             "images": float(tally.seen), "time": elapsed, "skipped_batches": tally.skipped_batches,

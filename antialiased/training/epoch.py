@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from antialiased.errors import TrainingError
 from antialiased.support import distributed as dist_utils
 from antialiased.support.checkpoints import export_weights, load_checkpoint
-from antialiased.training.checkpoint import BEST_NAME, CHECKPOINT_NAME, run_checkpoints, save_epoch
+from antialiased.training.checkpoint import BEST_NAME, CHECKPOINT_NAME, discard_recovery, run_checkpoints, save_epoch
 from antialiased.training.config import TrainConfig
 from antialiased.training.data import SKIPPED_NAME, SkippedFiles, checkpoint_settings
 from antialiased.training.engine import NonFiniteLossError, evaluate, train_one_epoch
 from antialiased.training.model_setup import model_identity
+from antialiased.training.recovery import RecoveryWriter
 from antialiased.training.rng import capture_rng_state
 from antialiased.training.setup import Session, log
 
@@ -49,13 +51,25 @@ def _non_finite(exc: NonFiniteLossError, out_dir: Path) -> NonFiniteLossError:
                               f"fp16 (--resume {last})")
 
 
+def _recovery_writer(cfg: TrainConfig, s: Session, epoch: int) -> RecoveryWriter | None:
+    if not (cfg.checkpoint_every or cfg.checkpoint_every_steps):
+        return None
+    return RecoveryWriter(cfg, epoch, partial(_checkpoint_state, cfg, s, epoch), lambda: list(s.logger.records),
+                          s.generator.get_state(), s.skip_vote, s.out_dir, len(s.data.train_loader.dataset))
+
+
 def _train(cfg: TrainConfig, s: Session, epoch: int, progress: bool) -> dict[str, Any]:
     optim = cfg.optim
+    start, s.epoch_start = s.epoch_start, None  # a recovery checkpoint's epoch resumes part-way, once
+    s.data.train_sampler.set_epoch(epoch)
+    if start is not None:
+        s.data.train_sampler.set_start(start.batches_done * cfg.data.batch_size)  # those batches are not read again
     try:
         stats = train_one_epoch(s.model, s.criterion, s.optimizer, s.data.train_loader, s.device, epoch + 1,
                                 scaler=s.scaler, amp_dtype=s.amp_dtype, batch_accum=optim.batch_accum,
                                 max_iters=optim.max_train_iters, print_freq=cfg.print_freq,
-                                channels_last=cfg.channels_last, progress=progress, skip_vote=s.skip_vote)
+                                channels_last=cfg.channels_last, progress=progress, skip_vote=s.skip_vote,
+                                start=start, on_step=_recovery_writer(cfg, s, epoch))
     except NonFiniteLossError as exc:
         raise _non_finite(exc, s.out_dir) from None
     stats = reduce_train_stats(stats)
@@ -87,15 +101,13 @@ def _checkpoint_state(cfg: TrainConfig, s: Session, epoch_done: int, rng_states:
             "scaler": s.scaler.state_dict() if s.scaler is not None else None, "rng_state": rng_states,
             "num_classes": s.num_classes, "classes": s.data.classes, "data": s.data.root,
             **checkpoint_settings(s.data), **model_identity(s.model_without_ddp), "log": records,
-            "config": cfg.record()}
+            "config": cfg.record(), "data_seed": s.data_seed}
 
 
 def run_epoch(cfg: TrainConfig, s: Session, epoch: int) -> None:
     """Train and validate epoch ``epoch`` (0-based); rank 0 saves the checkpoint, then the log."""
     main_process = dist_utils.is_main_process()
     progress = main_process and cfg.progress
-    if s.data.train_sampler is not None:
-        s.data.train_sampler.set_epoch(epoch)
     lr = s.optimizer.param_groups[0]["lr"]
     start = time.perf_counter()
     train = _train(cfg, s, epoch, progress)
@@ -120,6 +132,7 @@ def run_epoch(cfg: TrainConfig, s: Session, epoch: int) -> None:
               "epoch_time": time.perf_counter() - start, "time": time.time()}
     save_epoch(s.out_dir, _checkpoint_state(cfg, s, epoch + 1, rng_states, [*s.logger.records, record]),
                is_best=is_best)
+    discard_recovery(s.out_dir)  # the epoch's checkpoint supersedes it
     s.logger.write(record)
     print(f"Epoch {epoch + 1}/{cfg.optim.epochs}: lr {lr:.4g}  train loss {train['loss']:.4f} acc@1 "
           f"{train['acc1']:.2f}  val acc@1 {val['acc1']:.3f} acc@5 {val['acc5']:.3f}  {train['images_per_s']:.1f} "

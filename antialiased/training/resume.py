@@ -9,6 +9,7 @@ from torch import nn
 
 from antialiased.models.registry import check_recorded_spec
 from antialiased.support.checkpoints import check_arch, extract_state_dict, load_into
+from antialiased.training.checkpoint import MID_EPOCH_KEY
 from antialiased.training.config import OptimConfig
 from antialiased.training.optim import build_lr_scheduler
 from antialiased.training.rng import restore_rng_state
@@ -24,6 +25,9 @@ class Resumed:
     scheduler: Any
     history: list[dict[str, Any]] | None = None  # the checkpoint's epoch records, when it has them
     notes: list[str] = field(default_factory=list)  # what the user should know, printed by rank 0
+    data_seed: int | None = None  # the seed of the run's training order, when the checkpoint records it
+    mid_epoch: dict[str, Any] | None = None  # a recovery checkpoint's position in its epoch
+    source: str | None = None  # the checkpoint resumed
 
 
 def _restore_schedule(checkpoint: Mapping[str, Any], optimizer: torch.optim.Optimizer, scheduler: Any,
@@ -75,5 +79,9 @@ def restore(checkpoint: Mapping[str, Any], source: str, *, arch: str, model: nn.
         restore_rng_state(rng[rank % len(rng)], generator)
     best = float(checkpoint.get("best_acc1", 0.0))
     history = checkpoint.get("log")
-    notes.append(f"resumed {source}: {epoch} epoch(s) done, best acc@1 {best:.3f}")
-    return Resumed(epoch, best, scheduler, list(history) if history is not None else None, notes)
+    mid = checkpoint.get(MID_EPOCH_KEY)
+    where = f", then {mid['batches_done']} of the {mid['batches']} batches of epoch {epoch + 1}" if mid else ""
+    notes.append(f"resumed {source}: {epoch} epoch(s) done{where}, best acc@1 {best:.3f}")
+    seed = checkpoint.get("data_seed")
+    return Resumed(epoch, best, scheduler, list(history) if history is not None else None, notes,
+                   int(seed) if seed is not None else None, dict(mid) if mid else None, source)

@@ -31,6 +31,7 @@ from antialiased.training.config import TrainConfig, check_config
 from antialiased.training.epoch import export_best, run_epoch
 from antialiased.training.launch import is_rank_zero_launch, spawn_per_gpu
 from antialiased.training.metrics_log import LOG_NAME, EpochLogger, read_log, require_tensorboard
+from antialiased.training.recovery import check_recovery_config
 from antialiased.training.setup import build_session
 
 __all__ = ["train", "train_worker", "prepare_out_dir", "TrainSummary"]
@@ -76,6 +77,7 @@ def train(cfg: TrainConfig) -> TrainSummary:
     values, a folder holding another run, unreadable checkpoints, a full disk, a non-finite loss.
     """
     check_config(cfg)
+    check_recovery_config(cfg)
     if cfg.tensorboard:
         require_tensorboard()
     out_dir = Path(cfg.out_dir).expanduser()

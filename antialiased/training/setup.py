@@ -14,10 +14,11 @@ from antialiased.support.devices import resolve_amp, seed_everything, select_dev
 from antialiased.training.checkpoint import check_classes, find_resumable, load_for_resume
 from antialiased.training.config import RESUME_AUTO, TrainConfig
 from antialiased.training.data import SkippedFiles, TrainData, load_data
-from antialiased.training.engine import SkipVote, min_train_batch
+from antialiased.training.engine import EpochStart, SkipVote, min_train_batch
 from antialiased.training.metrics_log import LOG_NAME, read_log
 from antialiased.training.model_setup import build_model, model_classes, wrap_model
 from antialiased.training.optim import build_lr_scheduler, build_optimizer
+from antialiased.training.recovery import epoch_start_from, new_data_seed
 from antialiased.training.resume import Resumed, restore
 
 __all__ = ["Session", "build_session", "build_criterion", "log"]
@@ -56,6 +57,8 @@ class Session:
     history: list[dict[str, Any]] | None = None  # log.jsonl's records before the first epoch of this call
     logger: Any = None  # EpochLogger, on rank 0
     skipped: SkippedFiles | None = None  # on rank 0
+    data_seed: int = 0  # the seed of the training order (see antialiased.training.sampling)
+    epoch_start: EpochStart | None = None  # where the first epoch resumes, from a mid-epoch recovery checkpoint
 
 
 def _checkpoint_to_resume(cfg: TrainConfig, rank: int) -> tuple[str, dict[str, Any]] | None:
@@ -98,6 +101,21 @@ def _resume(cfg: TrainConfig, info: dist_utils.DistInfo, data: TrainData, model:
     return resumed
 
 
+def _training_order(cfg: TrainConfig, info: dist_utils.DistInfo, data: TrainData,
+                    resumed: Resumed) -> tuple[int, EpochStart | None]:
+    """The run's data seed (recorded, else --seed, else new), set on the sampler, and where the first epoch
+    resumes when the checkpoint is a mid-epoch recovery one."""
+    seed = resumed.data_seed if resumed.data_seed is not None else new_data_seed(cfg)
+    data.train_sampler.seed = seed
+    if not resumed.mid_epoch:
+        return seed, None
+    batches = len(data.train_loader)
+    if cfg.optim.max_train_iters is not None:
+        batches = min(batches, cfg.optim.max_train_iters)
+    return seed, epoch_start_from(resumed.mid_epoch, str(resumed.source), cfg=cfg, rank=info.rank, batches=batches,
+                                  images=len(data.train_loader.dataset))
+
+
 def _epochs_left(start: int, epochs: int) -> str:
     return f"epochs {start + 1}..{epochs}" if start < epochs else f"{start} of {epochs} epochs already done"
 
@@ -127,6 +145,7 @@ def build_session(cfg: TrainConfig, info: dist_utils.DistInfo) -> Session:
     scheduler = build_lr_scheduler(optimizer, schedule=optim.schedule, lr_step=optim.lr_step, epochs=optim.epochs,
                                    start_epoch=optim.start_epoch)
     resumed = _resume(cfg, info, data, model, optimizer, scheduler, scaler, generator)
+    data_seed, epoch_start = _training_order(cfg, info, data, resumed)
     # Under DDP validation runs the unwrapped model (weights equal on every rank, buffers broadcast
     # before each validation) on unpadded shards: no per-batch collectives, no image counted twice.
     eval_model = model if info.distributed else wrapped
@@ -140,4 +159,5 @@ def build_session(cfg: TrainConfig, info: dist_utils.DistInfo) -> Session:
         f"{_epochs_left(resumed.start_epoch, optim.epochs)}")
     return Session(wrapped, model, build_criterion(), optimizer, resumed.scheduler, scaler, data, device, amp_dtype,
                    generator, Path(cfg.out_dir).expanduser(), num_classes, eval_model, SkipVote(),
-                   resumed.start_epoch, resumed.best_acc1, resumed.history)
+                   resumed.start_epoch, resumed.best_acc1, resumed.history, data_seed=data_seed,
+                   epoch_start=epoch_start)
