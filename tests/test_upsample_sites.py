@@ -54,7 +54,7 @@ def test_site_rules_are_one_table_with_directions():
     assert {k for k, r in SITE_RULES.items() if r.direction == "up"} == UP_KINDS
     assert {k for k, r in SITE_RULES.items() if r.direction == "down"} == {"conv", "max_pool", "avg_pool"}
     assert set(SITE_KINDS) == set(SITE_RULES)  # a live view of the rules
-    assert all(set(m.up_rewriters) == UP_KINDS for m in METHODS.values())
+    assert all(set(METHODS[m].up_rewriters) == UP_KINDS for m in ("blurpool", "blur-first", "aps", "aps-lpf"))
 
 
 def test_every_up_site_is_changed_by_blurpool_with_a_stride_1_blur_after():
@@ -209,20 +209,43 @@ class OptionalSkip(nn.Module):
 class Decoder(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList([OptionalSkip(), OptionalSkip()])
+        self.blocks = nn.ModuleList([OptionalSkip(), OptionalSkip(), OptionalSkip()])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        y = self.blocks[0](x, 2 * h, 2 * w, skip=torch.zeros(x.shape[0], 2, 2 * h, 2 * w))
-        return self.blocks[1](y, 4 * h, 4 * w, skip=None)
+        y = self.blocks[0](x, 2 * h, 2 * w, skip=torch.zeros_like(x).repeat(1, 1, 2, 2))
+        y = self.blocks[1](y, 4 * h, 4 * w, skip=None)
+        return self.blocks[2](y, 8 * h, 8 * w)  # skip left out: its default, None
 
 
 def test_a_forward_called_with_none_keeps_its_branch():
     base = Decoder().eval()
     model = _convert(base, filter_size=1, input_size=(2, 4, 4))
-    assert {c.path for c in model.antialias_summary.changed} == {"blocks.0.interpolate", "blocks.1.interpolate"}
+    assert {c.path for c in model.antialias_summary.changed} == {f"blocks.{i}.interpolate" for i in range(3)}
     x = torch.randn(1, 2, 4, 4)
     torch.testing.assert_close(model(x), base(x))
+
+
+class EncoderDecoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = nn.Conv2d(2, 2, 3, 2, 1)
+        self.blocks = nn.ModuleList([OptionalSkip(), OptionalSkip()])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        y = self.blocks[0](self.down(x), h, w, skip=x)  # back to the input's level, its skip connection
+        return self.blocks[1](y, 2 * h, 2 * w)  # a last upsampling with no subsampling to undo
+
+
+def test_aps_retraces_a_forward_fixed_to_none_and_fx_keeps_working():
+    model = _convert(EncoderDecoder(), method="aps", circular=True, input_size=(2, 8, 8))
+    paired = [c.path for c in model.antialias_summary.changed if c.kind == "phase" and "zero-inserts" in c.after]
+    assert paired == ["blocks.0.interpolate"]  # the one that undoes the subsampling
+    left = {s.path: s.reason for s in model.antialias_summary.left_alone if s.kind == "phase"}
+    assert "no adaptive polyphase subsampling is on its input's path" in left["blocks.1.interpolate"]
+    assert model(torch.randn(2, 2, 8, 8)).shape == (2, 2, 16, 16)
+    torch.fx.symbolic_trace(nn.Sequential(nn.ReLU()))  # tracing still works afterwards (nothing left behind)
 
 
 def test_each_upsampling_pairs_with_the_subsamplings_it_undoes():

@@ -259,11 +259,15 @@ def _regions(model: nn.Module) -> tuple[list[tuple[str, torch.fx.Graph]], dict[s
         path, module = stack.pop()
         if _polyphase_in(module) < 2:
             continue
+        children = [(f"{path}.{name}" if path else name, child) for name, child in module.named_children()]
+        if type(module).forward is nn.Module.forward:  # a ModuleList / ModuleDict: its parent calls into it
+            stack += children
+            continue
         try:
             regions.append((path, SamplerTracer().trace(module)))
         except Exception as err:  # noqa: BLE001 - untraceable: look inside it
             failed[path] = _first_line(err)
-            stack += [(f"{path}.{name}" if path else name, child) for name, child in module.named_children()]
+            stack += children
     return regions, failed
 
 

@@ -99,6 +99,7 @@ def _none_arguments(module: nn.Module, args: tuple, kwargs: dict) -> frozenset[s
         bound = inspect.signature(module.forward).bind(*args, **kwargs)
     except (TypeError, ValueError):
         return frozenset()
+    bound.apply_defaults()  # an argument left out is its default: None for skip=None
     return frozenset(name for name, value in bound.arguments.items() if value is None)
 
 

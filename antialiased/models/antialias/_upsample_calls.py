@@ -29,9 +29,23 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from antialiased.errors import ModelError
 from antialiased.models.antialias._graphs import ShallowTracer
 
-__all__ = ["call_shapes", "specialized_graph"]
+__all__ = ["call_shapes", "specialized_graph", "still_none"]
+
+
+def still_none(value: object, message: str) -> None:
+    """The check a specialized forward makes: an argument traced as None must still be None.
+
+    Traced again (symbolically), it checks nothing: the traced graph has no branch left to guard.
+    """
+    if value is not None and not isinstance(value, fx.Proxy):
+        raise ModelError(f"{message}; antialias() traced this forward with the argument None (as the model called "
+                         f"it then), so it cannot take a value now: convert the model as it will be called")
+
+
+_FX_ASSERT_IS_NONE = getattr(torch.fx._symbolic_trace, "_assert_is_none", None)
 
 
 def call_shapes(calls: list[tuple[object, tuple, tuple]], graph: fx.Graph, functions: set) -> dict[str, tuple]:
@@ -65,4 +79,8 @@ def specialized_graph(module: nn.Module, none_args: frozenset[str]) -> fx.Graph 
         base = node.target.rsplit("_", 1)[0] if node.op == "placeholder" else None
         if base in names and node.target != base:
             node.target = base
+        if node.op == "call_function" and node.target is _FX_ASSERT_IS_NONE:
+            # fx's own check is a torch.fx.wrap-ped function: traced again inside a generated forward, fx would
+            # register it under a dotted name and fail every later trace. A plain function checks the same.
+            node.target = still_none
     return graph
