@@ -225,14 +225,26 @@ class _Conversion:
                 owners.append((path, graph, found))
         return owners
 
+    def _shapes_probe(self) -> ProbeResult | None:
+        """The probe, for up calls' shapes; None where it cannot run and no up site would be rewritten anyway."""
+        try:
+            return self.probed
+        except ModelError:
+            if self.ctx.upsample and self.method.up_rewriters:
+                raise
+            return None
+
     def _with_shapes(self, path: str, graph: fx.Graph, found: list[Found]) -> tuple[str, fx.Graph, list[Found]]:
         """The owner's calls with the probe's shapes (up calls' factors); its graph fixed to its None arguments."""
+        probed = self._shapes_probe()
+        if probed is None:
+            return path, graph, found
         if any(f.is_site for f in found):
-            fixed = specialized_graph(self.index.module(path), self.probed.none_args.get(path, frozenset()))
+            fixed = specialized_graph(self.index.module(path), probed.none_args.get(path, frozenset()))
             if fixed is not None:
                 graph = fixed
                 found = [f for f in (classify_call(path, node) for node in graph.nodes) if f is not None]
-        shapes = call_shapes(self.probed.calls.get(path, []), graph, site_functions("up"))
+        shapes = call_shapes(probed.calls.get(path, []), graph, site_functions("up"))
         found = [resolve_upsampling(f, shapes.get(f.path.rpartition(".")[2])) if f.direction == "up" and f.is_site
                  else f for f in found]
         return path, graph, found
@@ -342,8 +354,8 @@ class _Conversion:
 
     def _resolved(self, record: Found) -> Found:
         """An interpolation's factor from the probe, where the layer does not state it (size=), and the 1x1 check."""
-        if record.kind != "interpolate" or not record.is_site:
-            return record
+        if record.kind != "interpolate" or not record.is_site or self._up_reason(record.kind) is not None:
+            return record  # nothing to resolve, or left alone whatever its factor
         shapes = self.call_shapes.get(record.path)
         if shapes is None and (record.stride is None or self._probed is not None):
             before, after = self.probed.inputs.get(record.path), self.probed.outputs.get(record.path)
