@@ -275,3 +275,26 @@ def test_upsamplings_without_a_match_are_listed_with_the_reason():
     left = {e.path: e.reason for e in model.antialias_summary.left_alone if e.kind == "phase"}
     assert "upsamples by (4, 4) but" in left["up"] and "subsample by (2, 2)" in left["up"]
     assert "no adaptive polyphase subsampling is on its input's path" in left["alone"]
+
+
+class OnlyAt48(nn.Module):
+    """Runs only at 48x48 (the probe's default sizes fail); upsamples to a size its forward computes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down, self.pool = nn.Conv2d(3, 3, 3, 2, 1), nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.view(-1, 3, 48, 48)  # fails at other sizes, yet traces
+        return F.interpolate(self.pool(self.down(x)), size=x.shape[-2:], mode="bilinear")
+
+
+def test_a_model_the_probe_cannot_run_converts_when_no_up_site_is_rewritten():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AntialiasWarning)
+        model = antialias(OnlyAt48(), upsample=False, include_stem=True)
+    assert [c.path for c in model.antialias_summary.changed] == ["down", "pool"]
+    assert "upsample=False" in _by_path(model.antialias_summary.left_alone)["interpolate"].reason
+    with pytest.raises(Exception, match="input_size"):  # rewriting it needs the factor: the probe's error says how
+        antialias(OnlyAt48(), include_stem=True)
+    assert antialias(OnlyAt48(), include_stem=True, input_size=(3, 48, 48))(torch.rand(1, 3, 48, 48)).shape[-1] == 48
