@@ -301,7 +301,8 @@ def test_paper_constructors_are_plain_definitions():
 def test_list_models():
     names = list_models()
     assert names == sorted(set(names))
-    names = [n for n in names if get_model_spec(n).arch not in TEST_ONLY_ARCHS]
+    names = [n for n in names if get_model_spec(n).arch not in TEST_ONLY_ARCHS
+             and get_model_spec(n).task == "classification"]  # the segmentation names: tests/test_seg_models.py
     paper = [n for n in names if get_model_spec(n).family == "paper"]  # the paper's names keep their meaning
     assert len(paper) == 23 * 8 and {get_model_spec(n).arch for n in paper} == set(PAPER_ARCHS)
     # every torchvision classifier, anti-aliased except the transformers antialias() refuses; no timm names
@@ -549,7 +550,8 @@ def test_register_model_is_a_family_of_one(own_table):
 def test_lookup_order_is_the_tables():
     from antialiased.models.families import FAMILIES
 
-    assert registry.list_families()[:3] == [f.name for f in FAMILIES] == ["paper", "torchvision", "timm"]
+    assert registry.list_families()[:5] == [f.name for f in FAMILIES] == ["paper", "torchvision", "timm",
+                                                                          "torchvision-segmentation", "smp"]
     # the built-in families answer disjoint names: resnet18 is the paper's whatever the method
     assert {get_model_spec("resnet18_lpf4", method=m).family for m in ("blurpool", "aps")} == {"paper"}
     assert "resnet18" not in list_archs("torchvision") and "efficientnet_b0" in list_archs("torchvision")

@@ -7,7 +7,9 @@ only decides for families registered later with :func:`~antialiased.models.regis
 """
 from __future__ import annotations
 
+from antialiased.models._smp import SMP
 from antialiased.models._timm import TIMM
+from antialiased.models._tv_segmentation import TORCHVISION_SEGMENTATION
 from antialiased.models.converted import TORCHVISION
 from antialiased.models.paper import PAPER
 from antialiased.models.registry import Family, register_family
@@ -18,6 +20,8 @@ FAMILIES: tuple[Family, ...] = (
     PAPER,  # the paper's 23 architectures: published weights for <arch>_lpf<N>, every method
     TORCHVISION,  # torchvision's other classifiers, converted by antialias()
     TIMM,  # timm/<name>, converted by antialias() (timm imported when a timm/ name is used)
+    TORCHVISION_SEGMENTATION,  # torchvision's segmentation models (task "segmentation"), converted by antialias()
+    SMP,  # smp/<Arch>-<encoder>, segmentation_models_pytorch's (imported when an smp/ name is used)
 )
 
 for _family in FAMILIES:

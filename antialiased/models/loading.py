@@ -101,7 +101,10 @@ def _meta_model(family: Family, spec: ModelSpec, kwargs: dict) -> nn.Module:
 
 
 def _file_num_classes(family: Family, spec: ModelSpec, state_dict: dict, kwargs: dict) -> dict:
-    """``kwargs`` with the file's class count where it differs from the model's default (its classifier's size)."""
+    """``kwargs`` with what the file implies (the family's ``file_kwargs``; given ``kwargs`` win) and its class
+    count where it differs from the model's default (its classifier's size)."""
+    if family.file_kwargs is not None:
+        kwargs = {**family.file_kwargs(spec, state_dict), **kwargs}
     if "num_classes" in kwargs:
         return kwargs
     probe = _meta_model(family, spec, kwargs)

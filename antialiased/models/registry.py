@@ -47,9 +47,10 @@ from typing import Any, Protocol
 
 from torch import nn
 
-from antialiased.errors import CheckpointError, ModelError
+from antialiased.errors import CheckpointError, ConfigError, ModelError
 from antialiased.layers import MAX_FILTER_SIZE
 from antialiased.models.antialias import METHODS, antialias
+from antialiased.models.antialias._options import has_filter, resolve_method_options
 
 __all__ = [
     "ArchNames",
@@ -75,7 +76,9 @@ DEFAULT_METHOD = "blurpool"
 """The method of an ``_lpf<N>`` name when none is given: the paper's."""
 _NAME = re.compile(r"^(?P<arch>.+?)(?:_lpf(?P<filter_size>0|[1-9]\d*))?$")
 # antialias()'s keyword options (pad_type, include_stem, ...): what ModelSpec.options may set
-AA_OPTIONS = tuple(p for p in inspect.signature(antialias).parameters if p not in ("model", "filter_size", "method"))
+AA_OPTIONS = tuple(name for name, p in inspect.signature(antialias).parameters.items()
+                   if p.kind is p.KEYWORD_ONLY and name not in ("filter_size", "method"))
+# (and each method's own options, Method.method_options: adaptive's groups, LPS's hidden_channels, ...)
 
 
 def format_model_name(arch: str, filter_size: int | None = None, *, prefix: str = "") -> str:
@@ -169,8 +172,9 @@ def _describe(record: Mapping[str, Any]) -> str:
     if record.get("filter_size") is None:
         return f"{record.get('name')!r} ({family}, baseline without blur)"
     options = "".join(f", {k}={v!r}" for k, v in sorted(dict(record.get("options") or {}).items()))
-    return f"{record.get('name')!r} ({family}, filter size {record.get('filter_size')}, method " \
-           f"{record.get('method')}{options})"
+    method = METHODS.get(record.get("method"))
+    size = f"filter size {record.get('filter_size')}, " if method is None or has_filter(method) else ""
+    return f"{record.get('name')!r} ({family}, {size}method {record.get('method')}{options})"
 
 
 # --------------------------------------------------------------------------- families
@@ -237,6 +241,9 @@ class Family:
         methods: None when its models are converted by ``antialias()``: every registered method and
             its keyword options apply. A tuple when its builder places the blur itself: the methods
             it implements, and no options.
+        file_kwargs: ``file_kwargs(spec, state_dict)``: the builder's keyword arguments that a weights
+            file's keys imply (torchvision's segmentation models: ``aux_loss=True`` when it holds
+            ``aux_classifier.*`` keys), given before the file loads; None: none.
     """
 
     name: str
@@ -246,6 +253,7 @@ class Family:
     prefix: str = ""
     task: str = "classification"
     methods: tuple[str, ...] | None = None
+    file_kwargs: Callable[[ModelSpec, Mapping[str, Any]], dict[str, Any]] | None = None
 
     def accepted_methods(self) -> tuple[str, ...]:
         """The methods its ``_lpf<N>`` names accept, sorted."""
@@ -320,9 +328,13 @@ def list_archs(family: str | None = None) -> list[str]:
     return sorted({arch for f in families for arch in f.names.archs()})
 
 
-def method_filter_sizes(method: str) -> range:
-    """The filter sizes ``method`` takes: its ``filter_sizes`` if the method says, else 1..7."""
-    return getattr(METHODS.get(method), "filter_sizes", range(1, MAX_FILTER_SIZE + 1))
+def method_filter_sizes(method: str) -> tuple[int, ...]:
+    """The filter sizes ``method`` takes in a name (``_lpf<N>``): its ``filter_sizes`` where it has a filter,
+    else 1..7 (a method without a filter accepts N and ignores it)."""
+    chosen = METHODS.get(method)
+    if chosen is None or not has_filter(chosen):
+        return tuple(range(1, MAX_FILTER_SIZE + 1))
+    return tuple(chosen.filter_sizes)
 
 
 # --------------------------------------------------------------------------- listing
@@ -433,10 +445,16 @@ def _check_options(family: Family, spec: ModelSpec) -> None:
     if family.methods is not None:
         raise ModelError(f"{spec.name!r} is built by its own code, which takes no antialias() options; leave "
                          f"aa_options out")
-    unknown = [key for key, _ in spec.options if key not in AA_OPTIONS]
+    method = METHODS[spec.method]
+    own = [option.name for option in method.method_options]
+    unknown = [key for key, _ in spec.options if key not in AA_OPTIONS and key not in own]
     if unknown:
         raise ModelError(f"unknown aa_options {', '.join(map(repr, unknown))} for {spec.name!r}: antialias() takes "
-                         f"{', '.join(AA_OPTIONS)}")
+                         f"{', '.join(AA_OPTIONS)}, and method {spec.method} its own: {', '.join(own) or 'none'}")
+    try:  # the method's own values are checked now, before any work
+        resolve_method_options(method, {key: value for key, value in spec.options if key in own})
+    except ConfigError as err:
+        raise ModelError(f"aa_options for {spec.name!r}: {err}") from None
 
 
 def _check_buildable(family: Family, spec: ModelSpec) -> None:
@@ -448,8 +466,10 @@ def _check_buildable(family: Family, spec: ModelSpec) -> None:
     sizes = method_filter_sizes(spec.method)
     if spec.filter_size not in sizes:
         example = dataclasses.replace(spec, filter_size=4 if 4 in sizes else sizes[0]).name
-        raise ModelError(f"filter size {spec.filter_size} in {spec.name!r} is out of range: use _lpf{sizes[0]} to "
-                         f"_lpf{sizes[-1]} (e.g. {example})")
+        span = (f"_lpf{sizes[0]} to _lpf{sizes[-1]}" if list(sizes) == list(range(sizes[0], sizes[-1] + 1))
+                else f"{', '.join(f'_lpf{n}' for n in sizes[:-1])} or _lpf{sizes[-1]} (method {spec.method})")
+        raise ModelError(f"filter size {spec.filter_size} in {spec.name!r} is out of range: use {span} (e.g. "
+                         f"{example})")
     reason = family.names.cannot_convert(spec.arch)
     if reason is not None:
         base = spec.baseline().name
@@ -525,6 +545,11 @@ def check_recorded_spec(recorded: Any, spec: ModelSpec, where: str) -> None:
     if not isinstance(recorded, Mapping) or recorded.get("arch") != spec.arch:
         return
     options = {str(key): _frozen(value) for key, value in dict(recorded.get("options") or {}).items()}
+    method = METHODS.get(spec.method) if spec.method is not None else None
+    size = recorded.get("filter_size")
+    if method is not None and not has_filter(method) and isinstance(size, int) and size in method_filter_sizes(
+            spec.method):  # a method without a filter ignores N: _lpf3 and _lpf5 are the same model
+        spec = dataclasses.replace(spec, filter_size=size)
     if (recorded.get("name"), recorded.get("method"), options) == (spec.name, spec.method, dict(spec.options)):
         return
     name, method = recorded.get("name"), recorded.get("method")
