@@ -165,7 +165,13 @@ def test_binomial_filter_values():
 
 # ---------------------------------------------------------------- code paths
 
-def test_matmul_pass_is_used_and_agrees(monkeypatch):
+@pytest.fixture
+def separable_kernel(monkeypatch):
+    """The operator's CPU kernel set to the ATen-op separable one (whose internals these tests probe)."""
+    monkeypatch.setitem(layers._ops.KERNELS, "cpu", _separable)
+
+
+def test_matmul_pass_is_used_and_agrees(monkeypatch, separable_kernel):
     monkeypatch.setattr(_separable, "_MATMUL_MIN_LENGTH", 1)
     monkeypatch.setattr(_separable, "_MATMUL_MAX_LENGTH", 64)
     monkeypatch.setattr(_separable, "_MATMUL_MIN_ELEMENTS", 1)
@@ -199,7 +205,7 @@ def test_matrix_is_built_once_per_plan_dtype_and_scale():
     torch.testing.assert_close(a, expected)
 
 
-def test_chunked_and_matmul_free_paths_agree(monkeypatch):
+def test_chunked_and_matmul_free_paths_agree(monkeypatch, separable_kernel):
     torch.manual_seed(1)
     x = torch.randn(3, 6, 20, 21, requires_grad=True)
     expected = reference(x.detach(), 4)

@@ -11,14 +11,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from antialiased.layers import DECOMPOSITIONS, BlurPool, _conv, _ops, _separable, binomial_filter, blur_pool2d
+from antialiased.layers import DECOMPOSITIONS, BlurPool, _conv, _native, _ops, _separable, binomial_filter, blur_pool2d
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 blur_op = torch.ops.antialiased.blur_pool
 select_op = torch.ops.antialiased.polyphase_select
 scatter_op = torch.ops.antialiased.polyphase_scatter
-CPU_KERNELS = {"separable": _separable, "conv": _conv}
+CPU_KERNELS = {"native": _native, "separable": _separable, "conv": _conv}
 CONVS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 

@@ -5,8 +5,9 @@ Every call of the layers and functionals goes through this operator, in eager mo
 implementation the dispatcher picks for the input's device:
 
 ========================  =============================================================
-``KERNELS["cpu"]``        ``_separable``: pad-free 1-D passes (pad + conv for filters that
-                          do not factor)
+``KERNELS["cpu"]``        ``_native``: a compiled one-pass kernel for 2-D float maps, else
+                          ``_separable``: pad-free 1-D passes of ATen ops (pad + conv for
+                          filters that do not factor)
 ``KERNELS["cuda"]``       ``_conv``: pad + depthwise convolution (cuDNN)
 any other device          ``_conv`` (the operator's default implementation)
 fake / meta tensors       the output's shape and layout only (tracing, shape probes)
@@ -51,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import _conv, _separable
+from . import _conv, _native
 
 # The operators' namespace is the package's name: "antialiased" (a copy of the package imported
 # under another name, as the benchmarks load a previous revision, registers its own operators).
@@ -61,7 +62,7 @@ __all__ = ["KERNELS", "DECOMPOSITIONS", "blur_pool", "blur_pool_backward", "outp
 
 # The implementation per device type: modules with forward(x, filt, size, stride, pads, mode) and
 # backward(grad, filt, size, stride, pads, mode, spatial). Devices not listed use _conv.
-KERNELS: dict[str, ModuleType] = {"cpu": _separable, "cuda": _conv}
+KERNELS: dict[str, ModuleType] = {"cpu": _native, "cuda": _conv}
 
 
 def _kernel(device: torch.device) -> ModuleType:
