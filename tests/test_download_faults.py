@@ -448,3 +448,89 @@ def test_a_stalled_timm_url_download_times_out(fault_server, monkeypatch):
     model = create_model("timm/mobilenetv3_small_050_lpf2", pretrained=True, pretrained_cfg_overlay=overlay)
     _assert_same(model.state_dict(), state_dict)
     assert os.listdir(_cache_dir()) == [name] and fault_server.requests == [name] * 2
+
+
+# --------------------------------------------------------------- the Hugging Face hub: one probe offline
+# (issue 17 item 7). huggingface_hub reads HF_ENDPOINT when imported, so each case runs in a fresh
+# interpreter pointed at 127.0.0.1: a closed port (offline), or a server that answers (online).
+
+_HUB_SCRIPT = """
+import sys, torch, antialiased
+from antialiased.errors import WeightsDownloadError
+try:
+    model = antialiased.create_model("timm/resnet18", pretrained=True)
+except WeightsDownloadError as exc:
+    print(f"ERROR {exc}")
+    sys.exit(3)
+torch.save(model.state_dict(), sys.argv[1])
+"""
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens there once the socket is closed
+
+
+def _timm_resnet18(tmp_path: Path, endpoint: str) -> subprocess.CompletedProcess:
+    pytest.importorskip("timm")
+    env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf"), "NO_PROXY": "*",
+           "no_proxy": "*", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("HF_HUB_OFFLINE", None)
+    return subprocess.run([sys.executable, "-c", _HUB_SCRIPT, str(tmp_path / "loaded.pt")], capture_output=True,
+                          text=True, timeout=300, env=env)
+
+
+def test_an_unreachable_hub_fails_after_one_probe_without_retries(tmp_path):
+    port = _closed_port()
+    result = _timm_resnet18(tmp_path, f"http://127.0.0.1:{port}")
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert result.stdout.startswith(f"ERROR Could not download timm's pretrained weights for 'resnet18' (the Hugging "
+                                    f"Face hub at http://127.0.0.1:{port} cannot be reached (connecting to "
+                                    f"127.0.0.1:{port} failed: ")
+    assert f"not in its cache, {tmp_path / 'hf' / 'hub'}" in result.stdout and "--weights PATH" in result.stdout
+    # before: ~20 lines of "'[Errno 111] Connection refused' thrown while requesting HEAD ... Retrying in 8s"
+    assert "Retry" not in result.stderr and "thrown while requesting" not in result.stderr, result.stderr[-3000:]
+
+
+def test_an_unreachable_hub_still_loads_what_its_cache_holds(tmp_path):
+    timm = pytest.importorskip("timm")
+    safetensors = pytest.importorskip("safetensors.torch")
+    torch.manual_seed(0)
+    state = timm.create_model("resnet18").state_dict()
+    snapshot = tmp_path / "hf" / "hub" / "models--timm--resnet18.a1_in1k" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    safetensors.save_file({k: v.contiguous() for k, v in state.items()}, str(snapshot / "model.safetensors"))
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    result = _timm_resnet18(tmp_path, f"http://127.0.0.1:{_closed_port()}")
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    loaded = torch.load(tmp_path / "loaded.pt", weights_only=True)
+    assert set(loaded) == set(state) and all(torch.equal(loaded[k], state[k]) for k in state)
+
+
+def test_a_reachable_hub_is_asked_as_usual(tmp_path):
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            seen.append(self.path)
+            self.send_error(404)
+
+        do_GET = do_HEAD
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = _timm_resnet18(tmp_path, f"http://127.0.0.1:{httpd.server_address[1]}")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert result.returncode == 3 and "cannot be reached" not in result.stdout, result.stdout + result.stderr[-3000:]
+    assert "/timm/resnet18.a1_in1k/resolve/main/model.safetensors" in seen  # online: the hub library asked it

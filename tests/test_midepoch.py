@@ -83,8 +83,9 @@ def test_a_kill_while_a_recovery_checkpoint_is_written_keeps_the_previous_one(ci
 
 
 def test_time_based_recovery_with_accumulation_and_another_worker_count(cifar_subset, tmp_path):
-    """--checkpoint-every MINUTES, -ba 2, a data-loader worker before the kill and none after it: the same weights."""
-    common = ("-ep", "2", "--seed", "4", "-ba", "2", "--cos_lr")
+    """--checkpoint-every MINUTES, -ba 2, bf16 autocast, a data-loader worker before the kill and none after it:
+    the same weights. (fp16 with its grad scaler needs CUDA: the scaler's state travels as at the end of an epoch.)"""
+    common = ("-ep", "2", "--seed", "4", "-ba", "2", "--cos_lr", "--amp", "bf16")
     straight = tmp_path / "straight"
     assert _run(tiny_args(cifar_subset, straight, *common, "--checkpoint-every", "0")) == "done"
     out = tmp_path / "killed"

@@ -29,7 +29,7 @@ from antialiased.models.converted import convert
 from antialiased.models.registry import ArchNames, Family, ModelSpec
 from antialiased.models.weights import WeightsDownloadError
 from antialiased.models.weights_info import WeightsInfo, timm_info
-from antialiased.support.downloads import fetch_to_cache
+from antialiased.support.downloads import fetch_to_cache, hugging_face_hub_access
 
 __all__ = ["TIMM", "TIMM_PREFIX", "TimmWeights", "has_pretrained", "import_timm"]
 
@@ -157,7 +157,8 @@ def _load(spec: ModelSpec, info: WeightsInfo, progress: bool, kwargs: dict) -> n
     _check_classes(spec, info, kwargs)
     _prefetch(spec, kwargs, progress)
     try:
-        return timm.create_model(spec.arch, pretrained=True, **kwargs)
+        with hugging_face_hub_access():  # offline: one probe, then the cache or a clear error (no minute of retries)
+            return timm.create_model(spec.arch, pretrained=True, **kwargs)
     except OSError as err:  # URLError, Hugging Face's LocalEntryNotFoundError, ...: no network or no file
         raise _download_error(spec, err) from err
 

@@ -5,22 +5,31 @@ timm's URL-hosted baselines). torch hub's ``download_url_to_file`` has no timeou
 ``.partial`` behind when killed; here a transfer that sends no data for
 ``$ANTIALIASED_DOWNLOAD_TIMEOUT`` seconds (default 60) gives up with a
 :class:`~antialiased.errors.DownloadError`, and temporaries of killed downloads are removed by the next.
+
+Files on the Hugging Face hub are ``huggingface_hub``'s to download, and without network it retries
+for most of a minute before failing. :func:`hugging_face_hub_access` first tries one TCP connection
+to the hub (or the proxy that reaches it); when that fails, the download runs in the hub library's
+offline mode: a file in its cache still loads, a missing one fails at once, with the probe's result
+in the message.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import http.client
 import math
 import os
+import socket
 import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 from tqdm import tqdm
 
@@ -28,11 +37,13 @@ from antialiased.errors import AntialiasedError, ConfigError, DownloadError
 from antialiased.support.checkpoints import remove_stale_temporaries
 from antialiased.support.files import fsync_dir, output_error
 
-__all__ = ["DEFAULT_DOWNLOAD_TIMEOUT", "DOWNLOAD_TIMEOUT_ENV", "download_timeout", "fetch_to_cache"]
+__all__ = ["DEFAULT_DOWNLOAD_TIMEOUT", "DOWNLOAD_TIMEOUT_ENV", "HUB_PROBE_TIMEOUT", "download_timeout",
+           "fetch_to_cache", "unreachable", "hugging_face_hub_access"]
 
 DOWNLOAD_TIMEOUT_ENV = "ANTIALIASED_DOWNLOAD_TIMEOUT"
 DEFAULT_DOWNLOAD_TIMEOUT = 60.0
 _CHUNK_BYTES = 1 << 16
+HUB_PROBE_TIMEOUT = 5.0  # seconds the one connection to the Hugging Face hub may take
 # torch hub's own temporaries (``<file>.<hex>.partial``, written by earlier versions) carry no process id:
 # one untouched this long is taken as abandoned.
 _ABANDONED_PARTIAL_S = 3600.0
@@ -239,3 +250,57 @@ def fetch_to_cache(url: str, dest: str | os.PathLike, *, sha256_prefix: str = ""
     finally:
         tmp.unlink(missing_ok=True)
     return dest
+
+
+def unreachable(url: str, timeout: float = HUB_PROBE_TIMEOUT) -> str | None:
+    """Why ``url``'s host cannot be reached in one TCP connection (through the proxy that serves it), or None.
+
+    Example:
+        >>> import socket
+        >>> closed = socket.socket(); closed.bind(("127.0.0.1", 0)); port = closed.getsockname()[1]; closed.close()
+        >>> unreachable(f"http://127.0.0.1:{port}/x", timeout=1).startswith(f"connecting to 127.0.0.1:{port} failed")
+        True
+    """
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        via = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = via.hostname or host, via.port or 80
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else str(exc)
+        return f"connecting to {host}:{port} failed: {reason}"
+    return None
+
+
+@contextlib.contextmanager
+def hugging_face_hub_access(timeout: float = HUB_PROBE_TIMEOUT) -> Iterator[None]:
+    """Run Hugging Face hub downloads (e.g. timm's ``pretrained=True``) without a minute of retries offline.
+
+    One connection to the hub decides: reachable, the body runs as usual; not, it runs in
+    ``huggingface_hub``'s offline mode (files in its cache load, others fail at once) and a failure is
+    re-raised as a :class:`ConnectionError` naming the hub, the probe's result and the cache. Nothing
+    changes when ``huggingface_hub`` is absent or already offline (``HF_HUB_OFFLINE=1``).
+    """
+    try:
+        from huggingface_hub import constants  # optional: timm's dependency
+    except ImportError:
+        yield
+        return
+    if constants.HF_HUB_OFFLINE:
+        yield
+        return
+    reason = unreachable(constants.ENDPOINT, timeout)
+    if reason is None:
+        yield
+        return
+    constants.HF_HUB_OFFLINE = True  # read at each request (huggingface_hub's is_offline_mode)
+    try:
+        yield
+    except OSError as exc:
+        raise ConnectionError(f"the Hugging Face hub at {constants.ENDPOINT} cannot be reached ({reason}, one probe of "
+                              f"{timeout:g} s) and the file is not in its cache, {constants.HF_HUB_CACHE}") from exc
+    finally:
+        constants.HF_HUB_OFFLINE = False
