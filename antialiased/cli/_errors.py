@@ -25,6 +25,8 @@ import threading
 import warnings
 from typing import Callable, Iterator
 
+from tqdm import tqdm
+
 from antialiased.errors import AntialiasedError
 
 __all__ = ["user_errors", "error_message", "CommandInterrupted", "TRACEBACK_ENV", "INTERRUPTED_STATUS"]
@@ -59,9 +61,17 @@ def error_message(exc: BaseException) -> str:
     return last.split(": ", 1)[-1]
 
 
+def _close_progress_bars() -> None:
+    """End the progress bars an exception left open, so that the message starts on a line of its own."""
+    for bar in list(getattr(tqdm, "_instances", ())):
+        with contextlib.suppress(Exception):
+            bar.close()
+
+
 def _say(text: str) -> None:
     """Print on stderr; a closed stderr (``2>&1 | head``) is silenced instead of raising again."""
     try:
+        _close_progress_bars()
         print(text, file=sys.stderr, flush=True)
     except BrokenPipeError:
         _discard(sys.stderr)
