@@ -115,15 +115,17 @@ def contenders(
     return found, notes
 
 
-# The last commit before the layer became a package with one module per kernel (issue 9).
-PREVIOUS = "61b5b39"
+# The last commit before the layers became registered operators with a compiled CPU kernel (issue 20);
+# 61b5b39 was the one before the layer became a package (issue 9).
+PREVIOUS = "151f05a"
 
 
 def add_previous_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--previous", default=PREVIOUS, metavar="REV|PATH",
         help=f"also time the blur layers of git revision REV (default {PREVIOUS}, the version before the "
-             "kernels were split), side by side with the current ones; or a folder written by "
+             "layers became operators with a compiled CPU kernel), side by side with the current ones; or a folder "
+             "written by "
              "'python benchmarks/common.py export-previous REV DIR' (for machines without the git "
              "history); 'none' skips it")
 
