@@ -6,7 +6,10 @@ is what one DataLoader worker does; repeats are interleaved and medians reported
 
 - train: RandomResizedCrop(224) + horizontal flip + ToTensor + Normalize. Ours is
   ``ImageFolderDataset`` + ``antialiased.data.train_transform()``: the same torchvision ops, plus
-  the corrupt-file guard.
+  the corrupt-file guard; ``ours_jpeg`` is ``antialiased.data.jpeg.JpegFolderDataset`` with the same
+  transform (JPEGs decoded by ``torchvision.io.decode_jpeg``, the chain fused on the crop). Every
+  item of every contender is compared with torchvision's under the same seed: ``identical`` counts
+  the bit-identical ones.
 - eval (-e): torchvision Resize(256) + CenterCrop(224) + ToTensor + Normalize vs ours, which hands
   uint8 Resize(256) + CenterCrop(224) crops to the main process (``-e`` alone decodes straight to
   224; normalized there, or on the GPU, in batches, bit-identical; that batched cost is measured
@@ -36,6 +39,7 @@ from torchvision import transforms as T  # noqa: E402
 
 from antialiased.data import (IMAGENET_MEAN, IMAGENET_STD, ImageFolderDataset, to_float_normalized,  # noqa: E402
                               train_transform, uint8_transform)
+from antialiased.data.jpeg import JpegFolderDataset  # noqa: E402
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -60,7 +64,8 @@ def contenders(root: Path, pipeline: str, draft: bool) -> dict:
                           T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
     if pipeline == "train":
         out = {"torchvision": datasets.ImageFolder(str(root), tv_train),
-               "ours": ImageFolderDataset(root, train_transform())}
+               "ours": ImageFolderDataset(root, train_transform()),
+               "ours_jpeg": JpegFolderDataset(root, train_transform())}
     else:
         crop = 224 if pipeline == "eval" else 256
         out = {"torchvision": datasets.ImageFolder(str(root), standard(256, crop)),
@@ -73,8 +78,28 @@ def contenders(root: Path, pipeline: str, draft: bool) -> dict:
 def run_once(ds) -> float:
     t0 = time.perf_counter()
     for i in range(len(ds)):
+        torch.manual_seed(i)  # the same random crops and flips for every contender
         ds[i]
     return time.perf_counter() - t0
+
+
+def identical(sets: dict) -> dict[str, int]:
+    """Per contender, how many items equal torchvision's bit for bit (same seed per item; uint8
+    crops are compared after the batched normalization the loop applies to them)."""
+    reference = sets["torchvision"]
+    counts = {}
+    for name, ds in sets.items():
+        same = 0
+        for i in range(len(ds)):
+            torch.manual_seed(i)
+            want = reference[i][0]
+            torch.manual_seed(i)
+            got = ds[i][0]
+            if got.dtype == torch.uint8:
+                got = to_float_normalized(got[None])[0]
+            same += int(got.shape == want.shape and torch.equal(got, want))
+        counts[name] = same
+    return counts
 
 
 def normalization_cost(batch: int = 64, size: int = 224) -> float:
@@ -102,13 +127,15 @@ def main(argv=None) -> int:
             for name, ds in sets.items():
                 times[name].append(run_once(ds))
         med = {k: statistics.median(v) for k, v in times.items()}
+        same = identical(sets)
         rows = {k: {"median_s": med[k], "images_per_s": a.images / med[k], "ratio": med["torchvision"] / med[k],
-                    "runs_s": times[k]} for k in sets}
+                    "identical": same[k], "runs_s": times[k]} for k in sets}
         results["pipelines"][pipeline] = rows
         print(f"\n{pipeline}")
-        print(f"{'pipeline':<12} {'median s':>9} {'img/s/worker':>13} {'vs torchvision':>15}")
+        print(f"{'pipeline':<12} {'median s':>9} {'img/s/worker':>13} {'vs torchvision':>15} {'identical':>10}")
         for name, r in rows.items():
-            print(f"{name:<12} {r['median_s']:>9.2f} {r['images_per_s']:>13.1f} {r['ratio']:>14.2f}x")
+            print(f"{name:<12} {r['median_s']:>9.2f} {r['images_per_s']:>13.1f} {r['ratio']:>14.2f}x "
+                  f"{r['identical']:>5}/{a.images}")
     cost = {size: normalization_cost(size=size) for size in (224, 256)}
     results["batched_normalization_s_per_image"] = cost
     results["loadavg_end"] = os.getloadavg()
