@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from antialiased.cli.task_defaults import flag_default
 from antialiased.data import default_workers
 from antialiased.models.antialias import METHODS
 
@@ -27,8 +28,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-j", "--workers", default=default_workers(), type=int, metavar="N",
                        help="data loading worker processes (default: the paper's 4, at most the CPUs available: "
                             "%(default)s here)")
-    group.add_argument("-b", "--batch-size", default=256, type=int, metavar="N",
-                       help="mini-batch size, per process under DDP (default: 256)")
+    group.add_argument("-b", "--batch-size", default=flag_default(256), type=int, metavar="N",
+                       help="mini-batch size, per process under DDP (default: 256; segmentation training: 4)")
     group.add_argument("-p", "--print-freq", default=10, type=int, metavar="N",
                        help="log every N batches (default: 10)")
     group.add_argument("--pretrained", action="store_true",

@@ -37,7 +37,7 @@ def _add_protocol_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("evaluation options (beyond the paper's script)")
     group.add_argument("--crop-size", dest="crop_size", default=None, type=int, metavar="N",
                        help="crop fed to the model (default: the crop a checkpoint's training validated at, and "
-                            "weights exported from it; else 224; training: 224)")
+                            "weights exported from it; else 224; training: 224, segmentation training: 480)")
     group.add_argument("--max-shift", dest="max_shift", default=None, type=int, metavar="N",
                        help="images are resized and center-cropped to crop-size + max-shift (256); -es draws "
                             "offsets in {0..N-1}, -ed uses k = 0..N (default: a checkpoint's recorded resize - "

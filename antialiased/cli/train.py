@@ -14,6 +14,7 @@ from typing import Sequence
 
 from antialiased.errors import AntialiasedError, ConfigError
 from antialiased.support.checkpoints import export_weights
+from antialiased.cli.task_defaults import with_task_defaults
 from antialiased.cli.train_args import data_config_from_args
 from antialiased.training import LaunchConfig, ModelConfig, OptimConfig, TrainConfig, train
 from antialiased.training.checkpoint import describe_progress, find_resumable
@@ -31,19 +32,21 @@ def _flag(args: argparse.Namespace, name: str, default):
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The typed configuration of the training flags (dest names as in :mod:`antialiased.cli.train_args`)."""
+    args = with_task_defaults(args)  # -b, --lr, -ep, --crop-size, --lr-schedule left out: the task's recipe
     data = data_config_from_args(args)
     model = ModelConfig(arch=args.arch, pretrained=args.pretrained, force_nonfinetuned=args.force_nonfinetuned,
                         weights=args.weights, finetune=args.finetune,
                         baseline_weights=_flag(args, "baseline_weights", None),
                         num_classes=_flag(args, "num_classes", None), aa_method=_flag(args, "aa_method", None))
     optim = OptimConfig(epochs=args.epochs, start_epoch=args.start_epoch, lr=args.lr,
-                        schedule="cosine" if args.cos_lr else "step", lr_step=args.lr_step, momentum=args.momentum,
+                        schedule=args.lr_schedule, lr_step=args.lr_step, momentum=args.momentum,
                         weight_decay=args.weight_decay, batch_accum=args.batch_accum,
                         max_train_iters=args.max_train_iters)
     launch = LaunchConfig(gpu=args.gpu, world_size=args.world_size, rank=args.rank, dist_url=args.dist_url,
                           dist_backend=args.dist_backend, spawn_per_gpu=args.multiprocessing_distributed)
     return TrainConfig(data=data, out_dir=args.out_dir, model=model, optim=optim, launch=launch,
-                       resume=args.resume or None, save_weights=args.save_weights, seed=args.seed, amp=args.amp,
+                       resume=args.resume or None, task=_flag(args, "task", None), save_weights=args.save_weights,
+                       seed=args.seed, amp=args.amp,
                        channels_last=args.channels_last, compile=args.compile, tensorboard=args.tensorboard,
                        print_freq=args.print_freq, progress=not _flag(args, "no_progress", False),
                        checkpoint_every=_flag(args, "checkpoint_every", CHECKPOINT_EVERY_MINUTES),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from antialiased.cli.task_defaults import LR_SCHEDULE_CHOICES, flag_default
 from antialiased.training import DataConfig
 from antialiased.training.config import CHECKPOINT_EVERY_MINUTES
 
@@ -25,6 +26,7 @@ def data_config_from_args(args: argparse.Namespace) -> DataConfig:
     return DataConfig(root=args.data, crop_size=_flag(args, "crop_size", None) or 224, batch_size=args.batch_size,
                       workers=args.workers, augment=not args.no_data_aug, strict=_flag(args, "strict", False),
                       val_split=_flag(args, "val_split", None), max_val_images=_flag(args, "max_val_images", None),
+                      seg_size=_flag(args, "seg_size", DataConfig.seg_size),
                       **normalization)
 
 
@@ -32,16 +34,20 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training")
     # '--ep' is listed explicitly: the seed's MobileNet command uses it, and as a mere prefix it
     # would be ambiguous between --epochs and --epochs-shift.
-    group.add_argument("-ep", "--epochs", "--ep", dest="epochs", default=90, type=int, metavar="N",
-                       help="total epochs (default: 90)")
+    group.add_argument("-ep", "--epochs", "--ep", dest="epochs", default=flag_default(90), type=int, metavar="N",
+                       help="total epochs (default: 90; segmentation: 30)")
     group.add_argument("--start-epoch", dest="start_epoch", default=0, type=int, metavar="N",
                        help="manual epoch number (useful on restarts)")
-    group.add_argument("--lr", "--learning-rate", dest="lr", default=0.1, type=float, metavar="LR",
-                       help="initial learning rate (default: 0.1)")
+    group.add_argument("--lr", "--learning-rate", dest="lr", default=flag_default(0.1), type=float, metavar="LR",
+                       help="initial learning rate (default: 0.1; segmentation: 0.02, torchvision's reference)")
     group.add_argument("--lr_step", "--lr-step", dest="lr_step", default=30, type=int, metavar="N",
                        help="multiply the learning rate by 0.1 every N epochs (default: 30)")
     group.add_argument("--cos_lr", "--cos-lr", dest="cos_lr", action="store_true",
                        help="cosine learning-rate schedule instead of steps")
+    group.add_argument("--lr-schedule", dest="lr_schedule", default=None, choices=LR_SCHEDULE_CHOICES,
+                       help="step (x0.1 every --lr_step epochs), cosine (per epoch) or poly ((1 - step/steps)^0.9 "
+                            "per optimizer step, torchvision's segmentation reference) (default: step; "
+                            "segmentation: poly)")
     group.add_argument("--momentum", default=0.9, type=float, metavar="M", help="SGD momentum (default: 0.9)")
     group.add_argument("--wd", "--weight-decay", dest="weight_decay", default=1e-4, type=float, metavar="W",
                        help="weight decay (default: 1e-4)")

@@ -24,13 +24,14 @@ from typing import Any
 
 from antialiased.data import IMAGENET_MEAN, IMAGENET_STD, default_workers
 from antialiased.errors import ConfigError
+from antialiased.evaluation.tasks import infer_task
 from antialiased.models import get_model_spec
 
 __all__ = ["DataConfig", "ModelConfig", "OptimConfig", "LaunchConfig", "TrainConfig", "check_config",
            "RESUME_AUTO", "SCHEDULES"]
 
 RESUME_AUTO = "auto"  # --resume auto: the newest loadable checkpoint in out_dir, or a fresh start
-SCHEDULES = ("step", "cosine")
+SCHEDULES = ("step", "cosine", "poly")  # poly: per optimizer step (antialiased.training.schedules)
 AMP_MODES = (None, "auto", "bf16", "fp16")
 CHECKPOINT_EVERY_MINUTES = 30.0  # default: a kill on ImageNet costs at most about this much work
 
@@ -50,6 +51,7 @@ class DataConfig:
     max_val_images: int | None = None  # validate on this many images, evenly spaced; None: all
     mean: tuple[float, ...] = IMAGENET_MEAN  # normalization of training and validation inputs
     std: tuple[float, ...] = IMAGENET_STD
+    seg_size: int = 520  # segmentation: validation's shorter side, and the base of training's random scale
 
 
 @dataclass
@@ -99,6 +101,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
     resume: str | None = None
+    task: str | None = None  # "classification" or "segmentation"; None: the model's (antialiased.training.tasks)
     save_weights: str | None = None  # after training, export model_best's weights here
     seed: int | None = None
     amp: str | None = None
@@ -126,7 +129,8 @@ class TrainConfig:
 def _check_counts(cfg: TrainConfig) -> None:
     at_least_one = {"-ep/--epochs": cfg.optim.epochs, "-b/--batch-size": cfg.data.batch_size,
                     "-ba/--batch-accum": cfg.optim.batch_accum, "--lr_step": cfg.optim.lr_step,
-                    "-p/--print-freq": cfg.print_freq, "--crop-size": cfg.data.crop_size}
+                    "-p/--print-freq": cfg.print_freq, "--crop-size": cfg.data.crop_size,
+                    "--seg-size": cfg.data.seg_size}
     if cfg.optim.max_train_iters is not None:
         at_least_one["-mti/--max-train-iters"] = cfg.optim.max_train_iters
     if cfg.data.max_val_images is not None:
@@ -176,6 +180,7 @@ def check_config(cfg: TrainConfig) -> None:
     _check_numbers(cfg.optim)
     _check_normalization(cfg.data)
     _check_model(cfg.model)
+    infer_task(cfg.task, get_model_spec(cfg.model.arch))  # a classifier with --task segmentation, before any data
     if cfg.amp not in AMP_MODES:
         raise ConfigError(f"--amp must be one of auto, bf16, fp16; got {cfg.amp!r}")
     if not cfg.out_dir:

@@ -17,10 +17,10 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from antialiased.data import SKIPPED_TARGET
 from antialiased.errors import ConfigError, TrainingError
 from antialiased.evaluation import evaluate_accuracy
 from antialiased.support.devices import autocast
+from antialiased.training.batch_rules import CLASSIFICATION_BATCHES, BatchRules
 
 __all__ = ["NonFiniteLossError", "SkipVote", "EpochStart", "train_one_epoch", "evaluate", "min_train_batch"]
 
@@ -95,8 +95,11 @@ class EpochStart:
 
 @dataclass
 class _Tally:
-    """Running sums of one epoch (loss and correct counts stay on the device: no per-batch sync)."""
+    """Running sums of one epoch (loss and correct counts stay on the device: no per-batch sync).
+
+    ``correct`` of ``counted`` predictions: images for classification, labelled pixels for segmentation."""
     device: torch.device
+    rules: BatchRules = CLASSIFICATION_BATCHES
     seen: int = 0
     data_time: float = 0.0
     skipped_batches: int = 0
@@ -107,10 +110,12 @@ class _Tally:
     def __post_init__(self) -> None:
         self.loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         self.correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        self.counted = torch.zeros((), device=self.device, dtype=torch.int64)
 
     def state(self, elapsed: float) -> dict[str, Any]:
         """The sums as plain numbers (exact: the loss sum is a float64), for a mid-epoch checkpoint."""
         return {"seen": self.seen, "loss_sum": float(self.loss_sum.item()), "correct": int(self.correct.item()),
+                "counted": int(self.counted.item()),
                 "data_time": self.data_time, "skipped_batches": self.skipped_batches,
                 "unreadable": list(self.unreadable), "unreadable_count": self.unreadable_count,
                 "elapsed": self.elapsed_before + elapsed}
@@ -121,12 +126,19 @@ class _Tally:
         self.unreadable, self.elapsed_before = list(state["unreadable"]), float(state["elapsed"])
         self.loss_sum.fill_(float(state["loss_sum"]))
         self.correct.fill_(int(state["correct"]))
+        self.counted.fill_(int(state.get("counted", state["seen"])))  # written before pixels were counted: images
 
     def add(self, loss: torch.Tensor, output: torch.Tensor, targets: torch.Tensor) -> None:
         n = targets.shape[0]
         self.seen += n
         self.loss_sum += loss.detach().double() * n
-        self.correct += (output.detach().argmax(dim=1) == targets).sum()
+        correct, counted = self.rules.hits(self.rules.scores(output), targets)
+        self.correct += correct
+        self.counted += counted
+
+    def accuracy(self) -> float:
+        """Percent of the counted predictions that were right (0 before any)."""
+        return 100.0 * self.correct.item() / max(self.counted.item(), 1)
 
 
 def _split_batch(batch: Any, tally: _Tally) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,7 +146,7 @@ def _split_batch(batch: Any, tally: _Tally) -> tuple[torch.Tensor, torch.Tensor]
     if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
         raise ConfigError("the training loader must yield (images, targets) or (images, targets, indices)")
     images, targets = batch[0], torch.as_tensor(batch[1])
-    keep = targets != SKIPPED_TARGET
+    keep = tally.rules.kept(targets)
     if bool(keep.all()):
         return images, targets
     tally.unreadable_count += int((~keep).sum())
@@ -182,8 +194,8 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
                     batch_accum: int = 1, max_iters: int | None = None, print_freq: int = 10,
                     channels_last: bool = False, progress: bool = True,
                     skip_vote: Callable[[bool], bool] | None = None, start: EpochStart | None = None,
-                    on_step: Callable[[int, int, Callable[[], dict[str, Any]]], None] | None = None
-                    ) -> dict[str, Any]:
+                    on_step: Callable[[int, int, Callable[[], dict[str, Any]]], None] | None = None,
+                    rules: BatchRules | None = None) -> dict[str, Any]:
     """Train ``model`` for one pass over ``loader`` (or ``max_iters`` batches).
 
     With ``batch_accum = k`` the optimizer steps once every k batches and each batch's loss is
@@ -197,7 +209,8 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     ``start.batches_done`` (e.g. from a sampler that starts there), and the statistics cover the
     whole epoch. ``on_step(batches_done, total, sums)`` is called after every optimizer step but the
     epoch's last (gradients are zero there: a checkpoint needs no accumulation state); ``sums()``
-    gives the running sums for :class:`EpochStart`.
+    gives the running sums for :class:`EpochStart`. ``rules`` says what a batch holds (default: a class per
+    image; :data:`~antialiased.training.batch_rules.SEGMENTATION_BATCHES`: a label map per image).
 
     Returns the mean ``loss`` and top-1 ``acc1`` (percent) over the images trained on, ``images``,
     the throughput ``images_per_s``, ``data_time`` (mean seconds per batch spent waiting for data),
@@ -212,7 +225,7 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     step = _Step(model, criterion, optimizer, device, scaler, amp_dtype, channels_last)
     first = start.batches_done if start is not None else 0
     total = first + len(loader) if max_iters is None else min(first + len(loader), max_iters)
-    tally = _Tally(device)
+    tally = _Tally(device, rules or CLASSIFICATION_BATCHES)
     if start is not None and start.sums:
         tally.load(start.sums)
     bar = tqdm(total=total, initial=first, desc=f"Epoch {epoch}", disable=not progress, dynamic_ncols=True,
@@ -255,7 +268,7 @@ def _check_and_show(tally: _Tally, bar: tqdm, epoch: int, i: int, start: float) 
     if not torch.isfinite(torch.tensor(mean_loss)):
         bar.close()
         raise NonFiniteLossError(f"the training loss is {mean_loss} in epoch {epoch}, batch {i + 1}")
-    bar.set_postfix(loss=f"{mean_loss:.4f}", acc1=f"{100.0 * tally.correct.item() / tally.seen:.2f}",
+    bar.set_postfix(loss=f"{mean_loss:.4f}", acc1=f"{tally.accuracy():.2f}",
                     img_s=f"{tally.seen / (time.perf_counter() - start):.1f}",
                     data=f"{tally.data_time / (i + 1):.3f}s")
 
@@ -265,7 +278,7 @@ def _epoch_stats(tally: _Tally, epoch: int, total: int, elapsed: float) -> dict[
         raise TrainingError("the training loader yielded no batches (is the training set empty, or -mti 0?)")
     seen = max(tally.seen, 1)  # every batch skipped: zeros, and the caller decides what that means
     elapsed += tally.elapsed_before
-    return {"loss": tally.loss_sum.item() / seen, "acc1": 100.0 * tally.correct.item() / seen,
+    return {"loss": tally.loss_sum.item() / seen, "acc1": tally.accuracy(), "counted": int(tally.counted.item()),
             "images_per_s": tally.seen / elapsed, "data_time": tally.data_time / total,
             "images": float(tally.seen), "time": elapsed, "skipped_batches": tally.skipped_batches,
             "unreadable": tally.unreadable_count, "unreadable_indices": tally.unreadable}

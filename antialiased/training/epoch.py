@@ -26,8 +26,9 @@ def reduce_train_stats(stats: dict[str, Any]) -> dict[str, Any]:
     parts = dist_utils.all_gather_object(stats)
     images = sum(p["images"] for p in parts)
     per_image = max(images, 1.0)
+    counted = [p.get("counted", p["images"]) for p in parts]  # images, or labelled pixels for segmentation
     return {"loss": sum(p["loss"] * p["images"] for p in parts) / per_image,
-            "acc1": sum(p["acc1"] * p["images"] for p in parts) / per_image,
+            "acc1": sum(p["acc1"] * n for p, n in zip(parts, counted)) / max(sum(counted), 1.0),
             "images": images,
             "images_per_s": sum(p["images_per_s"] for p in parts),
             "data_time": max(p["data_time"] for p in parts),
@@ -69,7 +70,7 @@ def _train(cfg: TrainConfig, s: Session, epoch: int, progress: bool) -> dict[str
                                 scaler=s.scaler, amp_dtype=s.amp_dtype, batch_accum=optim.batch_accum,
                                 max_iters=optim.max_train_iters, print_freq=cfg.print_freq,
                                 channels_last=cfg.channels_last, progress=progress, skip_vote=s.skip_vote,
-                                start=start, on_step=_recovery_writer(cfg, s, epoch))
+                                start=start, on_step=_recovery_writer(cfg, s, epoch), rules=s.task.rules)
     except NonFiniteLossError as exc:
         raise _non_finite(exc, s.out_dir) from None
     stats = reduce_train_stats(stats)
@@ -96,7 +97,7 @@ def _record_skipped(s: Session, train: dict[str, Any], val: dict[str, Any]) -> N
 
 def _checkpoint_state(cfg: TrainConfig, s: Session, epoch_done: int, rng_states: list, records: list) -> dict:
     return {"epoch": epoch_done, "arch": cfg.model.arch, "state_dict": s.model_without_ddp.state_dict(),
-            "best_acc1": s.best_acc1, "optimizer": s.optimizer.state_dict(),
+            s.task.best_key: s.best_acc1, "optimizer": s.optimizer.state_dict(),
             "lr_scheduler": s.scheduler.state_dict(),
             "scaler": s.scaler.state_dict() if s.scaler is not None else None, "rng_state": rng_states,
             "num_classes": s.num_classes, "classes": s.data.classes, "data": s.data.root,
@@ -113,18 +114,22 @@ def run_epoch(cfg: TrainConfig, s: Session, epoch: int) -> None:
     train = _train(cfg, s, epoch, progress)
     s.scheduler.step()
     dist_utils.broadcast_buffers(s.model_without_ddp)  # validate (and save) rank 0's statistics everywhere
-    val = evaluate(s.eval_model, s.data.val_loader, s.device, amp_dtype=s.amp_dtype, channels_last=cfg.channels_last,
-                   progress=progress)
+    val = s.task.validate(s.eval_model, s.data.val_loader, s.device, cfg=cfg, amp_dtype=s.amp_dtype,
+                          progress=progress)
+    if val is None:  # the paper's top-1/top-5 protocol
+        val = evaluate(s.eval_model, s.data.val_loader, s.device, amp_dtype=s.amp_dtype,
+                       channels_last=cfg.channels_last, progress=progress)
     val = {**val, "skipped": int(val.get("skipped", 0)),
            "skipped_indices": [i for part in dist_utils.all_gather_object(list(val.get("skipped_indices", [])))
                                for i in part]}
-    is_best = val["acc1"] > s.best_acc1 or not (s.out_dir / BEST_NAME).exists()
-    s.best_acc1 = max(val["acc1"], s.best_acc1)
+    figure = val[s.task.metric]  # acc@1, or mIoU for segmentation
+    is_best = figure > s.best_acc1 or not (s.out_dir / BEST_NAME).exists()
+    s.best_acc1 = max(figure, s.best_acc1)
     rng_states = dist_utils.all_gather_object(capture_rng_state(s.generator))
     if not main_process:
         return
-    record = {"epoch": epoch + 1, "lr": lr, "train_loss": train["loss"], "train_acc1": train["acc1"],
-              "val_acc1": val["acc1"], "val_acc5": val["acc5"], "val_images": val["count"], "best_acc1": s.best_acc1,
+    record = {"epoch": epoch + 1, "lr": lr, "train_loss": train["loss"], **s.task.epoch_fields(train, val),
+              "val_images": val["count"], s.task.best_key: s.best_acc1,
               "val_split": s.data.val_split,
               "images_per_s": train["images_per_s"], "data_time": train["data_time"],
               "train_images": int(train["images"]), "train_unreadable": train["unreadable"],
@@ -134,9 +139,8 @@ def run_epoch(cfg: TrainConfig, s: Session, epoch: int) -> None:
                is_best=is_best)
     discard_recovery(s.out_dir)  # the epoch's checkpoint supersedes it
     s.logger.write(record)
-    print(f"Epoch {epoch + 1}/{cfg.optim.epochs}: lr {lr:.4g}  train loss {train['loss']:.4f} acc@1 "
-          f"{train['acc1']:.2f}  val acc@1 {val['acc1']:.3f} acc@5 {val['acc5']:.3f}  {train['images_per_s']:.1f} "
-          f"img/s  data {train['data_time']:.3f} s/batch", flush=True)
+    print(f"Epoch {epoch + 1}/{cfg.optim.epochs}: lr {lr:.4g}  {s.task.epoch_line(train, val)}  "
+          f"{train['images_per_s']:.1f} img/s  data {train['data_time']:.3f} s/batch", flush=True)
     _record_skipped(s, train, val)
 
 

@@ -52,11 +52,12 @@ def _restore_schedule(checkpoint: Mapping[str, Any], optimizer: torch.optim.Opti
 
 def restore(checkpoint: Mapping[str, Any], source: str, *, arch: str, model: nn.Module,
             optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, generator: torch.Generator,
-            rank: int, optim: OptimConfig) -> Resumed:
+            rank: int, optim: OptimConfig, best_key: str = "best_acc1", best_label: str = "acc@1") -> Resumed:
     """Load ``checkpoint`` (read from ``source``) into the run's objects, refusing another architecture.
 
     A weights file (no ``epoch``) only sets the weights: training starts at ``optim.start_epoch``
-    with a fresh optimizer.
+    with a fresh optimizer. ``best_key``: the checkpoint's record of the best validation figure (``best_acc1``,
+    ``best_miou`` for segmentation), named ``best_label`` in messages.
     """
     check_arch(checkpoint, arch, source)
     spec = getattr(getattr(model, "module", model), "model_spec", None)  # DDP/DataParallel hold it on .module
@@ -77,11 +78,11 @@ def restore(checkpoint: Mapping[str, Any], source: str, *, arch: str, model: nn.
     rng = checkpoint.get("rng_state")
     if rng:
         restore_rng_state(rng[rank % len(rng)], generator)
-    best = float(checkpoint.get("best_acc1", 0.0))
+    best = float(checkpoint.get(best_key, 0.0))
     history = checkpoint.get("log")
     mid = checkpoint.get(MID_EPOCH_KEY)
     where = f", then {mid['batches_done']} of the {mid['batches']} batches of epoch {epoch + 1}" if mid else ""
-    notes.append(f"resumed {source}: {epoch} epoch(s) done{where}, best acc@1 {best:.3f}")
+    notes.append(f"resumed {source}: {epoch} epoch(s) done{where}, best {best_label} {best:.3f}")
     seed = checkpoint.get("data_seed")
     return Resumed(epoch, best, scheduler, list(history) if history is not None else None, notes,
                    int(seed) if seed is not None else None, dict(mid) if mid else None, source)

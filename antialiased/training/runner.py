@@ -45,6 +45,7 @@ class TrainSummary:
     epochs_trained: int  # epochs this call trained
     best_acc1: float | None
     last: dict[str, Any] | None  # the last epoch's log record
+    best_miou: float | None = None  # segmentation runs: the best validation mIoU
 
 
 def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
@@ -67,7 +68,8 @@ def _summary(out_dir: Path, epochs_before: int) -> TrainSummary:
     last = records[-1] if records else None
     done = int(last["epoch"]) if last else 0
     best = max((r["val_acc1"] for r in records if "val_acc1" in r), default=None)
-    return TrainSummary(out_dir, done, max(done - epochs_before, 0), best, last)
+    best_miou = max((r["val_miou"] for r in records if "val_miou" in r), default=None)
+    return TrainSummary(out_dir, done, max(done - epochs_before, 0), best, last, best_miou)
 
 
 def train(cfg: TrainConfig) -> TrainSummary:

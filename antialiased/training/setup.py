@@ -1,7 +1,7 @@
 """Everything a training process builds before its first epoch, gathered in a :class:`Session`."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +13,16 @@ from antialiased.support import distributed as dist_utils
 from antialiased.support.devices import resolve_amp, seed_everything, select_device
 from antialiased.training.checkpoint import check_classes, find_resumable, load_for_resume
 from antialiased.training.config import RESUME_AUTO, TrainConfig
-from antialiased.training.data import SkippedFiles, TrainData, load_data
+from antialiased.training.data import SkippedFiles, TrainData
 from antialiased.training.engine import EpochStart, SkipVote, min_train_batch
 from antialiased.training.metrics_log import LOG_NAME, read_log
-from antialiased.training.model_setup import build_model, model_classes, wrap_model
-from antialiased.training.optim import build_lr_scheduler, build_optimizer
+from antialiased.training.model_setup import wrap_model
+from antialiased.training.optim import build_optimizer
 from antialiased.training.recovery import epoch_start_from, new_data_seed
 from antialiased.training.resume import Resumed, restore
+from antialiased.training.schedules import build_schedule
+from antialiased.training.task import TrainingTask
+from antialiased.training.tasks import TRAINING_TASKS, training_task
 
 __all__ = ["Session", "build_session", "build_criterion", "log"]
 
@@ -53,12 +56,13 @@ class Session:
     eval_model: nn.Module  # the model validation runs (no DDP: shards may differ in size)
     skip_vote: SkipVote
     start_epoch: int = 0
-    best_acc1: float = 0.0
+    best_acc1: float = 0.0  # the best validation figure of the task's metric: acc@1, or mIoU for segmentation
     history: list[dict[str, Any]] | None = None  # log.jsonl's records before the first epoch of this call
     logger: Any = None  # EpochLogger, on rank 0
     skipped: SkippedFiles | None = None  # on rank 0
     data_seed: int = 0  # the seed of the training order (see antialiased.training.sampling)
     epoch_start: EpochStart | None = None  # where the first epoch resumes, from a mid-epoch recovery checkpoint
+    task: TrainingTask = field(default_factory=lambda: TRAINING_TASKS["classification"])  # data, loss, validation
 
 
 def _checkpoint_to_resume(cfg: TrainConfig, rank: int) -> tuple[str, dict[str, Any]] | None:
@@ -84,7 +88,8 @@ def _check_batch(cfg: TrainConfig, model: nn.Module) -> None:
 
 
 def _resume(cfg: TrainConfig, info: dist_utils.DistInfo, data: TrainData, model: nn.Module,
-            optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, generator: torch.Generator) -> Resumed:
+            optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, generator: torch.Generator,
+            task: TrainingTask) -> Resumed:
     source = _checkpoint_to_resume(cfg, info.rank)
     if source is None:
         history = read_log(Path(cfg.out_dir) / LOG_NAME, up_to_epoch=cfg.optim.start_epoch) if cfg.model.weights \
@@ -93,7 +98,8 @@ def _resume(cfg: TrainConfig, info: dist_utils.DistInfo, data: TrainData, model:
     path, checkpoint = source
     check_classes(checkpoint, data.classes, path, str(cfg.data.root))
     resumed = restore(checkpoint, path, arch=cfg.model.arch, model=model, optimizer=optimizer, scheduler=scheduler,
-                      scaler=scaler, generator=generator, rank=info.rank, optim=cfg.optim)
+                      scaler=scaler, generator=generator, rank=info.rank, optim=cfg.optim, best_key=task.best_key,
+                      best_label=task.metric_label)
     if resumed.history is None:  # a checkpoint from before logs travelled inside: cut the file back
         resumed.history = read_log(Path(cfg.out_dir) / LOG_NAME, up_to_epoch=resumed.start_epoch)
     for note in resumed.notes:
@@ -132,19 +138,18 @@ def build_session(cfg: TrainConfig, info: dist_utils.DistInfo) -> Session:
     generator = torch.Generator()
     generator.manual_seed(cfg.seed + info.rank if cfg.seed is not None else generator.seed())
 
-    data = load_data(cfg.data, distributed=info.distributed, generator=generator, pin_memory=device.type == "cuda",
-                     seed=cfg.seed)
-    num_classes = model_classes(cfg.model, len(data.classes))
-    model = build_model(cfg.model, num_classes).to(device)
+    task = training_task(cfg)
+    data = task.load_data(cfg.data, distributed=info.distributed, generator=generator,
+                          pin_memory=device.type == "cuda", seed=cfg.seed)
+    model, num_classes = task.build_model(cfg, data, device)
     _check_batch(cfg, model)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     wrapped = wrap_model(model, device, distributed=info.distributed, data_parallel=data_parallel)
     optim = cfg.optim
     optimizer = build_optimizer(model, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
-    scheduler = build_lr_scheduler(optimizer, schedule=optim.schedule, lr_step=optim.lr_step, epochs=optim.epochs,
-                                   start_epoch=optim.start_epoch)
-    resumed = _resume(cfg, info, data, model, optimizer, scheduler, scaler, generator)
+    scheduler = build_schedule(optimizer, optim, len(data.train_loader))
+    resumed = _resume(cfg, info, data, model, optimizer, scheduler, scaler, generator, task)
     data_seed, epoch_start = _training_order(cfg, info, data, resumed)
     # Under DDP validation runs the unwrapped model (weights equal on every rank, buffers broadcast
     # before each validation) on unpadded shards: no per-batch collectives, no image counted twice.
@@ -157,7 +162,8 @@ def build_session(cfg: TrainConfig, info: dist_utils.DistInfo) -> Session:
         f"{len(data.val_loader.dataset)} val images, {len(data.classes)} classes; batch {cfg.data.batch_size} x "
         f"{optim.batch_accum} accumulated x {info.world_size} process(es); amp {_amp_name(amp_dtype)}; "
         f"{_epochs_left(resumed.start_epoch, optim.epochs)}")
-    return Session(wrapped, model, build_criterion(), optimizer, resumed.scheduler, scaler, data, device, amp_dtype,
-                   generator, Path(cfg.out_dir).expanduser(), num_classes, eval_model, SkipVote(),
-                   resumed.start_epoch, resumed.best_acc1, resumed.history, data_seed=data_seed,
-                   epoch_start=epoch_start)
+    criterion = task.criterion(model)
+    return Session(wrapped, model, criterion if criterion is not None else build_criterion(), optimizer,
+                   resumed.scheduler, scaler, data, device, amp_dtype, generator, Path(cfg.out_dir).expanduser(),
+                   num_classes, eval_model, SkipVote(), resumed.start_epoch, resumed.best_acc1, resumed.history,
+                   data_seed=data_seed, epoch_start=epoch_start, task=task)
