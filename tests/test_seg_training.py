@@ -26,7 +26,7 @@ from antialiased.models import create_model
 from antialiased.training.schedules import StepwiseLR
 from antialiased.training.seg_data import JointTransform
 from antialiased.training.segmentation import SegmentationLoss
-from test_training_fixtures import load, train_cli, train_fails
+from test_training_fixtures import load, run_entry, train_cli, train_fails
 from test_training_kill import _log_parses, _run, _same_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -182,6 +182,19 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(shapes, tmp_path):
     a, b = load(straight / "checkpoint.pth.tar"), load(killed / "checkpoint.pth.tar")
     assert a["lr_scheduler"]["last_epoch"] == b["lr_scheduler"]["last_epoch"] == 6
     assert a["optimizer"]["param_groups"][0]["lr"] == b["optimizer"]["param_groups"][0]["lr"] == 0.0
+
+
+def test_ddp_two_processes_train_and_validate_on_shards(shapes, tmp_path):
+    """torchrun, 2 CPU processes (gloo): each rank trains on its share and validates its shard of the val
+    images; the summed confusion matrix gives the mIoU of a plain loop over all of them."""
+    out = tmp_path / "ddp"
+    done = run_entry([*_args(shapes, out, "-ep", "1", "-b", "2", "--no-progress")],
+                     launcher=["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"])
+    assert done.returncode == 0, done.stderr[-5000:]
+    record = _log_parses(out)[0]
+    assert (record["train_images"], record["val_images"]) == (TRAIN, VAL)
+    model = create_model(ARCH, weights=out / "checkpoint.pth.tar")
+    assert _plain_miou(model, shapes, 6) == pytest.approx(record["val_miou"], abs=1e-9)
 
 
 # --- bad input: one line, before any image is read ------------------------------------------------------
