@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 
+from antialiased.cli._aa_flags import add_aa_flags
 from antialiased.cli.task_defaults import flag_default
 from antialiased.data import default_workers
-from antialiased.models.antialias import METHODS
 
 __all__ = ["add_common_args"]
 
@@ -21,10 +21,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                        help="model name, e.g. resnet50_lpf4 (anti-aliased, filter size 4) or resnet50 "
                             "(torchvision baseline), efficientnet_b0_lpf4 (any torchvision classifier, converted), "
                             "timm/resnet50d_lpf4 (timm installed); 'antialiased models' lists them (default: resnet18)")
-    group.add_argument("--aa-method", "--aa_method", dest="aa_method", default=None, choices=sorted(METHODS),
-                       help="anti-aliasing method of an ARCH_lpfN name (default: blurpool, the paper's); blur-first, "
-                            "aps or aps-lpf build the baseline converted by antialias() with that method (for the "
-                            "paper's 23 architectures too: torchvision's model, no published weights)")
+    add_aa_flags(group)  # --aa-method, --aa-option KEY=VALUE
     group.add_argument("-j", "--workers", default=default_workers(), type=int, metavar="N",
                        help="data loading worker processes (default: the paper's 4, at most the CPUs available: "
                             "%(default)s here)")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from antialiased.cli._aa_flags import aa_options_from_args
 from antialiased.cli.invariance_args import (PROTOCOL_FLAGS, add_invariance_options, add_protocol_flags,
                                              invariance_options_from_args, segmentation_options_from_args,
                                              task_from_args)
@@ -99,7 +100,7 @@ def eval_config_from_args(args: argparse.Namespace) -> EvalConfig:
     """The typed configuration of the evaluation flags (dest names as defined above and in common_args)."""
     model = ModelSource(args.arch, pretrained=args.pretrained, force_nonfinetuned=args.force_nonfinetuned,
                         weights=args.weights, checkpoint=args.resume or None,
-                        aa_method=getattr(args, "aa_method", None))
+                        aa_method=getattr(args, "aa_method", None), aa_options=aa_options_from_args(args))
     data = DataSettings(args.data, batch_size=args.batch_size, workers=args.workers, crop_size=args.crop_size,
                         max_shift=args.max_shift, strict=args.strict, class_list=args.class_list,
                         fast_decode=args.fast_decode, val_split=args.val_split,

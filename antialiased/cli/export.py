@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from antialiased.cli._aa_flags import aa_options_from_args, add_aa_flags
 from antialiased.cli._errors import TRACEBACK_ENV
 from antialiased.cli._names import resolve_names
 from antialiased.cli._parser import ArgumentParser
 from antialiased.errors import AntialiasedError, ConfigError
 from antialiased.export import FORMATS, VerificationError, VerifySettings, check_export, export_model, load_model
 from antialiased.export.metadata import input_size_for
-from antialiased.models.antialias import METHODS
 
 __all__ = ["get_args_parser", "main"]
 
@@ -36,8 +36,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                     "then check the file against PyTorch on photos and random inputs.")
     parser.add_argument("-a", "--arch", required=True, metavar="NAME",
                         help="model name, as 'antialiased models' lists them (e.g. resnet50_lpf4)")
-    parser.add_argument("--aa-method", dest="aa_method", default=None, choices=sorted(METHODS),
-                        help="anti-aliasing method of a NAME_lpfN name (default: blurpool, the paper's)")
+    add_aa_flags(parser)  # --aa-method, --aa-option KEY=VALUE
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--weights", type=Path, metavar="FILE", help="local weights file (state dict or checkpoint)")
     source.add_argument("--pretrained", action="store_true", help="the model's pretrained ImageNet weights")
@@ -77,12 +76,14 @@ def _verify_settings(args: argparse.Namespace) -> VerifySettings | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    resolve_names([args.arch], args.aa_method)  # first thing: a bad name fails before any file is read or written
+    # first thing: a bad name fails before any file is read or written
+    resolve_names([args.arch], args.aa_method, aa_options_from_args(args))
     verify = _verify_settings(args)
     opset = check_export(args.out, format=args.format, opset=args.opset, input_size=args.input_size or 224,
                          static_batch=args.static_batch, force=args.force, verify=verify is not None)
     loaded = load_model(args.arch, pretrained=args.pretrained, weights=args.weights, checkpoint=args.resume,
-                        num_classes=args.num_classes, aa_method=args.aa_method)
+                        num_classes=args.num_classes, aa_method=args.aa_method,
+                        aa_options=aa_options_from_args(args))
     if not (args.pretrained or args.weights or args.resume):
         print("note: no --weights, --pretrained or --resume: exporting randomly initialized weights", file=sys.stderr)
     input_size = input_size_for(loaded.model, args.input_size)  # a checkpoint's own crop unless given

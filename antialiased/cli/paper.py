@@ -26,6 +26,7 @@ import argparse
 import sys
 from typing import Sequence
 
+from antialiased.cli._aa_flags import aa_options_from_args
 from antialiased.cli._errors import CommandInterrupted, user_errors
 from antialiased.cli._names import resolve_names
 from antialiased.cli._parser import ArgumentParser, package_version
@@ -115,7 +116,8 @@ def _main(argv: Sequence[str] | None, mode: str | None, prog: str) -> int:
     parser = get_args_parser(prog=prog)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    resolve_names([args.arch], args.aa_method)  # first thing: a bad name fails before any folder is read
+    # first thing: a bad name fails before any folder is read
+    resolve_names([args.arch], args.aa_method, aa_options_from_args(args))
     if mode == "eval" and not wants_evaluation(args):
         args.evaluate = True
     if mode == "train" and wants_evaluation(args):

@@ -12,6 +12,7 @@ import sys
 import warnings
 from typing import Sequence
 
+from antialiased.cli._aa_flags import aa_options_from_args
 from antialiased.errors import AntialiasedError, ConfigError
 from antialiased.support.checkpoints import export_weights
 from antialiased.cli.task_defaults import with_task_defaults
@@ -37,7 +38,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     model = ModelConfig(arch=args.arch, pretrained=args.pretrained, force_nonfinetuned=args.force_nonfinetuned,
                         weights=args.weights, finetune=args.finetune,
                         baseline_weights=_flag(args, "baseline_weights", None),
-                        num_classes=_flag(args, "num_classes", None), aa_method=_flag(args, "aa_method", None))
+                        num_classes=_flag(args, "num_classes", None), aa_method=_flag(args, "aa_method", None),
+                        aa_options=aa_options_from_args(args))
     optim = OptimConfig(epochs=args.epochs, start_epoch=args.start_epoch, lr=args.lr,
                         schedule=args.lr_schedule, lr_step=args.lr_step, momentum=args.momentum,
                         weight_decay=args.weight_decay, batch_accum=args.batch_accum,

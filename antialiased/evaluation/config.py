@@ -16,6 +16,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from antialiased.data import (IMAGENET_MEAN, IMAGENET_STD, Preprocessing, default_workers, recorded_preprocessing,
                               settle_preprocessing)
@@ -45,6 +46,7 @@ class ModelSource:
         weights: a local weights file (a state dict or ``{'state_dict': ...}``).
         checkpoint: a training checkpoint (``--resume``); its recorded architecture must match.
         aa_method: the anti-aliasing method of an ``_lpf<N>`` name (``--aa-method``; None: ``"blurpool"``).
+        aa_options: its ``antialias()`` options (``--aa-option KEY=VALUE``; the method's own too).
     """
 
     name: str
@@ -53,9 +55,11 @@ class ModelSource:
     weights: str | os.PathLike | None = None
     checkpoint: str | os.PathLike | None = None
     aa_method: str | None = None
+    aa_options: Mapping[str, Any] | None = None
 
     def validate(self) -> None:
-        get_model_spec(self.name, method=self.aa_method)  # an unknown name fails first, with the closest names
+        # an unknown name fails first, with the closest names
+        get_model_spec(self.name, method=self.aa_method, options=self.aa_options)
         if sum([bool(self.pretrained), bool(self.weights), bool(self.checkpoint)]) > 1:
             raise ConfigError("give only one of --pretrained, --weights PATH and --resume PATH")
 

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def model_spec(source: ModelSource) -> ModelSpec:
     """The spec of ``source``'s name and method (raises :class:`~antialiased.errors.ModelError` with close matches)."""
-    return get_model_spec(source.name, method=source.aa_method)
+    return get_model_spec(source.name, method=source.aa_method, options=source.aa_options)
 
 
 def weights_spec(source: ModelSource) -> WeightsSpec:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from torch import nn
 
@@ -36,7 +37,7 @@ def _weights_source(model: nn.Module) -> str:
 
 def load_model(name: str, *, pretrained: bool = False, weights: str | os.PathLike | None = None,
                checkpoint: str | os.PathLike | None = None, num_classes: int | None = None,
-               aa_method: str | None = None) -> LoadedModel:
+               aa_method: str | None = None, aa_options: Mapping[str, Any] | None = None) -> LoadedModel:
     """The model to export: :func:`antialiased.models.load_model` with at most one source of weights, in eval mode.
 
     Args:
@@ -47,6 +48,7 @@ def load_model(name: str, *, pretrained: bool = False, weights: str | os.PathLik
         num_classes: build the classifier with this many outputs (default: the model's own, or
             the weights file's).
         aa_method: the anti-aliasing method of an ``_lpf<N>`` name (as ``create_model``).
+        aa_options: its ``antialias()`` options (as ``create_model``).
 
     Raises:
         ConfigError: more than one source of weights.
@@ -62,7 +64,7 @@ def load_model(name: str, *, pretrained: bool = False, weights: str | os.PathLik
                                       ("--resume", checkpoint)) if value]
     if len(given) > 1:
         raise ConfigError(f"give one source of weights, not {' and '.join(given)}")
-    spec = get_model_spec(name, method=aa_method)
+    spec = get_model_spec(name, method=aa_method, options=aa_options)
     if checkpoint is not None:  # its recorded architecture first: a clearer error than unfit keys
         check_arch(load_checkpoint(checkpoint), name, str(checkpoint))
     path = weights or checkpoint

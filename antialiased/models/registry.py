@@ -556,6 +556,7 @@ def check_recorded_spec(recorded: Any, spec: ModelSpec, where: str) -> None:
     extra = f", aa_method={method!r}" if method not in (None, DEFAULT_METHOD) else ""
     extra += f", aa_options={options!r}" if options else ""
     cli = f" --aa-method {method}" if method not in (None, DEFAULT_METHOD) else ""
+    cli += "".join(f" --aa-option {key}={value}" for key, value in sorted(options.items()))
     raise CheckpointError(
         f"{where} was saved from {_describe(recorded)}, but the model asked for is {spec.describe()}. "
         f"Load it as create_model({name!r}{extra}) (-a {name}{cli} on the command line), or pass another file")

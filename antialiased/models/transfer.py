@@ -49,8 +49,8 @@ def _inserted(model: nn.Module) -> dict[str, nn.Module]:
 
 
 def inserted_keys(model: nn.Module) -> set[str]:
-    """State-dict keys that belong to layers ``antialias()`` inserted (empty for the built-in methods,
-    whose layers save nothing)."""
+    """State-dict keys that belong to layers ``antialias()`` inserted (empty for the blur and APS methods,
+    whose layers save nothing; the learned methods' parameters and buffers: LPS, adaptive, TIPS)."""
     prefixes = tuple(f"{path}." for path in _inserted(model))
     return {key for key in model.state_dict() if key.startswith(prefixes)} if prefixes else set()
 

@@ -65,6 +65,7 @@ class ModelConfig:
     baseline_weights: str | None = None  # with finetune: a local file instead of the download
     num_classes: int | None = None  # default: the number of class folders
     aa_method: str | None = None  # anti-aliasing method of an _lpfN name (None: blurpool, the paper's)
+    aa_options: dict | None = None  # its antialias() options (--aa-option KEY=VALUE; the method's own too)
 
 
 @dataclass
@@ -165,7 +166,8 @@ def _check_normalization(data: DataConfig) -> None:
 
 
 def _check_model(model: ModelConfig) -> None:
-    get_model_spec(model.arch, method=model.aa_method)  # an unknown name fails first, with the closest names
+    # an unknown name fails first, with the closest names
+    get_model_spec(model.arch, method=model.aa_method, options=model.aa_options)
     sources = [flag for flag, on in (("--pretrained", model.pretrained), ("--finetune", model.finetune),
                                      ("--weights", model.weights)) if on]
     if len(sources) > 1:

@@ -13,6 +13,7 @@ from antialiased.training.checkpoint import BEST_NAME, CHECKPOINT_NAME, discard_
 from antialiased.training.config import TrainConfig
 from antialiased.training.data import SKIPPED_NAME, SkippedFiles, checkpoint_settings
 from antialiased.training.engine import NonFiniteLossError, evaluate, train_one_epoch
+from antialiased.training.method_rules import apply_epoch_schedules
 from antialiased.training.model_setup import model_identity
 from antialiased.training.recovery import RecoveryWriter
 from antialiased.training.rng import capture_rng_state
@@ -65,6 +66,7 @@ def _train(cfg: TrainConfig, s: Session, epoch: int, progress: bool) -> dict[str
     s.data.train_sampler.set_epoch(epoch)
     if start is not None:
         s.data.train_sampler.set_start(start.batches_done * cfg.data.batch_size)  # those batches are not read again
+    apply_epoch_schedules(s.model_without_ddp, epoch)  # the methods' schedules, e.g. LPS's Gumbel temperature
     try:
         stats = train_one_epoch(s.model, s.criterion, s.optimizer, s.data.train_loader, s.device, epoch + 1,
                                 scaler=s.scaler, amp_dtype=s.amp_dtype, batch_accum=optim.batch_accum,

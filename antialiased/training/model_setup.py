@@ -40,7 +40,7 @@ def model_classes(cfg: ModelConfig, dataset_classes: int) -> int:
 
 def model_spec(cfg: ModelConfig) -> ModelSpec:
     """The spec of ``cfg``'s name and method (a :class:`~antialiased.errors.ModelError` with close matches)."""
-    return get_model_spec(cfg.arch, method=cfg.aa_method)
+    return get_model_spec(cfg.arch, method=cfg.aa_method, options=cfg.aa_options)
 
 
 def weights_spec(cfg: ModelConfig) -> WeightsSpec:

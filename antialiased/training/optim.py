@@ -1,4 +1,9 @@
-"""SGD and the paper's learning-rate schedules (steps of x0.1, or cosine), set per epoch."""
+"""SGD and the paper's learning-rate schedules (steps of x0.1, or cosine), set per epoch.
+
+The parameters of layers an anti-aliasing method inserted train as their paper says (their
+parameter groups come from the method's registration, :mod:`antialiased.training.method_rules`:
+e.g. LPS's scorer without weight decay); every other parameter as the paper's recipe.
+"""
 from __future__ import annotations
 
 import math
@@ -7,6 +12,8 @@ from typing import Callable
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
+
+from antialiased.training.method_rules import parameter_groups
 
 __all__ = ["build_optimizer", "build_lr_scheduler", "LR_SCHEDULES", "lr_factor"]
 
@@ -36,8 +43,21 @@ def lr_factor(schedule: str, epoch: int, *, lr_step: int = 30, epochs: int = 90)
 
 
 def build_optimizer(model: nn.Module, *, lr: float, momentum: float, weight_decay: float) -> torch.optim.SGD:
-    """SGD with momentum and weight decay on every parameter, as in the paper."""
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    """SGD with momentum and weight decay, as in the paper; the methods' layers in their papers' groups.
+
+    The first parameter group holds every parameter no method rule claims (one group for a model
+    without learned anti-aliasing layers); each further group names its layer class and source.
+
+    Example:
+        >>> import torchvision
+        >>> from antialiased.models.antialias import antialias
+        >>> net = antialias(torchvision.models.resnet18(num_classes=2), method="lps")
+        >>> opt = build_optimizer(net, lr=0.1, momentum=0.9, weight_decay=1e-4)
+        >>> [(g["name"], g["weight_decay"], len(g["params"])) for g in opt.param_groups]
+        [('default', 0.0001, 62), ('LearnablePolyphaseSampling', 0.0, 32)]
+    """
+    groups = parameter_groups(model, lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
 def build_lr_scheduler(optimizer: torch.optim.Optimizer, *, schedule: str, lr_step: int, epochs: int,

@@ -1,16 +1,21 @@
 """Realizing a :class:`~._types.Rewrite` without changing the model's state-dict keys.
 
-New layers hold no saved state, so the only question is *where* they can go. In order of
-preference (the first that applies):
+New layers may hold parameters and buffers (the learned methods: LPS, adaptive, TIPS); they go
+by the same rules, and their state-dict keys live under the name of the place they get, so they
+are deterministic and every other key stays the baseline's. In order of preference (the first
+that applies; the keys of an inserted layer's ``scorer.conv1.weight`` in brackets):
 
-1. a pool (no state) is replaced by ``Sequential(before..., pool', after...)``;
-2. after the last child of a plain ``Sequential``: appended to it;
+1. a pool (no state) is replaced by ``Sequential(before..., pool', after...)``
+   [``maxpool.1.scorer.conv1.weight``];
+2. after the last child of a plain ``Sequential``: appended to it [``features.7.scorer...``];
 3. next to a stateless layer called once (a ReLU, an empty ``Identity`` slot): that layer is
-   replaced by ``Sequential(layer, new)`` (or by ``new`` for the ``Identity``);
+   replaced by ``Sequential(layer, new)`` [``relu.1.scorer...``] (or by ``new`` for the
+   ``Identity``: timm's ``aa`` slots, [``layer2.0.aa.scorer...``]);
 4. otherwise the module whose forward makes the call (the *owner*) runs its graph with the new
    call inserted as its forward: the same object, its class kept as the base of
    ``Antialiased<Class>``, its children, parameters and buffers untouched
-   (``_graphs.keyed_graph_module``). Graph edits are collected and done at the end, innermost
+   (``_graphs.keyed_graph_module``); the new layer is its child ``blur_<site>``
+   [``layer2.0.blur_conv1.scorer...``]. Graph edits are collected and done at the end, innermost
    owners first.
 
 Where the owner cannot be traced, a module rule applies (``aa`` slots, as timm's blocks have);

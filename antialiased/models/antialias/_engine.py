@@ -14,12 +14,13 @@ Steps (one :class:`_Conversion`):
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import torch.fx as fx
 from torch import nn
 
 from antialiased.errors import ConfigError, ModelError
-from antialiased.layers import MAX_FILTER_SIZE, PAD_TYPES
+from antialiased.layers import PAD_TYPES
 from antialiased.models.antialias._apply import Applier, CannotApply, _free_name, _join
 from antialiased.models.antialias._graphs import (
     FUNCTIONAL_NOTES,
@@ -29,6 +30,7 @@ from antialiased.models.antialias._graphs import (
     keyed_graph_module,
 )
 from antialiased.models.antialias._methods import METHODS, check_method
+from antialiased.models.antialias._options import resolve_filter_size, resolve_method_options
 from antialiased.models.antialias._paper import find_choice, paper_choices
 from antialiased.models.antialias._probe import ProbeError, ProbeResult, default_input_sizes, probe
 from antialiased.models.antialias._sites import (
@@ -62,12 +64,10 @@ def _check_int(name: str, value: object, low: int, high: int | None) -> None:
         raise ConfigError(f"{name} must be an integer {span}, got {value!r}")
 
 
-def _check_options(model: object, filter_size: object, method: object, pad_type: object, flags: dict,
-                   input_size: object) -> Method:
+def _check_options(model: object, method: object, pad_type: object, flags: dict, input_size: object) -> Method:
     if not isinstance(model, nn.Module):
         raise ModelError(f"antialias() takes a torch.nn.Module, got {type(model).__name__}; build the model first, "
                          f"e.g. antialias(torchvision.models.resnet50())")
-    _check_int("filter_size", filter_size, 1, MAX_FILTER_SIZE)
     chosen = check_method(method)
     if pad_type not in PAD_TYPES:
         raise ConfigError(f"pad_type must be one of {sorted(PAD_TYPES)}, got {pad_type!r}")
@@ -88,7 +88,7 @@ def _check_options(model: object, filter_size: object, method: object, pad_type:
 def antialias(
     model: nn.Module,
     *,
-    filter_size: int = 4,
+    filter_size: int | None = None,
     method: str = "blurpool",
     pad_type: str = "reflect",
     include_stem: bool = False,
@@ -96,13 +96,18 @@ def antialias(
     input_size: tuple[int, ...] | None = None,
     circular: bool = False,
     upsample: bool = True,
+    **method_options: Any,
 ) -> nn.Module:
     """Anti-alias every subsampling of ``model`` in place and return it (see the package docs).
 
     Args:
         model: a CNN (torchvision, timm or your own); rewritten in place.
-        filter_size: blur filter taps, 1-7 (1: none, 2: box, 3: triangle, 4-7: binomial).
-        method: a name of :data:`METHODS`: ``"blurpool"`` (the paper's recipe) or ``"blur-first"``.
+        filter_size: blur filter taps, 1-7 (1: none, 2: box, 3: triangle, 4-7: binomial); for
+            ``"adaptive"`` the predicted filters' size (3, 5 or 7). None: the method's default (4;
+            adaptive: 3). Methods without a filter (aps, lps, flc, asap, wavelet, tips) ignore it.
+        method: a name of :data:`METHODS`: ``"blurpool"`` (the paper's recipe), ``"blur-first"``,
+            ``"aps"``, ``"aps-lpf"``, ``"adaptive"``, ``"lps"``, ``"lps-lpf"``, ``"flc"``, ``"asap"``,
+            ``"wavelet"``, ``"tips"`` (docs/methods.md).
         pad_type: the blur's padding: ``'reflect'``, ``'replicate'``, ``'zero'`` or ``'circular'``.
         include_stem: also convert a strided conv that reads the image (the paper keeps it).
         paper_choices: for torchvision instances of the paper's architectures, apply its
@@ -113,6 +118,8 @@ def antialias(
         upsample: also rewrite the upsamplings (strided transposed convs, ``nn.Upsample`` and
             ``F.interpolate``, pixel shuffles) with the method's upsampling rule; False leaves them,
             listed as such in the summary.
+        **method_options: the method's own options (``groups=`` for adaptive, ``hidden_channels=``
+            for LPS, ``crop=`` for FLC/ASAP; ``Method.method_options``), checked.
 
     Returns:
         The same model object, with ``model.antialias_summary`` (:class:`AntialiasSummary`). A module
@@ -123,8 +130,9 @@ def antialias(
     Raises:
         ModelError: not an ``nn.Module``, a vision transformer's patch embedding, a model that
             does not run on the probe input.
-        ConfigError: an unknown method or pad type, a filter size out of range, an input size too
-            small for the converted model.
+        ConfigError: an unknown method or pad type, a filter size the method cannot take, an option
+            the method does not have (or a value it cannot take), an input size too small for the
+            converted model.
 
     Example:
         >>> import torch, torchvision
@@ -135,12 +143,14 @@ def antialias(
         ['maxpool', 'layer2.0.conv1', 'layer2.0.downsample.0']
     """
     flags = {"include_stem": include_stem, "paper_choices": paper_choices, "circular": circular, "upsample": upsample}
-    chosen = _check_options(model, filter_size, method, pad_type, flags, input_size)
-    ctx = RewriteContext(filter_size, pad_type, include_stem or chosen.converts_stem, circular, upsample)
+    chosen = _check_options(model, method, pad_type, flags, input_size)
+    filter_size = resolve_filter_size(chosen, filter_size)
+    ctx = RewriteContext(filter_size, pad_type, include_stem or chosen.converts_stem, circular, upsample,
+                         method_options=resolve_method_options(chosen, method_options))
     uses = chosen.options  # the summary shows only the options the method reads
     summary = AntialiasSummary(method, filter_size if "filter_size" in uses else None,
                                pad_type if "pad_type" in uses else None, ctx.include_stem,
-                               circular=circular and "circular" in uses)
+                               circular=circular and "circular" in uses, method_options=dict(ctx.method_options))
     ctx.summary = summary
     if chosen.prepare is not None:
         model = chosen.prepare(model, ctx)
@@ -418,10 +428,16 @@ class _Conversion:
         return site, result
 
     def _place_like_model(self, site: Site, rewrite: Rewrite) -> None:
-        """New layers on the device (and floating dtype) of the site's, or the model's, tensors; tagged INSERTED."""
+        """New layers on the device (and floating dtype) of the site's, or the model's, tensors; tagged INSERTED.
+
+        A replacement holding the site's own parameters (a polyphase transposed conv) is no new layer:
+        its keys are the baseline's, so it is not tagged (a baseline checkpoint must fill them).
+        """
         new = (*rewrite.before, *rewrite.after, *([rewrite.replace] if rewrite.replace is not None else []))
+        own = {id(t) for t in (*site.module.parameters(), *site.module.buffers())}
         for module in new:
-            setattr(module, INSERTED, True)
+            if not any(id(t) in own for t in (*module.parameters(), *module.buffers())):
+                setattr(module, INSERTED, True)
         tensors = [*site.module.parameters(), *site.module.buffers()] or [
             *self.index.model.parameters(), *self.index.model.buffers()]
         if not tensors:

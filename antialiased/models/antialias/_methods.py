@@ -28,8 +28,8 @@ matching subsampling's phase (``_upsample.polyphase_rules``). A method's upsampl
 entry; a method without one leaves up sites alone, with that reason.
 
 Example:
-    >>> sorted(METHODS)
-    ['aps', 'aps-lpf', 'blur-first', 'blurpool']
+    >>> sorted(METHODS)  # with issue 19's, registered by the package (_field_methods, _lps_method)
+    ['adaptive', 'aps', 'aps-lpf', 'asap', 'blur-first', 'blurpool', 'flc', 'lps', 'lps-lpf', 'tips', 'wavelet']
     >>> from torch import nn
     >>> from antialiased.models.antialias._types import RewriteContext, Site
     >>> site = Site("layer2.0.conv1", "conv", nn.Conv2d(64, 128, 3, 2, 1), (2, 2), 64, 128)

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.utils import _ntuple
 
-from antialiased.layers import BlurPool, BlurPool1D, BlurPool3D
+from antialiased.layers import METHOD_LAYERS, BlurPool, BlurPool1D, BlurPool3D
 from antialiased.layers.polyphase import phase_role
 from antialiased.models.antialias._graphs import FUNCTIONAL_NOTES, FUNCTIONAL_POOLS, is_torch_module
 from antialiased.models.antialias._types import SITE_RULES, SiteRule, register_site_rule
@@ -425,7 +425,8 @@ def describe(module: nn.Module) -> str:
         ('Conv2d(64->128, k=3, s=2, p=1)', 'MaxPool2d(k=3, s=2, p=1)')
     """
     name = type(module).__name__
-    if phase_role(module) == "up" and not isinstance(module, nn.modules.conv._ConvNd):
+    if (phase_role(module) == "up" and not isinstance(module, nn.modules.conv._ConvNd)) or isinstance(
+            module, METHOD_LAYERS):  # issue 19's layers: their options in full (groups, hidden_channels, ...)
         return f"{name}({module.extra_repr()})"
     if isinstance(module, (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)) \
             or hasattr(module, "filt_size"):

@@ -93,6 +93,7 @@ class AntialiasSummary:
         filter_size, pad_type: the blur's options, or None where the method has no blur (plain APS).
         include_stem: the stem was converted too (asked for, or implied by the method).
         circular: circular padding everywhere (APS methods).
+        method_options: the method's own options as used (defaults included), e.g. adaptive's ``groups``.
         changed: every rewritten site, in model order.
         left_alone: every subsampling site not rewritten, with the reason (nothing is skipped silently).
         graph_modules: paths of modules whose own forward needed a new call between two of its calls;
@@ -108,6 +109,7 @@ class AntialiasSummary:
     left_alone: list[SiteLeftAlone] = field(default_factory=list)
     graph_modules: list[str] = field(default_factory=list)
     circular: bool = False
+    method_options: dict = field(default_factory=dict)  # the method's own options (adaptive's groups, ...)
 
     def add_change(self, path: str, kind: str, before: str, after: str) -> None:
         self.changed.append(SiteChange(path, kind, one_line(before), one_line(after)))
@@ -134,6 +136,7 @@ class AntialiasSummary:
         if self.pad_type not in (None, "reflect"):
             parts.append(f"pad_type={self.pad_type!r}")
         parts += [f"{name}=True" for name in ("circular", "include_stem") if getattr(self, name)]
+        parts += [f"{name}={value!r}" for name, value in self.method_options.items()]
         return ", ".join(parts)
 
     def _notes(self) -> tuple[dict[str, int], list[str]]:

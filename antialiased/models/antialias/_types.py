@@ -13,7 +13,8 @@ model's state-dict keys (see ``_engine``), and records it in the summary.
 A rewrite reads: ``before...`` -> the operation (``replace``-d, or the original module with its
 ``stride`` set) -> [the operation's normalization and activation, if ``after_followers``] ->
 ``after...``. New layers come from ``ctx.blur(channels, stride)`` (BlurPool, not saved in the
-state dict) or are any other module with no saved state.
+state dict) or are any other module; a learned one's parameters and buffers are saved under the
+name the engine gives the inserted module (every other key stays the baseline's).
 
 Example:
     >>> from torch import nn
@@ -31,7 +32,7 @@ from typing import Any, Callable, Mapping, Union
 
 from torch import nn
 
-from antialiased.layers import BlurPool, BlurPool1D, BlurPool3D
+from antialiased.layers import MAX_FILTER_SIZE, BlurPool, BlurPool1D, BlurPool3D
 
 __all__ = [
     "DIRECTIONS",
@@ -46,6 +47,7 @@ __all__ = [
     "RewriteContext",
     "SiteRewriter",
     "ModelHook",
+    "MethodOption",
     "Method",
 ]
 
@@ -206,6 +208,7 @@ class RewriteContext:
     circular: bool = False
     upsample: bool = True  # rewrite up sites too (False: they are listed as left alone)
     extra: dict = field(default_factory=dict)  # method-specific state shared by prepare/rewrite/finalize
+    method_options: dict = field(default_factory=dict)  # the method's own options (Method.method_options), checked
     summary: object | None = None  # the AntialiasSummary being filled (hooks add their entries to it)
 
     def blur(self, channels: int, stride: int, ndim: int = 2, filter_size: int | None = None) -> nn.Module:
@@ -222,6 +225,23 @@ ModelHook = Callable[[nn.Module, RewriteContext], nn.Module]
 
 
 @dataclass(frozen=True)
+class MethodOption:
+    """One option of a method's own (``antialias(model, method=..., NAME=value)``, ``aa_options``, ``--aa-option``).
+
+    Attributes:
+        name: the keyword.
+        default: its value when not given.
+        check: ``value -> value`` (normalized), raising ``ConfigError`` with the fix for a value the method cannot take.
+        help: one line for the docs and ``--help``.
+    """
+
+    name: str
+    default: Any
+    check: Callable[[Any], Any]
+    help: str
+
+
+@dataclass(frozen=True)
 class Method:
     """One anti-aliasing method: a rewriter per site kind, plus optional model-wide steps.
 
@@ -235,7 +255,13 @@ class Method:
         supports_circular: the method accepts ``circular=True``.
         prepare, finalize: optional model-wide steps (e.g. circular padding, phase hand-off).
         options: the ``antialias()`` options its layers read (the summary shows only these):
-            ``"filter_size"``, ``"pad_type"`` (a blur's), ``"circular"``.
+            ``"filter_size"``, ``"pad_type"`` (a blur's), ``"circular"``. A method without
+            ``"filter_size"`` has no filter: it accepts any size (an ``_lpf<N>`` name's N) and ignores it.
+        filter_sizes: the filter sizes it takes (where it has a filter).
+        default_filter_size: ``antialias(filter_size=None)``'s size for it.
+        method_options: its own options (:class:`MethodOption`), passed to ``antialias()`` as keywords.
+        training: how its inserted layers train (``_train_rules``: parameter-group settings and
+            per-epoch schedules from the paper), applied by ``antialiased.training``.
     """
 
     name: str
@@ -247,3 +273,7 @@ class Method:
     finalize: ModelHook | None = None
     options: tuple[str, ...] = ("filter_size", "pad_type")
     up_rewriters: Mapping[str, SiteRewriter] = field(default_factory=dict)
+    filter_sizes: tuple[int, ...] = tuple(range(1, MAX_FILTER_SIZE + 1))
+    default_filter_size: int = 4
+    method_options: tuple[MethodOption, ...] = ()
+    training: tuple[Any, ...] = ()
