@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 
 import pytest
@@ -174,3 +175,22 @@ def test_bad_method_options_end_the_command_with_one_line(argv, message, tmp_pat
     err = capsys.readouterr().err.strip().splitlines()
     errors = [line for line in err if "error:" in line]  # argparse's own errors come after its usage lines
     assert len(errors) == 1 and re.search(message, errors[0]) and not any("Traceback" in line for line in err)
+
+
+def test_audit_and_report_put_methods_side_by_side(imagenet_sample_dir, tmp_path, capsys):
+    from antialiased.cli import main
+    from tests._evalutil import make_val_folder, sample_files
+
+    data = make_val_folder(tmp_path / "data", sample_files(imagenet_sample_dir, 2, step=211))
+    out = tmp_path / "audit"
+    assert main(["audit", "-a", "resnet18_lpf3@lps", "-a", "resnet18_lpf3@flc", "--data", str(data), "--out-dir",
+                 str(out), "--protocols", "ec", "--crop-size", "32", "--max-shift", "4", "--bootstrap", "100",
+                 "-j", "0", "--no-progress", "-b", "2", "--no-plots"]) == 0
+    summary = json.loads((out / "report.json").read_text())
+    assert [(m["label"], m["method"]) for m in summary["models"]] == [("resnet18_lpf3@lps", "lps"),
+                                                                      ("resnet18_lpf3@flc", "flc")]
+    assert "resnet18_lpf3@lps" in (out / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["report", str(out), "--out-dir", str(tmp_path / "merged"), "--no-plots"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| resnet18_lpf3")]
+    assert any("lps" in row for row in rows) and any("flc" in row for row in rows)

@@ -28,9 +28,11 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                     "consistency, adversarial grid accuracy, diagonal stability, consistency by shift distance, "
                     "per-layer equivariance) on one or more models, with 95% bootstrap intervals; writes "
                     "report.md, report.json and PNG plots with the models side by side.")
-    parser.add_argument("-a", "--arch", dest="models", action="append", required=True, metavar="MODEL[=WEIGHTS]",
-                        help="a model name ('antialiased models' lists them), optionally =PATH of a weights file "
-                             "or training checkpoint; repeat for more models")
+    parser.add_argument("-a", "--arch", dest="models", action="append", required=True,
+                        metavar="MODEL[@METHOD][=WEIGHTS]",
+                        help="a model name ('antialiased models' lists them), optionally @METHOD, the anti-aliasing "
+                             "method of an _lpfN name (as --aa-method: resnet18_lpf3@lps), and =PATH of a weights "
+                             "file or training checkpoint; repeat for more models (methods side by side)")
     parser.add_argument("--data", required=True, metavar="DIR",
                         help="dataset root holding val/<class>/* or test/<class>/* (or that folder itself)")
     parser.add_argument("--val-split", default=None, metavar="NAME",
@@ -88,18 +90,21 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
 
 
 def model_sources(specs: Sequence[str], *, pretrained: bool, force_nonfinetuned: bool) -> tuple[ModelSource, ...]:
-    """``NAME`` or ``NAME=PATH`` (weights file or checkpoint) -> model sources.
+    """``NAME[@METHOD]`` or ``NAME[@METHOD]=PATH`` (weights file or checkpoint) -> model sources.
 
     Example:
-        >>> [(m.name, m.pretrained, m.weights) for m in model_sources(["resnet18", "resnet18_lpf4=w.pth"],
-        ...                                                           pretrained=True, force_nonfinetuned=False)]
-        [('resnet18', True, None), ('resnet18_lpf4', False, 'w.pth')]
+        >>> [(m.name, m.aa_method, m.pretrained, m.weights) for m in model_sources(
+        ...     ["resnet18", "resnet18_lpf4=w.pth", "resnet18_lpf3@lps=lps.pth"], pretrained=True,
+        ...     force_nonfinetuned=False)]  # doctest: +NORMALIZE_WHITESPACE
+        [('resnet18', None, True, None), ('resnet18_lpf4', None, False, 'w.pth'),
+         ('resnet18_lpf3', 'lps', False, 'lps.pth')]
     """
     sources = []
     for spec in specs:
         name, _, path = spec.partition("=")
+        name, _, method = name.partition("@")
         sources.append(ModelSource(name, weights=path or None, pretrained=pretrained and not path,
-                                   force_nonfinetuned=force_nonfinetuned and not path))
+                                   force_nonfinetuned=force_nonfinetuned and not path, aa_method=method or None))
     return tuple(sources)
 
 
@@ -123,7 +128,9 @@ def audit_config(args: argparse.Namespace) -> AuditConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the audit; the package's errors are turned into one line and exit 2 by the caller."""
     args = get_args_parser().parse_args(argv)
-    resolve_names(model.partition("=")[0] for model in args.models)  # first thing: before any folder is read
+    for model in args.models:  # first thing: before any folder is read
+        name, _, method = model.partition("=")[0].partition("@")
+        resolve_names([name], method or None)
     if args.digits < 0:
         args.digits = 0
     if not logging.getLogger().handlers:

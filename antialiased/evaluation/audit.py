@@ -136,12 +136,12 @@ class AuditResult:
 
 def _labels(models: Sequence[ModelSource]) -> list[str]:
     """Model names, made unique with their weights where a name appears more than once."""
-    names = [m.name for m in models]
+    names = [m.name + (f"@{m.aa_method}" if m.aa_method else "") for m in models]  # the method tells them apart
     labels = []
-    for m in models:
+    for m, name in zip(models, names):
         weights = m.weights or m.checkpoint
         tag = Path(weights).stem if weights else ("pretrained" if m.pretrained else "random")
-        labels.append(m.name if names.count(m.name) == 1 else f"{m.name} ({tag})")
+        labels.append(name if names.count(name) == 1 else f"{name} ({tag})")
     if len(set(labels)) != len(labels):
         raise ConfigError(f"the same model is audited twice with the same weights: {labels}")
     return labels

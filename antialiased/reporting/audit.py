@@ -84,7 +84,8 @@ def _model_summary(audit: ModelAudit, seed: int, resamples: int) -> dict[str, An
     layers = records.get("equivariance", {}).get("metrics", {}).get("layers", [])
     labels = [r.get("weights") for r in audit.records] or [None]
     return {"label": audit.label, "model": audit.source.name, "arch": first.get("arch"),
-            "filter_size": first.get("filter_size"), "weights": first.get("weights"),
+            "filter_size": first.get("filter_size"), "method": (first.get("model_spec") or {}).get("method"),
+            "weights": first.get("weights"),
             "weights_text": weights_text(labels, audit.source.name),
             "random_weights": any(is_random_weights(w) for w in labels),
             "classes": first.get("classes"), "images": first.get("counts", {}).get("images"), "skipped": first.get("counts", {}).get("skipped"),
