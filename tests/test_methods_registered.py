@@ -313,3 +313,17 @@ def test_fourier_layers_compute_in_float32_under_half_precision():
         low = net(x)
     assert low.dtype == torch.bfloat16
     torch.testing.assert_close(low.float(), reference, rtol=0.05, atol=0.05)
+
+
+def test_fine_tuning_starts_from_the_baseline_with_the_new_layers_initialized():
+    from antialiased.models import init_from_baseline
+
+    torch.manual_seed(3)
+    baseline = TV.mobilenet_v3_small(num_classes=4)
+    model = init_from_baseline("mobilenet_v3_small_lpf3", baseline_weights=baseline.state_dict(), aa_method="lps",
+                               aa_options={"hidden_channels": 4})
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in baseline.state_dict().items())
+    assert set(state) - set(baseline.state_dict()) == inserted_keys(model)
+    assert {m.hidden_channels for m in model.modules() if isinstance(m, LearnablePolyphaseSampling)} == {4}
+    assert model.model_spec.options == (("hidden_channels", 4),) and model.weights_info.kind == "baseline"

@@ -279,6 +279,7 @@ def init_from_baseline(
     baseline_weights: str | os.PathLike | nn.Module | Mapping[str, torch.Tensor] = "DEFAULT",
     progress: bool = True,
     aa_method: str | None = None,
+    aa_options: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build ``name`` (``<arch>_lpf<N>``) and fill it from its trained baseline ``<arch>`` (the paper's fine-tuning).
@@ -292,13 +293,15 @@ def init_from_baseline(
             baseline, a state dict, or the baseline ``nn.Module`` itself (read, not changed).
         progress: show download progress.
         aa_method: the anti-aliasing method (as :func:`create_model`).
+        aa_options: its ``antialias()`` options (as :func:`create_model`); a learned method's new layers
+            start as its paper initializes them (:func:`~antialiased.models.transfer.load_baseline`).
         **kwargs: passed to the builders, e.g. ``num_classes`` (default: the baseline's classes).
 
     Returns:
         The model, with ``model.weights_info.kind == "baseline"`` and the baseline's record in
         ``model.weights_info.baseline``.
     """
-    spec = get_model_spec(name, method=aa_method)
+    spec = get_model_spec(name, method=aa_method, options=aa_options)
     if isinstance(baseline_weights, (nn.Module, Mapping)):  # in memory: read here, not changed
         _refuse_baseline(spec)
         module = isinstance(baseline_weights, nn.Module)
