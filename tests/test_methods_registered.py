@@ -32,7 +32,7 @@ from antialiased.models import create_model, get_model_spec
 from antialiased.models.antialias import INSERTED, METHODS, antialias
 from antialiased.models.transfer import inserted_keys, load_baseline
 from tests._upsample_nets import TinyUNet
-from tests.test_antialias_coverage import _vgg, real_subsampling
+from tests.test_antialias_coverage import _fcn, _output, _vgg, real_subsampling
 
 NEW_METHODS = ("adaptive", "lps", "lps-lpf", "flc", "asap", "wavelet", "tips")
 LAYER = {"adaptive": AdaptiveBlurPool, "lps": LearnablePolyphaseSampling, "lps-lpf": LearnablePolyphaseSampling,
@@ -53,6 +53,7 @@ MODELS = {  # one of each layer pattern, narrow: a forward and backward at 32 px
     "vgg": _vgg,
     "timm_resnet": lambda: _timm().create_model("resnet10t", num_classes=10),
     "unet": TinyUNet,
+    "fcn": _fcn,  # torchvision's segmentation model: a dilated backbone, the head's upsampling to the input size
 }
 
 
@@ -88,16 +89,16 @@ def test_every_method_converts_every_family(method, family, one_thread):
     assert bool(inserted_keys(model)) == learned
     model.train()
     x = torch.rand(2, 3, 32, 32, requires_grad=True)
-    out = model(x)
+    out = _output(model(x))
     out.float().square().sum().backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
     new_params = [p for m in inserted for p in m.parameters() if p.requires_grad]  # LPS shortcuts: frozen scorers
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in new_params)  # the new layers learn
     model.eval()
     with torch.no_grad():
-        y = model(x.detach())
+        y = _output(model(x.detach()))
     found, reference = real_subsampling(baseline, x.detach())
-    assert y.shape == reference.shape
+    assert y.shape == _output(reference).shape
     _summary_matches(model.antialias_summary, found)
     summary = model.antialias_summary
     assert summary.method == method and str(summary).startswith(f"antialias(method={method!r}")
@@ -327,3 +328,10 @@ def test_fine_tuning_starts_from_the_baseline_with_the_new_layers_initialized():
     assert set(state) - set(baseline.state_dict()) == inserted_keys(model)
     assert {m.hidden_channels for m in model.modules() if isinstance(m, LearnablePolyphaseSampling)} == {4}
     assert model.model_spec.options == (("hidden_channels", 4),) and model.weights_info.kind == "baseline"
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_registered_method_is_a_model_name_method(method, one_thread):
+    model = create_model("mobilenet_v3_small_lpf3", aa_method=method, num_classes=3)
+    assert (model.model_spec.method, model.antialias_summary.method) == (method, method)
+    assert model.eval()(torch.rand(1, 3, 32, 32)).shape == (1, 3)
