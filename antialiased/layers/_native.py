@@ -102,9 +102,9 @@ static inline T ell_##S(const T *in, const pass_t *p, long o) {                 
   for (int k = 0; k < p->K; k++) { int r = p->idx[o * p->K + k]; if (r >= 0) acc += w[o * p->K + k] * in[r]; } \
   return acc;                                                                                          \
 }                                                                                                      \
-/* the band over q in [qa, qb) of a flat row (rows may be concatenated: see cols_) */                   \
-static void band_##S(const T *restrict in, T *restrict out, const pass_t *p, long qa, long qb) {       \
-  const T *bw = (const T *)p->bw; const int P = p->P, Q = p->Q, BT = p->BT;                            \
+static inline __attribute__((always_inline)) void band_pq_##S(const T *restrict in, T *restrict out,  \
+    const pass_t *p, long qa, long qb, const int P, const int Q) {                                     \
+  const T *bw = (const T *)p->bw; const int BT = p->BT;                                                \
   for (int r = 0; r < P; r++) {                                                                        \
     const int *off = p->boff + r * BT; const T *w = bw + r * BT; T *o = out + r;                       \
     switch (p->bt[r]) {                                                                                \
@@ -122,6 +122,15 @@ static void band_##S(const T *restrict in, T *restrict out, const pass_t *p, lon
                for (int t = 0; t < p->bt[r]; t++) acc += w[t] * in[Q * q + off[t]]; o[P * q] = acc; }  \
     }                                                                                                  \
   }                                                                                                    \
+}                                                                                                      \
+/* the band over q in [qa, qb) of a flat row (rows may be concatenated: see cols_); P and Q are    \
+   compile-time constants in the common cases so that the loops vectorize */                          \
+static void band_##S(const T *restrict in, T *restrict out, const pass_t *p, long qa, long qb) {       \
+  const int P = p->P, Q = p->Q;                                                                        \
+  if (P == 1 && Q == 2) band_pq_##S(in, out, p, qa, qb, 1, 2);                                         \
+  else if (P == 2 && Q == 1) band_pq_##S(in, out, p, qa, qb, 2, 1);                                    \
+  else if (P == 1 && Q == 1) band_pq_##S(in, out, p, qa, qb, 1, 1);                                    \
+  else band_pq_##S(in, out, p, qa, qb, P, Q);                                                          \
 }                                                                                                      \
 /* outputs [e0, e1) of every one of `rows` rows from their ELL entries, the entries read once */   \
 static void borders_##S(const T *restrict in, T *restrict out, long rows, const pass_t *p, long e0, long e1) { \
