@@ -107,7 +107,7 @@ def antialiasing_of(model: nn.Module) -> tuple[str, str]:
     """``(source, method)``: where the model's architecture comes from and how it was anti-aliased.
 
     Read from the spec the registry attaches (``model.model_spec``: its family ``paper``,
-    ``torchvision`` or ``timm``; method ``blurpool``, ``blur-first``, ``aps`` or ``aps-lpf``, ``none`` for a baseline);
+    ``torchvision`` or ``timm``; method: a name of ``METHODS`` such as ``blurpool`` or ``lps``, ``none`` for a baseline);
     for a model converted by hand with :func:`~antialiased.models.antialias.antialias`, the method of
     its ``antialias_summary``; :data:`NOT_RECORDED` otherwise.
 

@@ -249,9 +249,11 @@ def create_model(
         force_nonfinetuned: with ``pretrained``, prefer the paper's from-scratch weights over fine-tuned ones.
         progress: show download progress.
         aa_method: the anti-aliasing method of an ``_lpf<N>`` name (default ``"blurpool"``, the
-            paper's): ``"blurpool"``, ``"blur-first"``, ``"aps"`` or ``"aps-lpf"``. An error for a
-            baseline name.
-        aa_options: ``antialias()`` keyword options of an ``_lpf<N>`` name (e.g. ``{"pad_type": "zero"}``).
+            paper's): ``"blurpool"``, ``"blur-first"``, ``"aps"``, ``"aps-lpf"``, or issue 19's
+            ``"adaptive"``, ``"lps"``, ``"lps-lpf"``, ``"flc"``, ``"asap"``, ``"wavelet"``, ``"tips"``
+            (docs/methods.md; those without a filter ignore N). An error for a baseline name.
+        aa_options: ``antialias()`` keyword options of an ``_lpf<N>`` name (e.g. ``{"pad_type": "zero"}``),
+            the method's own included (``{"groups": 4}`` for adaptive).
         **kwargs: passed to the builder, e.g. ``num_classes=10``.
 
     Raises:
