@@ -71,10 +71,6 @@ def _conv_keeps_size_pooled_first(conv: nn.Module, s: int) -> bool:
                for n in _SIZES if n + 2 * p - span >= 1)
 
 
-def _layer(make: LayerFactory, site: Site, ctx: RewriteContext, channels: int, stride: int) -> nn.Module | Skip:
-    return make(site, ctx, channels, stride)
-
-
 def _two_d(rule: Callable[[Site, RewriteContext], Rewrite | Skip]) -> SiteRewriter:
     def rewrite(site: Site, ctx: RewriteContext) -> Rewrite | Skip:
         if site.ndim != 2:
@@ -130,9 +126,9 @@ def _conv_then(site: Site, ctx: RewriteContext, make: LayerFactory, use_choice: 
     if site.factor % keep:
         return Skip(f"the paper's kept stride {keep} does not divide the stride {site.factor}")
     if keep == 1 and _pad_free_pointwise(site.module):
-        layer = _layer(make, site, ctx, site.in_channels, site.factor)
+        layer = make(site, ctx, site.in_channels, site.factor)
         return layer if isinstance(layer, Skip) else Rewrite(before=(layer,), stride=(1, 1))
-    layer = _layer(make, site, ctx, site.out_channels, site.factor // keep)
+    layer = make(site, ctx, site.out_channels, site.factor // keep)
     return layer if isinstance(layer, Skip) else Rewrite(stride=(keep, keep), after=(layer,), after_followers=True)
 
 
@@ -143,7 +139,7 @@ def after_rewriters(make: LayerFactory, *, replace_max: bool = False) -> dict[st
         return _conv_then(site, ctx, make, use_choice=True)
 
     def max_pool(site: Site, ctx: RewriteContext) -> Rewrite | Skip:
-        layer = _layer(make, site, ctx, site.in_channels, site.factor)
+        layer = make(site, ctx, site.in_channels, site.factor)
         if isinstance(layer, Skip):
             return layer
         if replace_max and not site.module.return_indices and keeps_ceil_size(site.module, site.factor):
@@ -151,7 +147,7 @@ def after_rewriters(make: LayerFactory, *, replace_max: bool = False) -> dict[st
         return _max_then(site, ctx, layer, use_choice=True)
 
     def avg_pool(site: Site, ctx: RewriteContext) -> Rewrite | Skip:
-        layer = _layer(make, site, ctx, site.in_channels, site.factor)
+        layer = make(site, ctx, site.in_channels, site.factor)
         return layer if isinstance(layer, Skip) else _avg_then(site, layer, replace=True)
 
     return {"conv": _two_d(conv), "max_pool": _two_d(max_pool), "avg_pool": _two_d(avg_pool)}
@@ -164,7 +160,7 @@ def sampler_rewriters(make: LayerFactory, *, lpf: bool) -> dict[str, SiteRewrite
         return _conv_then(site, ctx, make, use_choice=False)
 
     def max_pool(site: Site, ctx: RewriteContext) -> Rewrite | Skip:
-        layer = _layer(make, site, ctx, site.in_channels, site.factor)
+        layer = make(site, ctx, site.in_channels, site.factor)
         if isinstance(layer, Skip):
             return layer
         if ctx.circular and not site.module.return_indices:  # circular padding gives ceil(H / s) by itself
@@ -172,7 +168,7 @@ def sampler_rewriters(make: LayerFactory, *, lpf: bool) -> dict[str, SiteRewrite
         return _max_then(site, ctx, layer, use_choice=False)
 
     def avg_pool(site: Site, ctx: RewriteContext) -> Rewrite | Skip:
-        layer = _layer(make, site, ctx, site.in_channels, site.factor)
+        layer = make(site, ctx, site.in_channels, site.factor)
         return layer if isinstance(layer, Skip) else _avg_then(site, layer, replace=lpf)
 
     return {"conv": _two_d(conv), "max_pool": _two_d(max_pool), "avg_pool": _two_d(avg_pool)}
@@ -183,13 +179,13 @@ def pool_first_rewriters(make: LayerFactory) -> dict[str, SiteRewriter]:
 
     def conv(site: Site, ctx: RewriteContext) -> Rewrite | Skip:
         if _conv_keeps_size_pooled_first(site.module, site.factor):
-            layer = _layer(make, site, ctx, site.in_channels, site.factor)
+            layer = make(site, ctx, site.in_channels, site.factor)
             return layer if isinstance(layer, Skip) else Rewrite(before=(layer,), stride=(1, 1))
-        layer = _layer(make, site, ctx, site.out_channels, site.factor)
+        layer = make(site, ctx, site.out_channels, site.factor)
         return layer if isinstance(layer, Skip) else Rewrite(stride=(1, 1), after=(layer,))
 
     def pool(site: Site, ctx: RewriteContext) -> Rewrite | Skip:
-        layer = _layer(make, site, ctx, site.in_channels, site.factor)
+        layer = make(site, ctx, site.in_channels, site.factor)
         if isinstance(layer, Skip):
             return layer
         if not getattr(site.module, "return_indices", False) and keeps_ceil_size(site.module, site.factor):
