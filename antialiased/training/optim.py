@@ -53,8 +53,8 @@ def build_optimizer(model: nn.Module, *, lr: float, momentum: float, weight_deca
         >>> from antialiased.models.antialias import antialias
         >>> net = antialias(torchvision.models.resnet18(num_classes=2), method="lps")
         >>> opt = build_optimizer(net, lr=0.1, momentum=0.9, weight_decay=1e-4)
-        >>> [(g["name"], g["weight_decay"], len(g["params"])) for g in opt.param_groups]
-        [('default', 0.0001, 62), ('LearnablePolyphaseSampling', 0.0, 32)]
+        >>> [(g["name"], g["weight_decay"], len(g["params"])) for g in opt.param_groups]  # 5 scorers x 4
+        [('default', 0.0001, 74), ('LearnablePolyphaseSampling', 0.0, 20)]
     """
     groups = parameter_groups(model, lr=lr, weight_decay=weight_decay)
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
