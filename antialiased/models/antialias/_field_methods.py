@@ -53,8 +53,8 @@ DEFAULT_GROUPS = 8  # the published ResNet-101 (79.0 top-1 / 91.8 consistency wi
 
 def _check_groups(value: object) -> int | None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise ConfigError(f"groups must be a positive integer (channel groups sharing one predicted filter; the paper's "
-                          f"{DEFAULT_GROUPS}) or None (each layer: the largest divisor of its channels up to "
+        raise ConfigError(f"groups must be a positive integer (channel groups sharing one predicted filter; the "
+                          f"paper's {DEFAULT_GROUPS}) or None (each layer: the largest divisor of its channels up to "
                           f"{DEFAULT_GROUPS}), got {value!r}")
     return value
 

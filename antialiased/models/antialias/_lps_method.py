@@ -201,7 +201,8 @@ LPS_OPTIONS = (
 )
 LPS_TRAINING = (
     ParamGroupRule(LearnablePolyphaseSampling, {"weight_decay": 0.0}, prefix="scorer.",
-                   source="the authors' optimizer puts the scorer (component_selection) in a group with weight decay 0"),
+                   source="the authors' optimizer puts the scorer (component_selection) in a group with weight "
+                          "decay 0"),
     BufferSchedule(LearnablePolyphaseSampling, "gumbel_tau", step_decay(0.85, every=10, floor=0.025),
                    source="the authors' configs/tau_stepdecay_limit.json: x0.85 every 10 epochs, at least 0.025",
                    initial="initial_tau"),
