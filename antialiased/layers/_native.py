@@ -524,5 +524,6 @@ def backward(grad: torch.Tensor, filt: torch.Tensor | None, size: int, stride: i
     pw = _tables(spatial[1], taps[1], stride, pads[0], pads[1], mode, True, suffix)
     fmt = _conv.memory_format(grad)
     out = torch.empty((grad.shape[0], grad.shape[1], spatial[0], spatial[1]), dtype=grad.dtype, memory_format=fmt)
-    _run(_library(), _ready(grad), out, ph, pw, rows_first=True)
+    # Columns first: the rows pass then runs on full-width rows (faster on ResNet-50's blur gradients).
+    _run(_library(), _ready(grad), out, ph, pw, rows_first=False)
     return out
