@@ -106,8 +106,12 @@ def test_resume_checkpoint_with_module_prefix_and_arch_check(data_root, tmp_path
     assert read_result(tmp_path, "accuracy")["weights"] == f"checkpoint:{ckpt.resolve()}"
     capsys.readouterr()
     assert paper_main(["-a", "resnet18_lpf3", *argv]) == 2
-    # create_model loads first and explains the misfit by its keys (the blur filters), then checks the arch
-    assert "the file is for another filter size (_lpf2 instead of _lpf3)" in capsys.readouterr().err
+    # the one loader checks the recorded arch before any key: one line naming both and the fix
+    err = capsys.readouterr().err
+    assert f"{ckpt} was trained as 'resnet18_lpf2'" in err
+    assert "-a/--arch is 'resnet18_lpf3'" in err
+    assert "pass -a resnet18_lpf2 (or another checkpoint)" in err
+    assert "Traceback" not in err
 
 
 def _corrupt_copy(data_root: Path, tmp_path: Path) -> Path:
