@@ -155,6 +155,44 @@ def test_bad_settings_fail_before_any_work(val_root):
         evaluate(EvalConfig(ModelSource("resnet18_lpf2"), data, shift=ShiftOptions(epochs=0)))
     with pytest.raises(ConfigError, match="unknown protocol"):
         evaluate(EvalConfig(ModelSource("resnet18_lpf2"), data, protocols=("accuracy", "nope")))
-    with pytest.raises(ConfigError, match="even --max-shift"):
-        evaluate(EvalConfig(ModelSource("resnet18_lpf2"), DataSettings(val_root, workers=0, max_shift=31),
-                            protocols=("accuracy", "diagonal")))
+
+
+@pytest.mark.parametrize("extra", range(8))
+@pytest.mark.parametrize("view", range(32, 42))
+def test_the_shared_decode_holds_torchvisions_center_crop_for_every_margin(extra, view):
+    # CenterCrop(32) of CenterCrop(view) is a pixel off CenterCrop(32) for some sides and margins
+    # (torchvision rounds half offsets to even): the view the loop decodes is placed so that it never is.
+    # The shorter side is the view's (as after Resize(view)), the longer one view + extra, both ways round.
+    from antialiased.data.transforms import CenteredView, center_offset
+
+    x = torch.arange(3 * (view + extra) * view).view(3, view + extra, view)
+    x = x if extra % 2 else x.transpose(1, 2)
+    o = center_offset(view, 32)
+    cut = CenteredView(view, 32)(x)
+    assert cut.shape[-2:] == (view, view)
+    assert torch.equal(cut[:, o:o + 32, o:o + 32], T.CenterCrop(32)(x))
+    if (view - 32) % 4 == 0:  # the paper's 256 - 224: the same view as CenterCrop(view)
+        assert torch.equal(cut, T.CenterCrop(view)(x))
+
+
+@pytest.mark.parametrize("max_shift", [6, 7])
+def test_accuracy_with_shift_protocols_scores_torchvisions_center_crop(val_root, tmp_path, max_shift):
+    # margins 6 and 7 (not multiples of 4) on the sample photos (not square): -e with -es and -ed cuts,
+    # pixel for pixel, Resize(crop + max_shift) + CenterCrop(crop), the crop -e alone and training validate on
+    weights = tmp_path / "w.pth"
+    torch.manual_seed(0)
+    torch.save({"state_dict": antialiased.create_model("resnet18_lpf2", num_classes=N).state_dict()}, weights)
+    data = DataSettings(val_root, batch_size=6, workers=0, crop_size=32, max_shift=max_shift)
+    base = dict(model=ModelSource("resnet18_lpf2", weights=weights), data=data, save_images=True,
+                run=RunSettings(seed=3, progress=False), shift=ShiftOptions(epochs=1))
+    alone = evaluate(EvalConfig(**base, protocols=("accuracy",), out_dir=tmp_path / "a"))
+    mixed = evaluate(EvalConfig(**base, protocols=("accuracy", "shift_consistency", "diagonal"),
+                                out_dir=tmp_path / "b"))
+    assert mixed["accuracy"].record["settings"]["decode_size"] == 32 + max_shift
+    assert alone["accuracy"].result["acc1"] == mixed["accuracy"].result["acc1"]
+    expected = ImageFolderDataset(val_root / "val", T.Compose([T.Resize(32 + max_shift), T.CenterCrop(32),
+                                                               T.PILToTensor()]))
+    saved = sorted((tmp_path / "b" / "images" / "accuracy").glob("*.png"))
+    assert len(saved) == N
+    for i, png in enumerate(saved):
+        assert torch.equal(T.PILToTensor()(datasets.folder.pil_loader(str(png))), expected[i][0]), png.name

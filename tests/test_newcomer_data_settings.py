@@ -155,12 +155,25 @@ def test_explicit_values_win_with_a_warning_naming_both(data, run32, tmp_path, c
         (30, 36, [0.5, 0.5, 0.5])
 
 
-def test_an_odd_recorded_margin_with_mixed_protocols_names_the_way_out(data, run32, tmp_path, capfd):
-    # 37 - 32 = 5: the center crops of -e cannot be cut from the -es images exactly; the message says why and how
-    assert train_cli("--data", str(data), "-a", "aa_tinynet_lpf2", "-e", "-es", "-j", "0", "--resume", str(run32),
-                     "--out-dir", str(tmp_path)) == 2
-    err = capfd.readouterr().err
-    assert "got 5" in err and "--max-shift 4 or 6" in err and "37 - 32" in err
+def test_eval_and_shift_protocols_of_a_cifar_checkpoint_run_as_the_readme_says(data, run32, tmp_path, capfd):
+    # 37 - 32 = 5, an odd margin: -e -es runs without extra flags, and -e scores, pixel for pixel, the
+    # Resize(37) + CenterCrop(32) crops that -e alone and training's validation score
+    result, _ = _evaluate(data, tmp_path, capfd, "--resume", str(run32), "-es", "--epochs-shift", "1",
+                          "--evaluate-save")
+    settings = result["settings"]
+    assert (settings["crop_size"], settings["resize"], settings["max_shift"], settings["decode_size"]) == \
+        (32, 37, 5, 37)
+    logged = json.loads((run32.parent / "log.jsonl").read_text().splitlines()[-1])["val_acc1"]
+    assert result["metrics"]["acc1"] == pytest.approx(logged)
+    assert read_result(tmp_path, "shift_consistency")["counts"]["images"] == len(CLASSES) * 5
+    from torchvision import transforms as T
+    from torchvision.datasets.folder import pil_loader
+
+    expected = ImageFolderDataset(data / "test", T.Compose([T.Resize(37), T.CenterCrop(32), T.PILToTensor()]))
+    saved = sorted((tmp_path / "images" / "accuracy").glob("*.png"))
+    assert len(saved) == len(expected)
+    for i, png in enumerate(saved):
+        assert torch.equal(T.PILToTensor()(pil_loader(str(png))), expected[i][0]), png.name
 
 
 def test_exported_weights_keep_the_settings(data, run32, tmp_path, capfd):

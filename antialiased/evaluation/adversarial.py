@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from antialiased.data.transforms import center_offset
 from antialiased.errors import ConfigError, DataError
 from antialiased.evaluation.bootstrap import RESAMPLES, Interval, bootstrap_interval
 from antialiased.evaluation.loop import EvalBatch, Forward, LoopOptions, Scorer
@@ -55,7 +56,6 @@ class AdversarialScorer(Scorer):
     """
 
     name = "adversarial"
-    centered = True
 
     def __init__(self, crop_size: int = 224, max_shift: int = 32, grid: int = 8, mode: str = "crop", *,
                  forward_batch: int = 0, save: Callable | None = None) -> None:
@@ -71,7 +71,7 @@ class AdversarialScorer(Scorer):
         """(shifts, n) top-1 over the grid and (n,) top-1 of the center crop, about ``forward_batch`` per pass."""
         c, images = self.crop_size, batch.images
         if self.mode == "crop":  # the plain center crop rides along as one more offset
-            center = ((images.shape[-2] - c) // 2, (images.shape[-1] - c) // 2)
+            center = (center_offset(images.shape[-2], c), center_offset(images.shape[-1], c))  # -e's crop
             make = saving(lambda offsets: crops_at(images, offsets, c), self.save, batch)
             preds = top1_over(forward, make, [center, *self.offsets], batch.n, self.forward_batch)
             return preds[1:], preds[0]

@@ -43,23 +43,16 @@ def read_class_list(path: str | os.PathLike | None) -> list[str] | None:
 
 
 def _decode_size(config: Any, scorers: Sequence[Any]) -> int:
-    size = max(s.input_size or config.data.crop_size for s in scorers)
-    centered = any(getattr(s, "centered", s.name == "accuracy") for s in scorers)
-    if centered and size > config.data.crop_size and (size - config.data.crop_size) % 2:
-        raise ConfigError(f"center crops (-e, -ec, -ef, -ea, -eq) with the other shift protocols need an even "
-                          f"--max-shift (the center crop of the "
-                          f"{size} image must equal Resize + CenterCrop({config.data.crop_size})), got "
-                          f"{config.data.max_shift} (a checkpoint records its resize, and resize - crop can be odd, "
-                          f"e.g. 37 - 32 for CIFAR): pass --max-shift {config.data.max_shift - 1} or "
-                          f"{config.data.max_shift + 1}, or run the center-crop protocols apart")
-    return size
+    """The side of the one decode all scorers share: the largest view a protocol needs."""
+    return max(s.input_size or config.data.crop_size for s in scorers)
 
 
 class ClassificationTask(Task):
     """Image classification: a class per image, (N, classes) logits, the same top-1 class.
 
     Data: an ImageNet-layout folder (``val/<class>/<image>``), images resized to ``crop_size +
-    max_shift`` and center-cropped to the largest view a protocol needs.
+    max_shift`` and cropped to the largest view a protocol needs, placed so that its center crop is
+    torchvision's ``CenterCrop(crop_size)`` (:class:`~antialiased.data.transforms.CenteredView`).
 
     Example:
         >>> task = ClassificationTask()
@@ -85,7 +78,10 @@ class ClassificationTask(Task):
         decode = _decode_size(config, scorers)
         val_dir = find_val_split(data.root, data.val_split)
         resize = data.resize
-        dataset = ImageFolderDataset(val_dir, transform=uint8_transform(resize, decode), strict=data.strict,
+        # the decode is placed so that its center crop is Resize + CenterCrop(crop) exactly, for any margin
+        # (CIFAR's 37 - 32 included): -e with -es scores what -e alone and training's validation score
+        transform = uint8_transform(resize, decode, center=data.crop_size)
+        dataset = ImageFolderDataset(val_dir, transform=transform, strict=data.strict,
                                      classes=read_class_list(data.class_list), return_index=True,
                                      draft=resize if data.fast_decode else None, placeholder_size=(resize, resize))
         settings = {"batch_size": data.batch_size, "crop_size": data.crop_size, "max_shift": data.max_shift,

@@ -42,7 +42,6 @@ class EquivarianceScorer(Scorer):
     """
 
     name = "equivariance"
-    centered = True
 
     def __init__(self, crop_size: int = 224, layers: Sequence[str] = (), *, forward_batch: int = 0,
                  save: Callable | None = None) -> None:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from antialiased.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_float_normalized
+from antialiased.data.transforms import IMAGENET_MEAN, IMAGENET_STD, center_offset, to_float_normalized
 from antialiased.errors import ConfigError, DataError
 from antialiased.evaluation.task import Task
 from antialiased.support.devices import autocast
@@ -90,14 +90,15 @@ class EvalBatch:
         return self._targets
 
     def center(self, size: int | None) -> torch.Tensor:
-        """The central ``size`` x ``size`` crop of :attr:`images` (all of it for None or the full size)."""
+        """The central ``size`` x ``size`` crop of :attr:`images` (all of it for None or the full size), placed
+        as torchvision's CenterCrop places it (:func:`~antialiased.data.transforms.center_offset`)."""
         images = self.images
         h, w = images.shape[-2:]
         if size is None or (h == size and w == size):
             return images
         if h < size or w < size:
             raise DataError(f"a {size}x{size} crop needs images of at least that size; the loader gave {h}x{w}")
-        top, left = (h - size) // 2, (w - size) // 2
+        top, left = center_offset(h, size), center_offset(w, size)
         return images[..., top:top + size, left:left + size]
 
     def replay(self, step: int, pass_index: int) -> "EvalBatch":

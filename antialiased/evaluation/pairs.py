@@ -67,7 +67,6 @@ class ShiftPairScorer(Scorer):
     """
 
     label = "shift"
-    centered = True  # cuts the center crop: with -e, the decode must keep CenterCrop(224)'s pixels
 
     def __init__(self, crop_size: int = 224, epochs: int = 5, *, seed: int | None = None, min_forward: int = 0,
                  save: Callable | None = None) -> None:
