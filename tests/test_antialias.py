@@ -393,6 +393,42 @@ def test_summary_states_a_shared_reason_once_and_keeps_a_line_per_site():
     assert stem.endswith(next(s.reason for s in summary.left_alone if s.path == "features.0.0"))  # alone: inline
 
 
+class _UpOnly(nn.Module):
+    """Two strided transposed convs, then two pixel shuffles: up sites only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.t1, self.t2 = nn.ConvTranspose2d(3, 4, 2, stride=2), nn.ConvTranspose2d(4, 4, 2, stride=2)
+        self.c1, self.p1 = nn.Conv2d(4, 16, 1), nn.PixelShuffle(2)
+        self.c2, self.p2 = nn.Conv2d(4, 16, 1), nn.PixelShuffle(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.p2(self.c2(self.p1(self.c1(self.t2(self.t1(x))))))
+
+
+def _notes(summary) -> list[str]:
+    return [line for line in str(summary).splitlines() if line.startswith("[")]
+
+
+def test_summary_notes_name_the_up_site_kinds():
+    # torchvision's FCN with its auxiliary head interpolates twice (out and aux): one note for both
+    fcn = torchvision.models.segmentation.fcn_resnet50(weights=None, weights_backbone=None, aux_loss=True,
+                                                       num_classes=3)
+    summary = antialias(fcn, upsample=False, input_size=(3, 64, 64)).antialias_summary
+    reason = next(s.reason for s in summary.left_alone if s.kind == "interpolate")
+    assert [s.path for s in summary.left_alone if s.kind == "interpolate"] == ["interpolate", "interpolate_1"]
+    assert any(note.endswith(f"2 interpolations: {reason}") for note in _notes(summary)), _notes(summary)
+    with pytest.warns(AntialiasWarning, match="nothing changed"):
+        summary = antialias(_UpOnly(), upsample=False, input_size=(3, 8, 8)).antialias_summary
+    assert [note.split(":")[0][4:] for note in _notes(summary)] == ["2 strided transposed convs", "2 pixel shuffles"]
+    # upsamplings with no adaptive subsampling on their path: the phase entries are hand-offs, not "samplers"
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Upsample(scale_factor=2), nn.Conv2d(4, 4, 3, padding=1),
+                        nn.Upsample(scale_factor=2, mode="bilinear"))
+    summary = antialias(net, method="aps", input_size=(3, 16, 16)).antialias_summary
+    assert [s.path for s in summary.left_alone if s.kind == "phase"] == ["1", "3"]
+    assert [note.split(":")[0] for note in _notes(summary)] == ["[1] 2 phase hand-offs"]
+
+
 def test_summary_shows_only_the_options_a_method_uses():
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, 2, 1))
     plain = antialias(copy.deepcopy(net), method="aps").antialias_summary

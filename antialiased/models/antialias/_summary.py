@@ -35,7 +35,11 @@ _KIND_NAMES: dict[str, tuple[str, str]] = {
     "lp_pool": ("LP pool", "LP pools"),
     "space_to_depth": ("pixel unshuffle", "pixel unshuffles"),
     "slice": ("strided slice", "strided slices"),
-    "phase": ("sampler", "samplers"),
+    # an entry of APS/LPS's phase hand-off: a subsampling handing its phase on, or an upsampling taking one
+    "phase": ("phase hand-off", "phase hand-offs"),
+    "transposed_conv": ("strided transposed conv", "strided transposed convs"),
+    "interpolate": ("interpolation", "interpolations"),
+    "pixel_shuffle": ("pixel shuffle", "pixel shuffles"),
     "padding": ("padding layer", "padding layers"),
     "blur": ("blur layer", "blur layers"),
     "custom": ("custom layer", "custom layers"),
