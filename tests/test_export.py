@@ -480,6 +480,18 @@ def test_cli_exported_program_from_checkpoint_without_onnx(tmp_path, capsys, mon
         torch.testing.assert_close(torch.export.load(out).module()(x), model(x), rtol=1e-5, atol=1e-5)
 
 
+def test_a_mid_epoch_recovery_checkpoint_is_described_by_its_place_in_the_epoch(tmp_path):
+    from antialiased.export.loading import load_model
+    from antialiased.training.checkpoint import RECOVERY_NAME
+
+    state = create_model("resnet18_lpf2", num_classes=10).state_dict()
+    recovery = tmp_path / RECOVERY_NAME  # epoch 3 done, written 1200 batches into epoch 4
+    torch.save({"epoch": 3, "arch": "resnet18_lpf2", "state_dict": state,
+                "mid_epoch": {"epoch": 4, "batches_done": 1200, "batches": 5005}}, recovery)
+    loaded = load_model("resnet18_lpf2", checkpoint=recovery, num_classes=10)
+    assert loaded.weights_source == f"checkpoint {recovery.resolve()} (epoch 4, batch 1200 of 5005)"
+
+
 def _no_module(monkeypatch, name: str, how: str) -> None:
     if how == "sys.modules":
         monkeypatch.setitem(sys.modules, name, None)

@@ -10,6 +10,7 @@ from torch import nn
 from antialiased.errors import ConfigError
 from antialiased.models import WeightsSpec, get_model_spec, load_model as build
 from antialiased.support.checkpoints import check_arch, load_checkpoint
+from antialiased.training.checkpoint import MID_EPOCH_KEY, describe_progress
 
 __all__ = ["LoadedModel", "load_model"]
 
@@ -26,9 +27,9 @@ class LoadedModel:
 def _weights_source(model: nn.Module) -> str:
     """Where the weights came from, for the metadata, read from the record the loader attached."""
     info = model.weights_info
-    if info.kind == "checkpoint":
-        epoch = info.recorded.get("epoch")
-        return f"checkpoint {info.path}" + (f" (epoch {epoch})" if isinstance(epoch, int) else "")
+    if info.kind == "checkpoint":  # a mid-epoch recovery checkpoint says how far into its epoch it was written
+        known = "epoch" in info.recorded or MID_EPOCH_KEY in info.recorded
+        return f"checkpoint {info.path}" + (f" ({describe_progress(info.recorded)})" if known else "")
     if info.kind == "file":
         return f"file {info.path}"
     # e.g. 'published:resnet50_lpf4_finetune', 'torchvision:IMAGENET1K_V1', 'baseline:timm:...'
