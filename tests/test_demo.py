@@ -143,6 +143,8 @@ def test_quick_demo_end_to_end(tmp_path, capsys, one_thread):  # the fixture res
         assert 0 <= m["acc1"] <= 100 and m["pairs"] == m["circular_pairs"] == 200
         for key in ("consistency", "circular_consistency"):
             assert m[f"{key}_ci95"][0] <= m[key] <= m[f"{key}_ci95"][1] <= 100
+            # recorded, so reports label it: a consistency of 0 or 100 is so in every image (Wilson)
+            assert m[f"{key}_ci95_method"] == ("wilson" if m[key] in (0.0, 100.0) else "bootstrap")
     # it learned something in the quick run: clearly better than chance (1/8, 200 test images)
     assert max(r["metrics"]["acc1"] for r in data["results"]) > 100 / len(SHAPES) + 7
     # APS with circular padding: every pair of circular shifts of the 32px crop gets the same class

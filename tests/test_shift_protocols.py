@@ -361,3 +361,34 @@ def test_bad_input_is_refused_before_any_work():
     net = CircularNet(2)
     names = [m.name for m in find_feature_maps(net, 32)]
     assert names == ["features.0", "features.1", "features.2", "features.3", "features"]
+
+
+def test_function_calls_record_each_intervals_method():
+    # the result-file convention (<figure>_ci95_method) in what the function-style calls return too, so a
+    # report of their figures says how each interval was made. Uniform images: every shift agrees, so the
+    # consistencies are 100% in every image and get the Wilson interval; a per-layer error is a mean, a bootstrap.
+    from antialiased.evaluation.shift import shift_consistency
+
+    pool = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, padding_mode="circular"), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(4, 4))
+    torch.manual_seed(0)
+    data = [(torch.ones(6, 3, 16, 16) * torch.rand(6, 3, 1, 1), torch.arange(6) % 4, torch.arange(6))]
+    common = dict(crop_size=12, progress=False, seed=1)
+    outs = {"es": shift_consistency(pool, data, "cpu", max_shift=4, epochs=2, independent=True, **common),
+            "ec": circular_consistency(pool, data, "cpu", max_shift=4, epochs=2, **common),
+            "ef": fractional_consistency(pool, data, "cpu", epochs=2, **common),
+            "ea": adversarial_accuracy(pool, data, "cpu", max_shift=4, grid=2, **common),
+            "ed": consistency_by_distance(pool, data, "cpu", max_shift=3, **common),
+            "eq": layer_equivariance(pool, data, "cpu", crop_size=12, progress=False, seed=1)}
+    for name, out in outs.items():
+        keys = [k for k in out if k == "ci95" or k.endswith("_ci95")]
+        assert keys or name == "eq", name
+        for key in keys:
+            assert out[f"{key}_method"] == out[key].method in ("bootstrap", "wilson"), (name, key)
+    assert outs["es"]["consistency"] == 100.0 and outs["es"]["ci95_method"] == "wilson"
+    one_batch = shift_consistency(pool, [data[0][:2]], "cpu", max_shift=4, epochs=2, **common)  # one unit: none
+    assert one_batch["ci95_unit"] == "batch" and one_batch["ci95_method"] == "none"
+    for name in ("ec", "ef"):
+        assert outs[name]["consistency"] == 100.0 and outs[name]["consistency_ci95_method"] == "wilson"
+    assert outs["ed"]["curve_ci95_method"] == ["wilson"] * 3
+    assert [layer["error_ci95_method"] for layer in outs["eq"]["layers"]] == ["bootstrap"] * len(outs["eq"]["layers"])

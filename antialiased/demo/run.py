@@ -169,19 +169,20 @@ def _train(model: nn.Module, cfg: DemoConfig, loader: DataLoader, device: torch.
 def _measure(model: nn.Module, cfg: DemoConfig, center: DataLoader, full: DataLoader, device) -> dict[str, Any]:
     """Accuracy, crop-shift (-es) and circular (-ec) consistency; shift offsets drawn per image and pass."""
     from antialiased.evaluation import circular_consistency, evaluate_accuracy, shift_consistency
+    from antialiased.evaluation.bootstrap import record_interval_methods
 
     shifts = dict(crop_size=cfg.crop_size, max_shift=cfg.max_shift, epochs=cfg.epochs_shift, seed=cfg.seed,
                   progress=False)
     acc = evaluate_accuracy(model, center, device, progress=False)
     crop = shift_consistency(model, full, device, independent=True, **shifts)
     circ = circular_consistency(model, full, device, **shifts)
-    return {
+    return record_interval_methods({  # each interval's method next to it, as in eval's result files
         "acc1": float(acc["acc1"]), "consistency": float(crop["consistency"]),
-        "consistency_ci95": [float(v) for v in crop["ci95"]], "pairs": int(crop["pairs"]),
+        "consistency_ci95": crop["ci95"], "pairs": int(crop["pairs"]),
         "circular_consistency": float(circ["consistency"]),
-        "circular_consistency_ci95": [float(v) for v in circ["consistency_ci95"]],
+        "circular_consistency_ci95": circ["consistency_ci95"],
         "circular_pairs": int(circ["pairs"]),
-    }
+    })
 
 
 def train_variant(cfg: DemoConfig, data: DemoData, variant: Variant, device: torch.device,

@@ -100,7 +100,7 @@ def consistency_by_distance(model: nn.Module, loader: Iterable, device: torch.de
 
     Returns:
         ``{'distances', 'consistency' (per distance, both directions), 'horizontal', 'vertical',
-        'curve_low', 'curve_high' (95% bootstrap intervals per distance), 'mean_consistency',
+        'curve_low', 'curve_high' (95% intervals per distance, made as 'curve_ci95_method' says), 'mean_consistency',
         'mean_consistency_ci95', 'images', 'units', 'count', 'skipped', 'skipped_indices', 'cached'}``.
 
     Example:
@@ -119,4 +119,4 @@ def consistency_by_distance(model: nn.Module, loader: Iterable, device: torch.de
 
 def _curve_fields(out: dict[str, Any], units: dict[str, np.ndarray], *, resamples: int, seed: int) -> dict[str, list]:
     curve = distance_curve(units, resamples=resamples, seed=seed)
-    return {"curve_low": curve["low"], "curve_high": curve["high"]}
+    return {"curve_low": curve["low"], "curve_high": curve["high"], "curve_ci95_method": curve["methods"]}

@@ -15,7 +15,7 @@ from torch import nn
 
 from antialiased.errors import ConfigError
 from antialiased.evaluation._common import new_generator
-from antialiased.evaluation.bootstrap import RESAMPLES, Interval, bootstrap_interval
+from antialiased.evaluation.bootstrap import RESAMPLES, Interval, bootstrap_interval, record_interval_methods
 from antialiased.evaluation.loop import EvalBatch, Forward, LoopOptions, Scorer, run_protocols
 from antialiased.evaluation.probe import check_classifier, top1
 from antialiased.support.distributed import get_rank, get_world_size
@@ -161,7 +161,8 @@ class ShiftPairScorer(Scorer):
 def run_scorer(model: nn.Module, loader: Iterable, device: torch.device | str, scorer: Scorer,
                options: LoopOptions, *, resamples: int = RESAMPLES, seed: int | None = None,
                extra: Callable[..., dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Run one scorer over ``loader`` and add its intervals: ``<figure>_ci95`` for each figure it has one for.
+    """Run one scorer over ``loader`` and add its intervals: ``<figure>_ci95`` for each figure it has one for,
+    and the method that made each (``<figure>_ci95_method``: bootstrap, wilson or none).
 
     The bootstrap is seeded with ``seed`` (0 when None), so equal inputs give equal intervals.
     ``extra(out, units, resamples=, seed=)`` returns more fields, computed from the result so far
@@ -177,4 +178,4 @@ def run_scorer(model: nn.Module, loader: Iterable, device: torch.device | str, s
             out.setdefault("units", interval.units)
     if extra is not None:
         out.update(extra(out, loop.units[scorer.name], resamples=resamples, seed=seed or 0))
-    return {**out, "cached": loop.cached}
+    return record_interval_methods({**out, "cached": loop.cached})  # <figure>_ci95_method, as result files

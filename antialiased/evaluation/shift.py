@@ -9,7 +9,7 @@ from torch import nn
 
 from antialiased.errors import ConfigError, DataError
 from antialiased.evaluation._common import new_generator
-from antialiased.evaluation.bootstrap import RESAMPLES
+from antialiased.evaluation.bootstrap import RESAMPLES, record_interval_methods
 from antialiased.evaluation.invariance import shift_intervals
 from antialiased.evaluation.loop import EvalBatch, Forward, LoopOptions, Scorer, run_protocols
 
@@ -166,7 +166,7 @@ def shift_consistency(model: nn.Module, loader: Iterable, device: torch.device |
     way; else as uint8).
 
     Returns:
-        ``{'consistency', 'ci95', 'ci95_unit', 'pairs', 'agree', 'seed', 'count', 'skipped',
+        ``{'consistency', 'ci95', 'ci95_method', 'ci95_unit', 'pairs', 'agree', 'seed', 'count', 'skipped',
         'skipped_indices', 'cached'}``: ``ci95`` is the 95% interval of a bootstrap (``resamples``,
         seeded with the offsets' seed) over the independent units (``ci95_unit``): loader batches,
         whose pairs share their offsets and, over the passes, their images; images with
@@ -186,4 +186,4 @@ def shift_consistency(model: nn.Module, loader: Iterable, device: torch.device |
     loop = run_protocols(model, loader, device, [scorer], options)
     out = loop.results[scorer.name]
     ci = shift_intervals(loop.units[scorer.name], independent=independent, resamples=resamples, seed=out["seed"])
-    return {**out, "ci95": ci.as_list(), "ci95_unit": ci.unit, "cached": loop.cached}
+    return record_interval_methods({**out, "ci95": ci.as_list(), "ci95_unit": ci.unit, "cached": loop.cached})
