@@ -8,13 +8,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from antialiased.reporting import Metric
 
 __all__ = ["COLUMNS", "VariantRow", "summarize_variants", "methods_table", "plot_methods", "describe_builds"]
 
-# metric key of the result records -> column title
+# metric key of the result records -> column title (the first: the x axis of the plot; segmentation's in seg_run)
 COLUMNS = {"acc1": "Accuracy", "consistency": "Crop-shift consistency", "circular_consistency": "Circular consistency"}
 
 
@@ -30,8 +30,8 @@ class VariantRow:
     runs: int
 
 
-def summarize_variants(records: Iterable[dict[str, Any]]) -> list[VariantRow]:
-    """Group demo result records by model (first-seen order) and reduce each metric over them.
+def summarize_variants(records: Iterable[dict[str, Any]], columns: Mapping[str, str] = COLUMNS) -> list[VariantRow]:
+    """Group demo result records by model (first-seen order) and reduce each metric of ``columns`` over them.
 
     Example:
         >>> rows = summarize_variants([
@@ -45,14 +45,14 @@ def summarize_variants(records: Iterable[dict[str, Any]]) -> list[VariantRow]:
         grouped.setdefault(str(record["model"]), []).append(record)
     rows = []
     for model, runs in grouped.items():
-        metrics = {key: Metric.of([r["metrics"].get(key) for r in runs]) for key in COLUMNS}
+        metrics = {key: Metric.of([r["metrics"].get(key) for r in runs]) for key in columns}
         first = runs[0]
         rows.append(VariantRow(model, str(first.get("label", model)), first.get("method"),
                                str(first.get("built", {}).get("call", "")), metrics, len(runs)))
     return rows
 
 
-def methods_table(rows: Sequence[VariantRow], *, digits: int = 2) -> str:
+def methods_table(rows: Sequence[VariantRow], *, digits: int = 2, columns: Mapping[str, str] = COLUMNS) -> str:
     """A markdown table, one row per variant (the best mean of each column bold).
 
     Example:
@@ -65,11 +65,11 @@ def methods_table(rows: Sequence[VariantRow], *, digits: int = 2) -> str:
         | APS | 49.00 | – | – |
     """
     best = {key: max((r.metrics[key].mean for r in rows if r.metrics[key] is not None), default=None)
-            for key in COLUMNS}
-    lines = ["| | " + " | ".join(COLUMNS.values()) + " |", "| :-- |" + " :--: |" * len(COLUMNS)]
+            for key in columns}
+    lines = ["| | " + " | ".join(columns.values()) + " |", "| :-- |" + " :--: |" * len(columns)]
     for row in rows:
         cells = []
-        for key in COLUMNS:
+        for key in columns:
             metric = row.metrics[key]
             text = "–" if metric is None else metric.format(digits)
             cells.append(f"**{text}**" if metric is not None and metric.mean == best[key] else text)
@@ -77,22 +77,25 @@ def methods_table(rows: Sequence[VariantRow], *, digits: int = 2) -> str:
     return "\n".join(lines)
 
 
-def plot_methods(rows: Sequence[VariantRow], path: str | os.PathLike, *, title: str) -> Path:
-    """Crop-shift and circular consistency (y) against accuracy (x), one panel each, error bars = std."""
+def plot_methods(rows: Sequence[VariantRow], path: str | os.PathLike, *, title: str,
+                 columns: Mapping[str, str] = COLUMNS) -> Path:
+    """Crop-shift and circular consistency (y) against accuracy (x), one panel each, error bars = std
+    (``columns``: the first is the x axis, the others one panel each)."""
     from antialiased._plotting import pyplot, save_figure
 
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120)
-    for ax, key in zip(axes, ("consistency", "circular_consistency")):
+    x_key, *panels = columns
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), dpi=120, squeeze=False)
+    for ax, key in zip(axes[0], panels):
         for i, row in enumerate(rows):  # the baseline a square, as in the paper's plots
-            acc, cons = row.metrics["acc1"], row.metrics[key]
+            acc, cons = row.metrics[x_key], row.metrics[key]
             if acc is None or cons is None:
                 continue
             ax.errorbar(acc.mean, cons.mean, xerr=acc.std or None, yerr=cons.std or None, capsize=3, ms=7,
                         fmt="s" if row.method is None else "o", color=f"C{i % 10}")
             ax.annotate(row.label, (acc.mean, cons.mean), textcoords="offset points", xytext=(6, 4), fontsize=8)
-        ax.set_xlabel(f"{COLUMNS['acc1']} (%)")
-        ax.set_ylabel(f"{COLUMNS[key]} (%)")
+        ax.set_xlabel(f"{columns[x_key]} (%)")
+        ax.set_ylabel(f"{columns[key]} (%)")
         ax.grid(alpha=0.3)
         ax.margins(0.15)
     fig.suptitle(title)

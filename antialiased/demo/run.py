@@ -149,7 +149,10 @@ def _loaders(cfg: DemoConfig, data: DemoData, gen: torch.Generator) -> tuple[Dat
     return train, center, full
 
 
-def _train(model: nn.Module, cfg: DemoConfig, loader: DataLoader, device: torch.device, bar, name: str) -> dict:
+def _train(model: nn.Module, cfg: DemoConfig, loader: DataLoader, device: torch.device, bar, name: str, *,
+           criterion: nn.Module | None = None, rules: Any = None) -> dict:
+    """SGD with Nesterov momentum, cosine-decayed per epoch (``cfg``: lr, momentum, weight_decay, epochs,
+    steps); ``criterion`` (default cross-entropy) and ``rules`` (what a batch holds) for other tasks."""
     from antialiased.training import train_one_epoch
 
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
@@ -158,8 +161,8 @@ def _train(model: nn.Module, cfg: DemoConfig, loader: DataLoader, device: torch.
     for epoch in range(cfg.epochs):
         for group in optimizer.param_groups:  # cosine decay over the epochs
             group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs))
-        stats = train_one_epoch(model, nn.CrossEntropyLoss(), optimizer, loader, device, epoch, max_iters=cfg.steps,
-                                print_freq=10**9, progress=False)
+        stats = train_one_epoch(model, criterion or nn.CrossEntropyLoss(), optimizer, loader, device, epoch,
+                                max_iters=cfg.steps, print_freq=10**9, progress=False, rules=rules)
         if bar is not None:
             bar.set_postfix_str(f"{name} epoch {epoch + 1}/{cfg.epochs} loss {stats['loss']:.3f}")
             bar.update(1)

@@ -22,7 +22,7 @@ from antialiased.layers.polyphase import AdaptivePolyphaseSampling
 from antialiased.models.antialias import METHODS, antialias, check_method
 from antialiased.reporting import variant_label
 
-__all__ = ["BASELINE", "Variant", "parse_variant", "build_variant"]
+__all__ = ["BASELINE", "Variant", "parse_variant", "build_variant", "convert_variant"]
 
 # row labels of the methods (blurpool rows use the paper's filter names: Rect-2, Tri-3, ...)
 _METHOD_LABELS = {"blur-first": "Blur-first", "aps": "APS", "aps-lpf": "APS-LPF"}
@@ -118,8 +118,15 @@ def build_variant(net: str, variant: Variant, *, num_classes: int, width: int,
     built: dict[str, Any] = {"call": variant.call(net), "circular": variant.circular}
     if variant.method is None:
         return model, built
+    return convert_variant(model, variant, input_size=input_size, built=built)
+
+
+def convert_variant(model: nn.Module, variant: Variant, *, input_size: tuple[int, int, int], built: dict[str, Any],
+                    **options: Any) -> tuple[nn.Module, dict[str, Any]]:
+    """``antialias(model, ...)`` as ``variant`` says (``options``: further arguments, e.g. ``upsample=False``);
+    adds the summary to ``built``. Raises :class:`ConfigError` when the method ignores the filter size."""
     model = antialias(model, method=variant.method, filter_size=variant.filter_size, circular=variant.circular,
-                      input_size=input_size)
+                      input_size=input_size, **options)
     if variant.filter_size > 1 and _filter_sizes(model) != {variant.filter_size}:
         raise ConfigError(f"variant {variant.spec!r}: method {variant.method!r} applies no blur filter, so the "
                           f"filter size {variant.filter_size} would be ignored; write {variant.method!r} alone "
