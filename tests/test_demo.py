@@ -112,14 +112,19 @@ def test_aps_variant_is_circular_and_exactly_invariant():
 def test_variant_specs():
     assert [v.spec for v in DemoConfig(filter_sizes=(2, 4), methods=("aps", "blurpool:2", "aps-lpf:3")).variants()] \
         == ["baseline", "blurpool:2", "blurpool:4", "aps", "aps-lpf:3"]
+    # the registry's names (format_model_name), the method as `antialiased audit -a NAME@METHOD` writes it
     assert [parse_variant(s).model_name("net") for s in ("baseline", "blurpool:5", "blur-first:4", "aps", "aps-lpf:3")] \
-        == ["net", "net_lpf5", "net_blur-first4", "net_aps", "net_aps-lpf3"]
+        == ["net", "net_lpf5", "net_lpf4@blur-first", "net_lpf1@aps", "net_lpf3@aps-lpf"]
     with pytest.raises(ConfigError, match="unknown anti-aliasing method 'apss'"):
         parse_variant("apss")
     with pytest.raises(ConfigError, match="from 1 to 7"):
         parse_variant("blurpool:9")
-    with pytest.raises(ConfigError, match="applies no blur filter"):
-        build_variant("smallresnet", parse_variant("aps:3"), num_classes=2, width=2, input_size=(3, 28, 28))
+    with pytest.raises(ConfigError, match="'aps' applies no blur filter"):
+        parse_variant("aps:3")  # refused when written, before anything is built
+    with pytest.raises(ConfigError, match="'lps:2'.*applies no blur filter"):
+        parse_variant("lps:2")
+    with pytest.raises(ConfigError, match="variant 'adaptive:4': filter_size must be one of 3, 5 or 7"):
+        parse_variant("adaptive:4")
     assert total_stride("smallresnet", 28) == 4 and total_stride("democnn", 32) == 8
 
 
@@ -129,7 +134,7 @@ def test_quick_demo_end_to_end(tmp_path, capsys, one_thread):  # the fixture res
     printed = capsys.readouterr().out
     for label in ("Baseline", "Rect-2", "Tri-3", "Tri-4", "Bin-5", "APS"):
         assert f"| {label} |" in printed
-    assert "antialias(democnn(), method='aps', filter_size=1, circular=True)" in printed
+    assert "antialias(democnn(), method='aps', circular=True)" in printed  # APS has no filter: no size shown
     assert "32 is a multiple of the net's total stride 8" in printed
     files = list(out.glob("results_*.json"))
     assert len(files) == 1
@@ -152,7 +157,7 @@ def test_quick_demo_end_to_end(tmp_path, capsys, one_thread):  # the fixture res
     assert min(r["metrics"]["circular_consistency"] for r in data["results"][:-1]) < 100.0
     rows = summarize(load_results([files[0]]))["democnn"]  # `antialiased report` reads the file
     assert {v.model for v in rows} == {"democnn", "democnn_lpf2", "democnn_lpf3", "democnn_lpf4", "democnn_lpf5",
-                                       "democnn_aps"}
+                                       "democnn_lpf1@aps"}
     assert (out / "demo_democnn_seed0.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "demo_democnn_seed0.md").read_text().startswith(
         "| | Accuracy | Crop-shift consistency | Circular consistency |")
@@ -162,6 +167,46 @@ def _tiny(tmp_path, **kw):
     base = dict(out_dir=str(tmp_path), epochs=1, train_size=128, test_size=64, width=4, epochs_shift=1,
                 filter_sizes=(3,), progress=False, plot=False)
     return run_demo(DemoConfig(**{**base, **kw}))
+
+
+def test_issue_19_methods_in_the_demo(tmp_path, one_thread, capsys):
+    # one --methods item may hold several, separated by commas; labels and names follow the registry's methods
+    specs = ("adaptive", "lps", "lps-lpf:3", "flc", "asap", "wavelet", "tips")
+    assert [(v.label, v.model_name("net")) for v in DemoConfig(filter_sizes=(), methods=(",".join(specs),)).variants()] \
+        == [("Baseline", "net"), ("Adaptive-3", "net_lpf3@adaptive"), ("LPS", "net_lpf1@lps"),
+            ("LPS-LPF-3", "net_lpf3@lps-lpf"), ("FLC", "net_lpf1@flc"), ("ASAP", "net_lpf1@asap"),
+            ("Wavelet", "net_lpf1@wavelet"), ("TIPS", "net_lpf1@tips")]
+    out = tmp_path / "demo"
+    assert demo_main(["--quick", "--methods", "adaptive,lps", "--filter-sizes", "3", "--steps", "2", "--epochs", "2",
+                      "--out-dir", str(out), "--no-progress", "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "| Adaptive-3 |" in printed and "| LPS |" in printed
+    assert "antialias(democnn(), method='adaptive', filter_size=3)" in printed
+    assert "antialias(democnn(), method='lps', circular=True)" in printed
+    records = json.loads(next(out.glob("results_*.json")).read_text())["results"]
+    assert [(r["model"], r["method"], r["filter_size"]) for r in records] == [
+        ("democnn", None, None), ("democnn_lpf3", "blurpool", 3), ("democnn_lpf3@adaptive", "adaptive", 3),
+        ("democnn_lpf1@lps", "lps", 1)]
+    assert records[-1]["metrics"]["circular_consistency"] == 100.0  # LPS, circular: exactly invariant
+
+
+def test_the_demo_trains_learned_layers_by_their_methods_rules(monkeypatch):
+    # the optimizer groups and per-epoch schedules of `antialiased train` (training.method_rules), not its own:
+    # LPS's scorer without weight decay, its Gumbel temperature x0.85 every 10 epochs (11 epochs: once)
+    from antialiased.demo import run as demo_run
+    from antialiased.layers import LearnablePolyphaseSampling
+
+    model, _ = build_variant("democnn", parse_variant("lps"), num_classes=3, width=4, input_size=(3, 16, 16))
+    layers = [m for m in model.modules() if isinstance(m, LearnablePolyphaseSampling)]
+    start = [float(m.gumbel_tau) for m in layers]
+    captured = {}
+    real_sgd = torch.optim.SGD
+    monkeypatch.setattr(torch.optim, "SGD", lambda groups, **kw: captured.setdefault("opt", real_sgd(groups, **kw)))
+    data = [(torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 2, 0]))]
+    demo_run._train(model, DemoConfig(epochs=11, steps=1, weight_decay=0.5), data, torch.device("cpu"), None, "lps")
+    decays = {g["name"]: g["weight_decay"] for g in captured["opt"].param_groups}
+    assert decays == {"default": 0.5, "LearnablePolyphaseSampling": 0.0}
+    assert layers and [float(m.gumbel_tau) for m in layers] == pytest.approx([t * 0.85 for t in start])
 
 
 def test_demo_is_deterministic_given_seed(tmp_path, one_thread):  # identical threads: identical float sums

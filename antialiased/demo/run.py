@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from antialiased.demo.data import CropDataset, DemoData, load_folder, load_generated
 from antialiased.demo.nets import NETS, build_net
-from antialiased.demo.variants import BASELINE, Variant, build_variant, parse_variant
+from antialiased.demo.variants import BASELINE, Variant, build_variant, parse_variants
 from antialiased.errors import ConfigError
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo", "train_variant", "total_stride"]
@@ -55,8 +55,9 @@ class DemoConfig:
     plot: bool = True
 
     def variants(self) -> list[Variant]:
-        """The baseline, then blurpool at each filter size, then ``methods`` (duplicates once)."""
-        chosen = [BASELINE, *(Variant("blurpool", n) for n in self.filter_sizes), *map(parse_variant, self.methods)]
+        """The baseline, then blurpool at each filter size, then ``methods`` (duplicates once; an item may hold
+        several, separated by commas)."""
+        chosen = [BASELINE, *(Variant("blurpool", n) for n in self.filter_sizes), *parse_variants(self.methods)]
         return list(dict.fromkeys(chosen))
 
     def validate(self) -> None:
@@ -154,13 +155,19 @@ def _train(model: nn.Module, cfg: DemoConfig, loader: DataLoader, device: torch.
     """SGD with Nesterov momentum, cosine-decayed per epoch (``cfg``: lr, momentum, weight_decay, epochs,
     steps); ``criterion`` (default cross-entropy) and ``rules`` (what a batch holds) for other tasks."""
     from antialiased.training import train_one_epoch
+    from antialiased.training.method_rules import apply_epoch_schedules, parameter_groups
 
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay, nesterov=True)
+    # the learned methods' layers train as their authors' do (e.g. LPS's scorer without weight decay,
+    # its Gumbel temperature annealed per epoch), as in `antialiased train`; other nets: one group, as before
+    groups = parameter_groups(model, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                                nesterov=True)
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
     stats: dict[str, Any] = {}
     for epoch in range(cfg.epochs):
-        for group in optimizer.param_groups:  # cosine decay over the epochs
-            group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs))
+        for group, base in zip(optimizer.param_groups, base_lrs):  # cosine decay over the epochs
+            group["lr"] = base * 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs))
+        apply_epoch_schedules(model, epoch)
         stats = train_one_epoch(model, criterion or nn.CrossEntropyLoss(), optimizer, loader, device, epoch,
                                 max_iters=cfg.steps, print_freq=10**9, progress=False, rules=rules)
         if bar is not None:
