@@ -1,5 +1,6 @@
-"""What the methods benchmarks share (issue 19): method specs, building a method's model, the learned
-layers' optimizer settings, saved-activation accounting, the run budget and mean ± std tables.
+"""What the methods benchmarks share (issue 19): method specs, building a method's model, saved-activation
+accounting, the run budget and mean ± std tables (the learned layers' optimizer settings and schedules are
+the package's own: ``antialiased.training.method_rules``).
 
 The scripts: ``methods_cifar.py`` (accuracy and consistency of every method trained from scratch),
 ``finetune_methods.py`` (converting a trained baseline, before and after a short fine-tune) and
@@ -30,7 +31,6 @@ from torch import nn  # noqa: E402
 
 import common  # noqa: E402,F401  (puts the project on sys.path when run from a checkout)
 from antialiased.errors import ConfigError  # noqa: E402
-from antialiased.layers import LearnablePolyphaseSampling, TranslationInvariantPolyphaseSampling  # noqa: E402
 from antialiased.models.antialias import INSERTED, METHODS, antialias  # noqa: E402
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
     "parse_methods",
     "convert",
     "inserted_layers",
-    "new_parameter_groups",
     "SavedActivations",
     "RunBudget",
     "mean_std",
@@ -61,11 +60,6 @@ ISSUE_19_METHODS = ("adaptive", "lps", "lps-lpf", "flc", "asap", "wavelet", "tip
 #: method written without ``:N`` gets antialias()'s default filter size).
 ALL_METHODS = ("baseline", "blurpool:3", "blurpool:5", "blur-first:3", "aps", "aps-lpf:3", "adaptive:3", "lps",
                "lps-lpf:3", "flc", "asap", "wavelet", "tips")
-
-#: Layers whose parameters the authors train without weight decay (docs/methods.md: LPS's scorer,
-#: the TIPS release's default). The others' new parameters are trained like the network's convs.
-NO_WEIGHT_DECAY = (LearnablePolyphaseSampling, TranslationInvariantPolyphaseSampling)
-
 
 @dataclass(frozen=True)
 class MethodSpec:
@@ -133,21 +127,6 @@ def convert(model: nn.Module, spec: MethodSpec, policy: str, input_size: tuple[i
 def inserted_layers(model: nn.Module) -> dict[str, nn.Module]:
     """Path -> layer, for every layer ``antialias()`` inserted into ``model``."""
     return {path: module for path, module in model.named_modules() if getattr(module, INSERTED, False)}
-
-
-def new_parameter_groups(model: nn.Module, lr: float, weight_decay: float) -> tuple[list[dict], set[int]]:
-    """SGD parameter groups for the parameters of the inserted layers, and the ids of those parameters.
-
-    Each learned layer's parameters train at ``lr``; with ``weight_decay`` except the layers whose
-    authors use none (:data:`NO_WEIGHT_DECAY`). ``weight_decay`` is PyTorch's (multiplied by the lr).
-    """
-    groups: dict[bool, list[nn.Parameter]] = defaultdict(list)
-    for layer in inserted_layers(model).values():
-        params = [p for p in layer.parameters() if p.requires_grad]
-        groups[isinstance(layer, NO_WEIGHT_DECAY)].extend(params)
-    found = [dict(params=params, lr=lr, weight_decay=0.0 if no_decay else weight_decay, name="inserted")
-             for no_decay, params in groups.items() if params]
-    return found, {id(p) for g in found for p in g["params"]}
 
 
 @dataclass

@@ -22,8 +22,10 @@ them (airbench's own ablation: test-time augmentation is worth 0.8 points) and o
 of CIFAR-10, which is JPEG-compressed (quality 75), airbench94's 9.9 epochs give less than 93%, so
 the default here is 16 epochs: an estimate, not measured (no GPU here); check the baseline's
 accuracy with one short run first (``--methods baseline --seeds 0``) and raise ``--epochs`` if needed.
-The parameters of the layers a method inserts (learned methods) train at the convs' learning rate,
-with weight decay except where the method's authors use none (LPS's scorer, TIPS).
+The parameters of the layers a method inserts (learned methods) train as ``antialiased train`` trains
+them (``antialiased.training.method_rules``, the methods' registered rules): at the convs' learning rate,
+with weight decay except where the method's authors use none (LPS's scorer, TIPS), and the methods'
+per-epoch schedules (LPS's Gumbel-softmax temperature) applied at the start of every epoch.
 """
 from __future__ import annotations
 
@@ -35,9 +37,10 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from _methods_common import new_parameter_groups
+from _methods_common import inserted_layers
 from antialiased.evaluation import (AccuracyScorer, AdversarialScorer, CircularConsistencyScorer,
                                     FractionalConsistencyScorer, LoopOptions, ShiftConsistencyScorer, run_protocols)
+from antialiased.training.method_rules import apply_epoch_schedules, parameter_groups
 from methods_cifar_data import TrainBatches
 
 __all__ = ["Recipe", "ShiftSettings", "build_net", "whiten_init", "train", "evaluate", "NET_NAME"]
@@ -154,14 +157,22 @@ def whiten_init(conv: nn.Conv2d, images: torch.Tensor, eps: float = 5e-4) -> Non
 
 
 def _optimizer(model: nn.Module, recipe: Recipe, total_steps: int) -> tuple:
+    """airbench's groups (the network's BatchNorm biases at ``bias_scaler`` x the lr) within the methods'
+    own (:func:`~antialiased.training.method_rules.parameter_groups`); weight decay decoupled from each lr."""
     lr, decay = recipe.sgd_lr(), recipe.sgd_decay()
-    inserted, inserted_ids = new_parameter_groups(model, lr, decay / lr)
-    norm_biases = [m.bias for m in model.modules()
-                   if isinstance(m, nn.BatchNorm2d) and m.bias is not None and id(m.bias) not in inserted_ids]
-    skip = inserted_ids | {id(p) for p in norm_biases}
-    rest = [p for p in model.parameters() if id(p) not in skip]  # frozen ones too: thawed later, e.g.
-    groups = [dict(params=norm_biases, lr=lr * recipe.bias_scaler, weight_decay=decay / (lr * recipe.bias_scaler)),
-              dict(params=rest, lr=lr, weight_decay=decay / lr), *inserted]
+    inside = {id(p) for layer in inserted_layers(model).values() for p in layer.parameters()}
+    norm_ids = {id(m.bias) for m in model.modules()
+                if isinstance(m, nn.BatchNorm2d) and m.bias is not None and id(m.bias) not in inside}
+    groups = []
+    for group in parameter_groups(model, lr=lr, weight_decay=decay / lr):  # frozen ones too: thawed later, e.g.
+        if group["weight_decay"]:
+            group["weight_decay"] = decay / group["lr"]
+        if group["name"] == "default":
+            biases = [p for p in group["params"] if id(p) in norm_ids]
+            group["params"] = [p for p in group["params"] if id(p) not in norm_ids]
+            groups.append(dict(params=biases, lr=lr * recipe.bias_scaler, name="norm_biases",
+                               weight_decay=decay / (lr * recipe.bias_scaler)))
+        groups.append(group)
     optimizer = torch.optim.SGD(groups, lr=lr, momentum=recipe.momentum, nesterov=True)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: recipe.factor(step, total_steps))
     return optimizer, schedule
@@ -193,6 +204,7 @@ def train(model: nn.Module, batches: TrainBatches, recipe: Recipe, *, amp_dtype:
     start = time.perf_counter()
     for epoch in range(math.ceil(recipe.epochs)):
         bias.requires_grad_(whiten_bias and epoch < recipe.whiten_bias_epochs)
+        apply_epoch_schedules(model, epoch)  # the methods' schedules, e.g. LPS's Gumbel temperature
         for images, labels in batches.epoch_batches():
             with torch.autocast(device.type, amp_dtype, enabled=amp_dtype is not None):
                 loss = loss_fn(model(images), labels)

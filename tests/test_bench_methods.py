@@ -343,3 +343,19 @@ def test_training_moves_the_learned_layers(one_thread):
     for name in ("block1.pool.scorer.conv1.weight", "block2.pool.conv.weight", "whiten.bias"):
         assert not torch.equal(before[name], after[name]), name
     assert torch.equal(before["whiten.weight"], after["whiten.weight"])  # frozen
+
+
+def test_the_benchmark_trains_learned_layers_by_the_packages_rules(one_thread):
+    # one source of truth with `antialiased train`: training.method_rules' groups (named by layer, with their
+    # source) and per-epoch schedules (LPS's Gumbel temperature x0.85 every 10 epochs: 11 epochs, once)
+    from antialiased.training.method_rules import parameter_groups
+    from methods_cifar_train import _optimizer, train
+
+    net = _with_learned_layers()
+    optimizer, _ = _optimizer(net, Recipe(), total_steps=10)
+    rules = {g["name"]: g["source"] for g in parameter_groups(net, lr=1.0, weight_decay=1.0) if g["name"] != "default"}
+    assert {g["name"]: g.get("source") for g in optimizer.param_groups if g["name"] in rules} == rules
+    start = float(net.block1.pool.gumbel_tau)
+    batches = TrainBatches(_tensors(8, 32), torch.device("cpu"), batch_size=8, translate=2, seed=0)
+    train(net, batches, Recipe(epochs=11, batch_size=8))
+    assert float(net.block1.pool.gumbel_tau) == pytest.approx(start * 0.85)
