@@ -410,6 +410,21 @@ def test_blur_filter_sizes_recorded():
     assert blur_filter_sizes(TinyNet()) == [3] and blur_filter_sizes(create_model("resnet18")) == []
 
 
+@pytest.mark.parametrize("method, expected", [("lps", []), ("aps", []), ("flc", []), ("lps-lpf", [3]),
+                                              ("adaptive", [3]), ("blur-first", [3])])
+def test_blur_filter_sizes_are_the_methods_not_any_filt_size(method, expected):
+    # an LPS model's samplers hold filt_size 1 (no blur): it has no filter, as the summary and describe() say
+    import torchvision
+
+    from antialiased.layers import LearnablePolyphaseSampling
+    from antialiased.models import antialias
+
+    assert blur_filter_sizes(create_model("resnet18_lpf3", aa_method=method, num_classes=2)) == expected
+    by_hand = antialias(torchvision.models.resnet18(num_classes=2), method=method, filter_size=3)
+    assert blur_filter_sizes(by_hand) == expected
+    assert blur_filter_sizes(nn.Sequential(nn.Conv2d(3, 4, 3), LearnablePolyphaseSampling(4))) == []
+
+
 def test_source_and_method_recorded():
     """The spec the registry attaches says how a model was anti-aliased; antialias() by hand gives the method."""
     import torchvision

@@ -14,6 +14,8 @@ from torch import nn
 from antialiased import __version__
 from antialiased.data import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, recorded_preprocessing, settle_preprocessing
 from antialiased.errors import ConfigError
+from antialiased.models.antialias import METHODS
+from antialiased.models.antialias._options import has_filter
 
 __all__ = ["ExportMetadata", "EXTRA_FILE", "NOT_RECORDED", "antialiasing_of", "blur_filter_sizes", "eval_resize",
            "identity_of", "input_hw", "input_size_for", "preprocessing_of"]
@@ -92,15 +94,29 @@ def input_size_for(model: nn.Module, given: int | None) -> int:
 
 
 def blur_filter_sizes(model: nn.Module) -> list[int]:
-    """The distinct filter sizes of the model's blur layers (any module with an int ``filt_size``).
+    """The filter sizes of the model's anti-aliasing; empty for a baseline and for methods without a filter.
+
+    A registry model's spec says it (its filter size where its method has a filter: none for ``aps``,
+    ``lps``, ``flc``, ...; the N of ``_lpf<N>`` is only accepted by them), else the summary of
+    :func:`~antialiased.models.antialias.antialias` (its ``filter_size``, None for such methods), else, for
+    a model built by hand, the distinct ``filt_size`` of its layers above 1 (size 1 is no filter: a
+    polyphase sampler without a blur records it).
 
     Example:
         >>> from antialiased.models import create_model
         >>> blur_filter_sizes(create_model("resnet18_lpf3")), blur_filter_sizes(create_model("resnet18"))
         ([3], [])
+        >>> blur_filter_sizes(create_model("resnet18_lpf3", aa_method="lps"))
+        []
     """
-    return sorted({m.filt_size for m in model.modules()
-                   if isinstance(getattr(m, "filt_size", None), int) and not isinstance(m.filt_size, bool)})
+    spec = getattr(model, "model_spec", None)
+    if getattr(spec, "filter_size", None) is not None and spec.method in METHODS:
+        return [spec.filter_size] if has_filter(METHODS[spec.method]) else []
+    summary = getattr(model, "antialias_summary", None)
+    if isinstance(getattr(summary, "method", None), str):
+        return [] if summary.filter_size is None else [summary.filter_size]
+    return sorted({m.filt_size for m in model.modules() if isinstance(getattr(m, "filt_size", None), int)
+                   and not isinstance(m.filt_size, bool) and m.filt_size > 1})
 
 
 def antialiasing_of(model: nn.Module) -> tuple[str, str]:
