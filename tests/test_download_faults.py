@@ -380,7 +380,7 @@ def test_a_stalled_torchvision_download_times_out(fault_server, torchvision_base
         create_model("mobilenet_v3_small_lpf2", pretrained=True, progress=False)  # a converted name: its baseline's
     message = str(info.value)
     assert info.value.url == url and message.startswith(
-        f"Downloading torchvision's ImageNet weights for 'mobilenet_v3_small' from {url} stalled: no data for 0.5 s "
+        f"Downloading torchvision's ImageNet-1K weights IMAGENET1K_V1 for 'mobilenet_v3_small' from {url} stalled: no data for 0.5 s "
         f"({W.DOWNLOAD_TIMEOUT_ENV}=0.5)")
     for needle in ("retry", "weights='path/to/mobilenet_v3_small.pth'", "--baseline-weights PATH",
                    f"put it at {_cache_dir() / name} (torch hub's cache)"):

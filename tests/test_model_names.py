@@ -417,11 +417,26 @@ def test_pretrained_converted_name_starts_from_torchvisions_weights(server, monk
         create_model("mobilenet_v3_small_lpf3", pretrained=True, num_classes=10)
 
 
+def test_segmentation_weights_are_named_by_their_own_dataset(server, monkeypatch):
+    # torchvision's segmentation weights are COCO's (VOC labels), not ImageNet's: the message says what they are
+    from torchvision.models.segmentation import FCN_ResNet50_Weights
+
+    weights = FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1
+    monkeypatch.setattr(weights.value, "url", _closed_url("fcn_resnet50_coco-1167a1af.pth"))
+    with pytest.raises(WeightsDownloadError) as info:
+        create_model("fcn_resnet50", pretrained=True, progress=False)
+    message = str(info.value)
+    assert message.startswith("Could not download torchvision's COCO-val2017-VOC-labels weights "
+                              "COCO_WITH_VOC_LABELS_V1 for 'fcn_resnet50'"), message
+    assert "ImageNet" not in message.split(" from ")[0]
+
+
 def test_pretrained_offline_and_corrupt_downloads_are_clear_errors(server, monkeypatch):
     weights = torchvision.models.MobileNet_V3_Small_Weights.IMAGENET1K_V1
     monkeypatch.setattr(weights.value, "url", _closed_url("mobilenet_v3_small-047dcff4.pth"))
-    with pytest.raises(WeightsDownloadError, match=r"Could not download torchvision's ImageNet weights for "
-                                                   r"'mobilenet_v3_small'.*weights='path/to/mobilenet_v3_small\.pth'"):
+    with pytest.raises(WeightsDownloadError, match=r"Could not download torchvision's ImageNet-1K weights "
+                                                   r"IMAGENET1K_V1 for 'mobilenet_v3_small'.*"
+                                                   r"weights='path/to/mobilenet_v3_small\.pth'"):
         create_model("mobilenet_v3_small_lpf2", pretrained=True, progress=False)
     with pytest.raises(WeightsDownloadError, match="baseline_weights='path/to/mobilenet_v3_small.pth'"):
         init_from_baseline("mobilenet_v3_small_lpf2", progress=False)

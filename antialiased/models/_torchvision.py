@@ -21,7 +21,7 @@ from antialiased.models.weights import WeightsDownloadError
 from antialiased.support.downloads import fetch_to_cache
 
 __all__ = ["PAPER_BASELINE_WEIGHTS", "baseline_weights", "build_pretrained", "cached_file", "fetch_baseline",
-           "hash_prefix"]
+           "hash_prefix", "weights_description"]
 
 PAPER_BASELINE_WEIGHTS = "IMAGENET1K_V1"
 """torchvision's weights for a baseline with ``pretrained=True``: what torchvision's legacy
@@ -66,6 +66,21 @@ def hash_prefix(file_name: str) -> str:
     return match.group(1) if match else ""
 
 
+def weights_description(arch: str, weights: WeightsEnum) -> str:
+    """The weights as messages name them, from their own meta: the dataset torchvision scores them on.
+
+    Example:
+        >>> from torchvision.models import ResNet18_Weights
+        >>> from torchvision.models.segmentation import FCN_ResNet50_Weights
+        >>> weights_description("resnet18", ResNet18_Weights.IMAGENET1K_V1)
+        "torchvision's ImageNet-1K weights IMAGENET1K_V1 for 'resnet18'"
+        >>> weights_description("fcn_resnet50", FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1)
+        "torchvision's COCO-val2017-VOC-labels weights COCO_WITH_VOC_LABELS_V1 for 'fcn_resnet50'"
+    """
+    datasets = ", ".join(weights.meta.get("_metrics") or ())
+    return f"torchvision's {datasets + ' ' if datasets else ''}weights {weights.name} for {arch!r}"
+
+
 def fetch_baseline(arch: str, weights: WeightsEnum, *, progress: bool = True, timeout: float | None = None) -> Path:
     """Download torchvision's ``weights`` for ``arch`` into torch hub's cache (once); the cached file.
 
@@ -80,7 +95,7 @@ def fetch_baseline(arch: str, weights: WeightsEnum, *, progress: bool = True, ti
     dest = cached_file(weights.url)
     try:
         return fetch_to_cache(weights.url, dest, sha256_prefix=hash_prefix(dest.name), timeout=timeout,
-                              progress=progress, what=f"torchvision's ImageNet weights for {arch!r}",
+                              progress=progress, what=weights_description(arch, weights),
                               advice=_offline_advice(arch, dest))
     except DownloadError as err:
         raise WeightsDownloadError(str(err), err.url) from err
