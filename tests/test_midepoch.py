@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 import torch
 
 from test_training_fixtures import ROOT, cifar_subset, load, tiny_args, train_cli, train_fails  # noqa: F401
-from test_training_kill import _log_parses, _run, _same_weights
+from test_training_kill import KILL_RANK1_ENTRY, _log_parses, _run, _same_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -210,33 +209,12 @@ def test_evaluation_and_export_take_the_end_of_epoch_checkpoint_and_name_the_new
 # --- DDP: two processes over gloo under torchrun --------------------------------------------------
 
 
-_DDP_ENTRY = """
-import os, signal, sys
-sys.path.insert(0, {tests!r})
-import torch
-import test_training_fixtures
-test_training_fixtures.register_tiny_models()
-kill_at = int(os.environ.get("KILL_RANK1_AT_BACKWARD", "0"))
-if kill_at and os.environ.get("RANK") == "1":
-    real, calls = torch.autograd.backward, [0]
-
-    def backward(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return real(*args, **kwargs)
-    torch.autograd.backward = backward
-from antialiased.cli.paper import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
 def test_ddp_two_processes_resume_mid_epoch_to_the_same_weights(cifar_subset, tmp_path):
     """torchrun, 2 CPU processes (gloo), -b 8: 7 batches per rank and epoch. Rank 1 is SIGKILLed in epoch 2
     after the recovery checkpoint of batch 4; torchrun ends the run; the same command with --resume auto
     continues each rank's share of the epoch at batch 4 and ends with the uninterrupted run's weights."""
     script = tmp_path / "ddp_entry.py"
-    script.write_text(_DDP_ENTRY.format(tests=str(Path(__file__).parent)))
+    script.write_text(KILL_RANK1_ENTRY.format(tests=str(Path(__file__).parent)))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
     def torchrun(out: Path, *extra: str, **more_env: str) -> subprocess.CompletedProcess:

@@ -219,7 +219,9 @@ def test_soak_random_kills(cifar_subset, tmp_path, seed):
     assert all(injected == survived for injected, survived in table.values()), table
 
 
-_ELASTIC_ENTRY = """
+# A torchrun entry script (format with tests=<this folder>): rank 1 SIGKILLs itself at its
+# $KILL_RANK1_AT_BACKWARD-th backward pass, in the group's first attempt only (an elastic restart runs on).
+KILL_RANK1_ENTRY = """
 import os, signal, sys
 sys.path.insert(0, {tests!r})
 import torch
@@ -250,7 +252,7 @@ def test_elastic_ddp_restart_after_a_rank_is_killed_resumes_to_the_same_weights(
     from test_training_fixtures import ROOT
 
     script = tmp_path / "elastic_entry.py"
-    script.write_text(_ELASTIC_ENTRY.format(tests=str(Path(__file__).parent)))
+    script.write_text(KILL_RANK1_ENTRY.format(tests=str(Path(__file__).parent)))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     args = ("-b", "8", "-ep", "2", "--seed", "0", "--no-progress", "--resume", "auto")
 
