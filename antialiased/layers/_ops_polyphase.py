@@ -5,7 +5,8 @@
 of ``sh`` and ``sw`` (``layers.polyphase`` wraps other sizes around first). Its backward is a
 second operator, ``polyphase_scatter``, which puts the output gradient back at the selected
 positions (zeros elsewhere); the two are each other's adjoints, so double backward comes free.
-Only ``phase`` (N integers) is kept for backward.
+Only ``phase`` (N integers) is kept for backward. Under ``torch.func.vmap`` both fold the vmapped
+dimension into N (data, phase or both batched).
 
 One implementation serves every device (indexing of a strided view, which keeps channels_last
 inputs channels_last); it is also the decomposition that exported programs and ONNX files hold.
@@ -124,6 +125,22 @@ def _scatter_grad(ctx: Any, upstream: Tensor) -> tuple:
 
 polyphase_select.register_autograd(_select_grad, setup_context=_setup)
 polyphase_scatter.register_autograd(_scatter_grad, setup_context=_setup)
+
+
+def _vmap_rule(op: Callable) -> Callable:
+    """Batch over the data and the phase by folding the vmapped dimension into N (a sample's
+    component depends only on its own phase); an unbatched one is repeated for every batch entry."""
+    def rule(info: Any, in_dims: tuple, data: Tensor, phase: Tensor, *rest: Any) -> tuple[Tensor, int]:
+        batched = []
+        for tensor, dim in zip((data, phase), in_dims[:2]):
+            moved = tensor.movedim(dim, 0) if dim is not None else tensor.expand(info.batch_size, *tensor.shape)
+            batched.append(moved.flatten(0, 1))
+        return op(*batched, *rest).unflatten(0, (info.batch_size, -1)), 0
+    return rule
+
+
+polyphase_select.register_vmap(_vmap_rule(polyphase_select))
+polyphase_scatter.register_vmap(_vmap_rule(polyphase_scatter))
 
 
 def _decompose_select(x: Tensor, phase: Tensor, sh: int, sw: int) -> Tensor:

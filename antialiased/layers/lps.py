@@ -64,6 +64,7 @@ from torch.utils.checkpoint import checkpoint
 from antialiased.errors import ConfigError
 from antialiased.layers._method_args import Stride, check_input, check_int, is_traced, pair, polyphase_mix
 from antialiased.layers._method_args import wrap_to_multiple
+from antialiased.layers._ops_polyphase import polyphase_select as _select_op
 from antialiased.layers._padding import pad as _pad
 
 __all__ = [
@@ -123,10 +124,7 @@ def polyphase_resample(x: torch.Tensor, phase: torch.Tensor, stride: Stride = 2)
         return polyphase_mix(x, phase.to(x.device), (sh, sw))
     if not _is_phase_index(phase):
         raise ConfigError(f"a ({n},) phase must be an integer tensor (component indices), got {phase.dtype}")
-    phase = phase.to(device=x.device, dtype=torch.long)
-    rows, cols = torch.div(phase, sw, rounding_mode="floor"), phase % sw
-    parts = x.unflatten(2, (x.shape[2] // sh, sh)).unflatten(4, (x.shape[3] // sw, sw))
-    return parts[torch.arange(n, device=x.device), :, :, rows, :, cols]
+    return _select_op(x, phase.to(device=x.device, dtype=torch.long), sh, sw)  # APS's registered operator
 
 
 def polyphase_upsample(

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Sequence, Union
+from typing import Sequence
 
 import torch
 import torch.fx
@@ -68,6 +68,10 @@ from torch import nn
 
 from antialiased import layers as _blur  # blur_pool2d, looked up at call time (import-order safe)
 from antialiased.errors import ConfigError
+from antialiased.layers._method_args import Stride
+from antialiased.layers._method_args import pair as _pair
+from antialiased.layers._method_args import wrap_to_multiple as _wrap_to_multiple
+from antialiased.layers._ops_polyphase import polyphase_select as _select_op  # antialiased::polyphase_select
 from antialiased.layers._padding import pad as _pad_any  # circular padding that may wrap several times
 
 __all__ = [
@@ -88,17 +92,6 @@ __all__ = [
 # The criteria of the published code: the norm of each component ('linf': its largest magnitude).
 NORMS = {"l2": 2.0, "l1": 1.0, "linf": float("inf")}
 
-Stride = Union[int, tuple[int, int]]
-
-
-def _pair(stride: Stride) -> tuple[int, int]:
-    pair = (stride, stride) if isinstance(stride, int) and not isinstance(stride, bool) else stride
-    if (
-        not isinstance(pair, (tuple, list)) or len(pair) != 2
-        or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in pair)
-    ):
-        raise ConfigError(f"stride must be a positive integer or a pair of them, got {stride!r}; 2 halves each side")
-    return int(pair[0]), int(pair[1])
 
 
 def _check_norm(norm: str) -> float:
@@ -115,20 +108,6 @@ def _check_input(x: object) -> torch.Tensor:
     if 0 in x.shape:
         raise ConfigError(f"adaptive polyphase sampling got an empty tensor of shape {tuple(x.shape)}")
     return x
-
-
-def _wrap_to_multiple(x: torch.Tensor, sh: int, sw: int) -> torch.Tensor:
-    """Extend H and W circularly to multiples of the stride (a no-op when they already are)."""
-    h, w = x.shape[-2:]
-    if h % sh:
-        x = x.index_select(2, torch.arange(h + (-h) % sh, device=x.device) % h)
-    if w % sw:
-        x = x.index_select(3, torch.arange(w + (-w) % sw, device=x.device) % w)
-    return x
-
-
-def _is_channels_last(x: torch.Tensor) -> bool:
-    return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
 def polyphase_phase(x: torch.Tensor, stride: Stride = 2, norm: str = "l2") -> torch.Tensor:
@@ -176,18 +155,12 @@ def polyphase_select(x: torch.Tensor, phase: torch.Tensor, stride: Stride = 2) -
     """
     sh, sw = _pair(stride)
     x = _wrap_to_multiple(_check_input(x), sh, sw)
-    n, _, h, w = x.shape
+    n = x.shape[0]
     if not isinstance(phase, torch.Tensor) or phase.shape != (n,) or phase.is_floating_point():
         got = f"shape {tuple(phase.shape)}, {phase.dtype}" if isinstance(phase, torch.Tensor) else type(phase).__name__
         raise ConfigError(f"phase must be an integer tensor of shape ({n},) (one per sample), got {got}")
-    phase = phase.to(device=x.device, dtype=torch.long)
-    rows, cols = torch.div(phase, sw, rounding_mode="floor"), phase % sw
-    batch = torch.arange(n, device=x.device)
-    if _is_channels_last(x):  # index the (N, H, W, C) view so the result stays channels_last
-        parts = x.permute(0, 2, 3, 1).unflatten(1, (h // sh, sh)).unflatten(3, (w // sw, sw))
-        return parts[batch, :, rows, :, cols].permute(0, 3, 1, 2)
-    parts = x.unflatten(2, (h // sh, sh)).unflatten(4, (w // sw, sw))
-    return parts[batch, :, :, rows, :, cols]  # separated advanced indices: (N, C, H/sh, W/sw)
+    # One registered operator for every caller (eager, torch.compile, export, ONNX): layers._ops_polyphase.
+    return _select_op(x, phase.to(device=x.device, dtype=torch.long), sh, sw)
 
 
 def _blur_padding(circular: bool, pad_type: str | None) -> str:
