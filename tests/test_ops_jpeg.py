@@ -1,7 +1,8 @@
 """antialiased.data.jpeg: the faster training-image path gives torchvision's exact tensors (same
 seed per item), on real photos (grayscale ones included), and falls back to the PIL path with the
 same results and skip reasons for what it does not take (CMYK, other formats, broken files,
-other transforms, draft decoding)."""
+other transforms, draft decoding); ``antialiased train``'s loader, which uses it, gives the same
+batches as the PIL path it replaced."""
 from __future__ import annotations
 
 import io
@@ -96,3 +97,55 @@ def test_other_transforms_and_draft_use_the_usual_path(photos):
     drafted = JpegFolderDataset(photos, train_transform(), draft=256)
     assert not drafted._fast
     assert FusedTrainTransform.from_compose(T.Compose([T.RandomResizedCrop(8), T.ToTensor()])) is None
+
+
+def _mode(path: str) -> str:
+    with Image.open(path) as image:
+        return image.mode
+
+
+@pytest.fixture(scope="module")
+def run_root(photos, tmp_path_factory):
+    """A training run's folder: the photos as train/, two of them per class as val/."""
+    root = tmp_path_factory.mktemp("run")
+    shutil.copytree(photos, root / "train")
+    for folder in sorted((root / "train").iterdir()):
+        (root / "val" / folder.name).mkdir(parents=True)
+        for f in sorted(folder.iterdir())[:2]:
+            shutil.copy(f, root / "val" / folder.name / f.name)
+    return root
+
+
+def _train_batches(root, workers: int) -> tuple[list[tuple[torch.Tensor, ...]], object]:
+    """Epoch 1's batches of ``antialiased train``'s loader (seed 11), and its dataset."""
+    from antialiased.training.config import DataConfig
+    from antialiased.training.data import load_data
+
+    cfg = DataConfig(root, crop_size=48, batch_size=8, workers=workers)
+    data = load_data(cfg, distributed=False, generator=torch.Generator().manual_seed(3), pin_memory=False, seed=11)
+    data.train_sampler.set_epoch(1)
+    return [tuple(batch) for batch in data.train_loader], data.train_loader.dataset
+
+
+def test_training_batches_identical_to_the_pil_path(run_root, monkeypatch):
+    """antialiased train's loader (sampler, per-item seeds, workers) gives the PIL path's batches,
+    grayscale photos included, while its JPEGs are decoded by decode_jpeg."""
+    import antialiased.data.jpeg as jpeg_module
+    import antialiased.training.data as training_data
+
+    decoded = []
+    counting = lambda path: decoded.append(path) or decode_rgb(path)  # noqa: E731
+    with monkeypatch.context() as patch:
+        patch.setattr(jpeg_module, "decode_rgb", counting)
+        fast, dataset = _train_batches(run_root, workers=0)
+    assert len(decoded) == len(dataset) - len(dataset) % 8  # every item of the epoch's full batches, by decode_jpeg
+    with monkeypatch.context() as patch:  # the loader as it was: ImageFolderDataset, PIL decoding
+        patch.setattr(training_data, "JpegFolderDataset", ImageFolderDataset)
+        before, _ = _train_batches(run_root, workers=0)
+    with_workers, _ = _train_batches(run_root, workers=2)
+    assert len(fast) == len(before) == len(with_workers) == 60 // 8
+    for new, old, parallel in zip(fast, before, with_workers):
+        for a, b, c in zip(new, old, parallel):  # images, targets, dataset indices
+            assert torch.equal(a, b) and torch.equal(a, c)
+    gray = {i for i, (path, _) in enumerate(dataset.samples) if _mode(path) == "L"}
+    assert gray & {int(i) for batch in fast for i in batch[2]}  # grayscale photos were in the batches

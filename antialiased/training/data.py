@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from antialiased.data import (PREPROCESSING_KEY, ImageFolderDataset, Preprocessing, WorkerCheckedLoader,
                               evenly_spaced, find_split, find_val_split, resize_for_crop, train_transform)
+from antialiased.data.jpeg import JpegFolderDataset
 from antialiased.errors import DataError
 from antialiased.support.distributed import ShardSampler, get_rank, get_world_size, is_main_process
 from antialiased.support.files import atomic_write_text
@@ -88,9 +89,11 @@ def load_data(cfg: DataConfig, *, distributed: bool, generator: torch.Generator,
     """
     train_dir, val_dir = _folders(cfg)
     preprocessing = Preprocessing(cfg.crop_size, resize_for_crop(cfg.crop_size), tuple(cfg.mean), tuple(cfg.std))
-    train_set = ImageFolderDataset(train_dir, train_transform(crop=cfg.crop_size, augment=cfg.augment,
-                                                              resize=preprocessing.resize_size, mean=cfg.mean,
-                                                              std=cfg.std), cfg.strict, return_index=True)
+    # JPEGs decoded by decode_jpeg and the augmentation run on the crop alone: the same tensors as the
+    # PIL path (other formats, and a chain other than RandomResizedCrop + flip, take that path).
+    train_set = JpegFolderDataset(train_dir, train_transform(crop=cfg.crop_size, augment=cfg.augment,
+                                                             resize=preprocessing.resize_size, mean=cfg.mean,
+                                                             std=cfg.std), cfg.strict, return_index=True)
     val_set = ImageFolderDataset(val_dir, preprocessing.transform(), cfg.strict, return_index=True)
     _check_same_classes(train_set, val_set)
     _announce(val_dir, cfg, len(val_set))
