@@ -10,32 +10,8 @@ Every model made here carries ``model.model_spec`` and ``model.weights_info``.
 """
 from antialiased.models import families  # noqa: F401  (registers the built-in families, in their order)
 from antialiased.models.antialias import AntialiasSummary, antialias
-from antialiased.models.constructors import (
-    alexnet,
-    densenet121,
-    densenet161,
-    densenet169,
-    densenet201,
-    mobilenet_v2,
-    paper_constructor,
-    resnet18,
-    resnet34,
-    resnet50,
-    resnet101,
-    resnet152,
-    resnext50_32x4d,
-    resnext101_32x8d,
-    vgg11,
-    vgg11_bn,
-    vgg13,
-    vgg13_bn,
-    vgg16,
-    vgg16_bn,
-    vgg19,
-    vgg19_bn,
-    wide_resnet50_2,
-    wide_resnet101_2,
-)
+from antialiased.models.constructors import *  # noqa: F401,F403  the paper's 23 constructors (its __all__)
+from antialiased.models.constructors import paper_constructor
 from antialiased.models.loading import WeightsSpec, create_model, init_from_baseline, load_model
 from antialiased.models.paper import PAPER_ARCHS
 from antialiased.models.registry import (

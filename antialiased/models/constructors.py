@@ -2,7 +2,9 @@
 
 ``arch(pretrained=False, filter_size=4, **kwargs)`` is ``create_model('<arch>_lpf<filter_size>', ...)``.
 Written out one per line (not generated at import time) so that static tools see them; a test
-checks that they are exactly the paper's architectures.
+checks that they are exactly the paper's architectures. ``__all__`` names these 23 and only them, once:
+``antialiased.models`` and the top-level ``antialiased`` re-export them from here (``import *``);
+:func:`paper_constructor`, the helper that makes them, is imported by name.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from antialiased.models.loading import create_model
 from antialiased.models.paper import PAPER
 from antialiased.models.registry import ModelSpec
 
-__all__ = ["paper_constructor", "alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2", "wide_resnet101_2", "densenet121", "densenet161", "densenet169", "densenet201", "mobilenet_v2"]
+__all__ = ["alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2", "wide_resnet101_2", "densenet121", "densenet161", "densenet169", "densenet201", "mobilenet_v2"]
 
 
 def paper_constructor(arch: str) -> Callable[..., nn.Module]:
