@@ -64,7 +64,7 @@ def test_a_flag_runs_its_task_registration():
 
 def test_one_registration_is_a_flag_its_help_and_a_result(monkeypatch):
     """A new protocol is one class: the command line and the registry's readers take it as it is."""
-    monkeypatch.setattr("antialiased.evaluation.protocol.PROTOCOLS", dict(PROTOCOLS))
+    monkeypatch.setattr("antialiased.evaluation.protocol.PROTOCOLS", PROTOCOLS.copy())
     import antialiased.evaluation.protocol as protocol_module
 
     @register

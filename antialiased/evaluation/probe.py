@@ -8,7 +8,7 @@ from torch import nn
 
 from antialiased.errors import ModelError
 
-__all__ = ["unwrap_model", "classifier_outputs", "check_classifier", "top1"]
+__all__ = ["unwrap_model", "classifier_outputs", "check_classifier", "probe_output", "top1"]
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -20,6 +20,30 @@ def unwrap_model(model: nn.Module) -> nn.Module:
         if not isinstance(inner, nn.Module):
             return model
         model = inner
+
+
+def probe_output(model: nn.Module, size: int, device: torch.device | str = "cpu", *, verb: str = "take",
+                 fix: str = "check --crop-size") -> Any:
+    """The model's output for one zero image of ``size`` x ``size`` pixels (eval and inference mode; the model's
+    mode is restored): what the checks made before any data is read look at.
+
+    Raises:
+        ModelError: the model cannot ``verb`` such an image; the message ends with ``fix``.
+
+    Example:
+        >>> probe_output(nn.Conv2d(3, 4, 3), 8).shape
+        torch.Size([1, 4, 6, 6])
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            return model(torch.zeros(1, 3, size, size, device=device))
+    except RuntimeError as exc:
+        raise ModelError(f"the model cannot {verb} a {size}x{size} image ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}); {fix}") from exc
+    finally:
+        model.train(was_training)
 
 
 def classifier_outputs(output: Any) -> torch.Tensor | None:
@@ -67,16 +91,7 @@ def check_classifier(model: nn.Module, size: int, device: torch.device | str = "
         ...
         antialiased.errors.ModelError: the shift protocols compare the top-1 classes of a classifier, but the model returns a tensor of shape (1, 4, 14, 14) for a (1, 3, 16, 16) image, not (N, classes) logits
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            output = model(torch.zeros(1, 3, size, size, device=device))
-    except RuntimeError as exc:
-        raise ModelError(f"the model cannot classify a {size}x{size} image ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}); check --crop-size") from exc
-    finally:
-        model.train(was_training)
+    output = probe_output(model, size, device, verb="classify")
     logits = classifier_outputs(output)
     if logits is None or logits.shape[0] != 1:
         raise ModelError(f"the shift protocols compare the top-1 classes of a classifier, but the model returns "

@@ -22,6 +22,7 @@ import torch
 
 from antialiased.errors import ConfigError
 from antialiased.evaluation.saving import ImageSaver
+from antialiased.support.registry import Registry
 
 
 __all__ = ["Flag", "Figure", "Protocol", "ProtocolContext", "ProtocolReport", "PROTOCOLS", "register",
@@ -130,17 +131,15 @@ class Protocol:
         return f"{self.name} ({self.flag.short})" if self.flag is not None else self.name
 
 
-PROTOCOLS: dict[str, Protocol] = {}  # name -> registration, in the order results are reported
+PROTOCOLS: Registry[Protocol] = Registry("protocol")  # name -> registration, in the order results are reported
 
 
 def register(cls: type[Protocol]) -> type[Protocol]:
     """Class decorator: add a protocol to :data:`PROTOCOLS` (each name once; a flag once per task)."""
-    if cls.name in PROTOCOLS:
-        raise ConfigError(f"protocol {cls.name!r} is registered twice")
-    for other in PROTOCOLS.values():
+    for other in PROTOCOLS.values() if cls.name not in PROTOCOLS else ():  # a name again: add() says so
         if cls.flag is not None and other.flag == cls.flag and set(other.tasks) & set(cls.tasks):
             raise ConfigError(f"{cls.flag.short} is already {other.name!r}'s for the tasks {other.tasks}")
-    PROTOCOLS[cls.name] = cls()
+    PROTOCOLS.add(cls.name, cls())
     return cls
 
 

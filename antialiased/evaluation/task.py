@@ -18,6 +18,7 @@ from torch import nn
 
 from antialiased.data.folder import SKIPPED_TARGET
 from antialiased.errors import ModelError
+from antialiased.evaluation.probe import probe_output
 
 
 __all__ = ["Task", "TaskData", "describe_output"]
@@ -103,17 +104,7 @@ class Task:
 
     def probe(self, model: nn.Module, size: int, device: torch.device | str) -> int:
         """The model's number of classes, from one zero image of ``size`` pixels (no data is read)."""
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.inference_mode():
-                output = model(torch.zeros(1, 3, size, size, device=device))
-        except RuntimeError as exc:
-            raise ModelError(f"the model cannot take a {size}x{size} image ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''}); check --crop-size") from exc
-        finally:
-            model.train(was_training)
-        return self.check_output(output, size)
+        return self.check_output(probe_output(model, size, device), size)
 
     # --- the data of an evaluation run (see antialiased.evaluation.runner) ---------------------------------
 

@@ -12,22 +12,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from antialiased.errors import ConfigError, ModelError
+from antialiased.errors import ModelError
 from antialiased.evaluation.classification import ClassificationTask
+from antialiased.evaluation.probe import probe_output
 from antialiased.evaluation.segmentation import PROBE_SIZE, SegmentationTask
 from antialiased.evaluation.task import Task
+from antialiased.support.registry import Registry
 
 __all__ = ["TASKS", "register_task", "get_task", "declared_task", "infer_task"]
 
-TASKS: dict[str, Task] = {}
+TASKS: Registry[Task] = Registry("task")
 
 
 def register_task(task: Task) -> Task:
     """Add a task to :data:`TASKS` (each name once)."""
-    if task.name in TASKS:
-        raise ConfigError(f"task {task.name!r} is registered twice")
-    TASKS[task.name] = task
-    return task
+    return TASKS.add(task.name, task)
 
 
 register_task(ClassificationTask())
@@ -36,9 +35,7 @@ register_task(SegmentationTask())
 
 def get_task(name: str) -> Task:
     """The task called ``name``; ConfigError naming the known ones otherwise."""
-    if name not in TASKS:
-        raise ConfigError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
-    return TASKS[name]
+    return TASKS.known(name)
 
 
 def declared_task(spec: Any) -> str | None:
@@ -48,16 +45,7 @@ def declared_task(spec: Any) -> str | None:
 
 
 def _probed_task(model: nn.Module, device: torch.device | str) -> str:
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            output = model(torch.zeros(1, 3, PROBE_SIZE, PROBE_SIZE, device=device))
-    except RuntimeError as exc:
-        raise ModelError(f"the model cannot take a {PROBE_SIZE}x{PROBE_SIZE} image to show its task "
-                         f"({type(exc).__name__}); give the task (--task)") from exc
-    finally:
-        model.train(was_training)
+    output = probe_output(model, PROBE_SIZE, device, fix="it was probed to show its task: give the task (--task)")
     scores = TASKS["segmentation"].outputs(output) if isinstance(output, dict) else (
         output[0] if isinstance(output, (tuple, list)) and output else output)
     return "segmentation" if torch.is_tensor(scores) and scores.dim() == 4 else "classification"

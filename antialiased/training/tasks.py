@@ -12,7 +12,6 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from antialiased.errors import ConfigError
 from antialiased.evaluation.tasks import infer_task
 from antialiased.models import get_model_spec
 from antialiased.training.batch_rules import CLASSIFICATION_BATCHES
@@ -20,6 +19,7 @@ from antialiased.training.config import DataConfig, TrainConfig
 from antialiased.training.data import TrainData, load_data
 from antialiased.training.model_setup import build_model, model_classes
 from antialiased.training.segmentation import SegmentationTraining
+from antialiased.support.registry import Registry
 from antialiased.training.task import Recipe, TrainingTask
 
 __all__ = ["CLASSIFICATION_RECIPE", "ClassificationTraining", "TRAINING_TASKS", "register_training_task",
@@ -60,15 +60,12 @@ class ClassificationTraining(TrainingTask):
                 f"{val['acc5']:.3f}")
 
 
-TRAINING_TASKS: dict[str, TrainingTask] = {}
+TRAINING_TASKS: Registry[TrainingTask] = Registry("training task")
 
 
 def register_training_task(task: TrainingTask) -> TrainingTask:
     """Add a task to :data:`TRAINING_TASKS` (each name once; evaluation must know the task too)."""
-    if task.name in TRAINING_TASKS:
-        raise ConfigError(f"training task {task.name!r} is registered twice")
-    TRAINING_TASKS[task.name] = task
-    return task
+    return TRAINING_TASKS.add(task.name, task)
 
 
 register_training_task(ClassificationTraining())
