@@ -7,10 +7,11 @@ Example:
 """
 from __future__ import annotations
 
-import os
 import warnings
 
 from torch.utils.data import DataLoader
+
+from antialiased.support.devices import available_cpus  # one count of the CPUs, shared with the thread choice
 
 __all__ = ["PAPER_WORKERS", "available_cpus", "default_workers", "check_workers", "WorkerCheckedLoader",
            "evenly_spaced"]
@@ -18,14 +19,6 @@ __all__ = ["PAPER_WORKERS", "available_cpus", "default_workers", "check_workers"
 PAPER_WORKERS = 4  # the paper's -j default
 
 _announced: set[tuple[int, int]] = set()  # (workers, cpus) already warned about in this process
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask, as PyTorch counts them; ``os.cpu_count()`` elsewhere)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def default_workers(cap: int = PAPER_WORKERS) -> int:

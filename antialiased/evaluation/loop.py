@@ -3,8 +3,9 @@
 Everything a protocol has in common lives here, once: eval and inference mode, dropping unreadable
 images (target :data:`~antialiased.data.SKIPPED_TARGET`), moving each batch to the device and
 normalizing it there (uint8 images are 4x less to move than floats), the forward pass (autocast,
-channels_last, auxiliary outputs), a progress bar in images/s, passes over the data kept in memory,
-the sum over ranks and the empty-dataset error.
+channels_last, auxiliary outputs), on a CPU torch's threads lowered to the cores the loader's workers
+leave free while they run, a progress bar in images/s, passes over the data kept in memory, the sum
+over ranks and the empty-dataset error.
 
 What depends on the kind of model (a class per image or per pixel, the output's form) is the
 :class:`~antialiased.evaluation.task.Task` the loop is given (classification by default).
@@ -28,7 +29,7 @@ from tqdm.auto import tqdm
 from antialiased.data.transforms import IMAGENET_MEAN, IMAGENET_STD, center_offset, to_float_normalized
 from antialiased.errors import ConfigError, DataError
 from antialiased.evaluation.task import Task
-from antialiased.support.devices import autocast
+from antialiased.support.devices import autocast, threads_beside_workers
 from antialiased.support.distributed import all_gather_object, all_reduce_sum, get_world_size, is_main_process
 
 __all__ = ["EvalBatch", "Forward", "Scorer", "LoopOptions", "LoopResult", "run_protocols", "EMPTY_MESSAGE"]
@@ -291,15 +292,18 @@ def _one_pass(loader, scorers: Sequence[Scorer], forward: Forward, cache: _Decod
               bar, opts: LoopOptions, device: torch.device, counts: _Counts) -> None:
     active = [s for s in scorers if s.passes > pass_index]
     memory_format = torch.channels_last if opts.channels_last else torch.contiguous_format
-    for batch in _batches(loader, cache, pass_index, device, memory_format, forward.task, opts):
-        if pass_index == 0:
-            counts.add(batch)
-        for scorer in active:
-            scorer.score(batch, forward)
-        counts.check(forward)  # early, before a whole pass is spent on the wrong classes
-        bar.update(batch.size)
-        if not bar.disable and opts.print_freq and batch.step % opts.print_freq == 0:
-            bar.set_postfix({k: v for s in active for k, v in s.postfix().items()}, refresh=False)
+    replayed = pass_index > 0 and cache is not None and cache.batches is not None
+    # On a CPU, the model's threads leave the loader's decode workers their cores while those run.
+    with threads_beside_workers(device, 0 if replayed else getattr(loader, "num_workers", 0)):
+        for batch in _batches(loader, cache, pass_index, device, memory_format, forward.task, opts):
+            if pass_index == 0:
+                counts.add(batch)
+            for scorer in active:
+                scorer.score(batch, forward)
+            counts.check(forward)  # early, before a whole pass is spent on the wrong classes
+            bar.update(batch.size)
+            if not bar.disable and opts.print_freq and batch.step % opts.print_freq == 0:
+                bar.set_postfix({k: v for s in active for k, v in s.postfix().items()}, refresh=False)
 
 
 def _gather_units(scorers: Sequence[Scorer]) -> dict[str, dict[str, np.ndarray]]:

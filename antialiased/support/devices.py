@@ -1,18 +1,22 @@
-"""Device, mixed-precision and seeding choices, the same for evaluation and training."""
+"""Device, mixed-precision, CPU-thread and seeding choices, the same for evaluation and training."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
 import warnings
-from typing import ContextManager
+from typing import ContextManager, Iterator
 
 import numpy as np
 import torch
 
 from antialiased.errors import ConfigError
 
-__all__ = ["AMP_CHOICES", "select_device", "resolve_amp", "autocast", "seed_everything"]
+__all__ = ["AMP_CHOICES", "select_device", "resolve_amp", "autocast", "seed_everything", "available_cpus",
+           "threads_beside_workers"]
+
+log = logging.getLogger(__name__)
 
 AMP_CHOICES = ("auto", "bf16", "fp16")
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -92,3 +96,55 @@ def seed_everything(seed: int | None, rank: int = 0) -> None:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     # warn_only: a few CUDA kernels (e.g. some pooling backward passes) have no deterministic version.
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, as PyTorch counts them; ``os.cpu_count()`` elsewhere)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+# torch's intra-op thread count as the package found it: a later different count was set by someone.
+_THREADS_AT_IMPORT = torch.get_num_threads()
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+_announced = False
+
+
+def _threads_chosen_by_user() -> bool:
+    """OMP_NUM_THREADS / MKL_NUM_THREADS set, or ``torch.set_num_threads`` called since the package was imported."""
+    return any(os.environ.get(name) for name in _THREAD_VARIABLES) or torch.get_num_threads() != _THREADS_AT_IMPORT
+
+
+@contextlib.contextmanager
+def threads_beside_workers(device: torch.device | str, workers: int) -> Iterator[int]:
+    """On the CPU, torch's intra-op threads lowered to ``max(1, cores - workers)`` while ``workers``
+    data-loading processes run beside the model, then restored; yields the count in effect.
+
+    With 2 torch threads and 2 decode workers on 2 cores, every parallel region of the forward
+    pass waits for a core a worker holds (benchmarks/profile_protocols.py). Nothing changes on
+    other devices, without workers, or when the user chose the count: OMP_NUM_THREADS or
+    MKL_NUM_THREADS set, or ``torch.set_num_threads`` called after ``antialiased`` was imported
+    (a call before that import cannot be told from torch's default; the count is only ever lowered).
+
+    Example:
+        >>> with threads_beside_workers("cuda", 4) as threads:  # other devices: untouched
+        ...     threads == torch.get_num_threads()
+        True
+    """
+    global _announced
+    before = torch.get_num_threads()
+    threads = min(before, max(1, available_cpus() - workers))
+    if torch.device(device).type != "cpu" or workers <= 0 or threads == before or _threads_chosen_by_user():
+        yield before
+        return
+    if not _announced:
+        _announced = True
+        log.debug("CPU evaluation: %d torch thread(s) beside %d loader worker(s) on %d core(s) (was %d; "
+                  "restored after)", threads, workers, available_cpus(), before)
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(before)
