@@ -42,8 +42,8 @@ from antialiased.models.antialias._aps import _finalize as _aps_finalize
 from antialiased.models.antialias._placements import sampler_rewriters
 from antialiased.models.antialias._probe import ProbeError, default_input_sizes, probe
 from antialiased.models.antialias._train_rules import BufferSchedule, ParamGroupRule, step_decay
-from antialiased.models.antialias._types import Method, MethodOption, Rewrite, RewriteContext, Site, SiteRewriter, Skip
-from antialiased.models.antialias._upsample import _polyphase_refusal, whole_factor
+from antialiased.models.antialias._types import Method, MethodOption, RewriteContext, Site, SiteRewriter
+from antialiased.models.antialias._upsample import polyphase_rules
 
 __all__ = ["LPS", "LPS_LPF", "LearnablePolyphaseInterpolation", "LearnablePolyphaseConvTranspose2d"]
 
@@ -100,25 +100,10 @@ class LearnablePolyphaseConvTranspose2d(PolyphaseConvTranspose2d):
         return _mixture(self, lambda inp, index: parent(inp, output_size, index), input, phase)
 
 
-def _up_twin(site: Site, ctx: RewriteContext, lpf: bool) -> nn.Module:
-    options = dict(circular=ctx.circular, filt_size=ctx.filter_size if lpf else 1,
-                   pad_type=None if ctx.circular else ctx.pad_type)
-    if site.kind == "transposed_conv":
-        return LearnablePolyphaseConvTranspose2d.from_conv(site.module, **options)
-    factor = whole_factor(site.stride)
-    mode = "pixel_shuffle" if site.kind == "pixel_shuffle" else site.module.mode
-    return LearnablePolyphaseInterpolation(factor, mode=mode, size=getattr(site.module, "size", None), **options)
-
-
 def _up_rules(lpf: bool) -> dict[str, SiteRewriter]:
-    def rewrite(site: Site, ctx: RewriteContext) -> Rewrite | Skip:
-        reason = _polyphase_refusal(site)
-        if reason is not None:
-            return Skip(reason)
-        return Rewrite(replace=_up_twin(site, ctx, lpf))
-
-    rewrite.__name__ = "learnable_polyphase_upsampling" + ("_lpf" if lpf else "")
-    return {"transposed_conv": rewrite, "interpolate": rewrite, "pixel_shuffle": rewrite}
+    """APS-U's upsampling rule with the learnable twins (LPU): the same sites, refusals and options."""
+    return polyphase_rules(lpf, conv=LearnablePolyphaseConvTranspose2d, upsampling=LearnablePolyphaseInterpolation,
+                           name="learnable_polyphase_upsampling")
 
 
 def _followers(model: nn.Module) -> list[LearnablePolyphaseSampling]:

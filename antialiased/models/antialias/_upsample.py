@@ -155,25 +155,26 @@ def _polyphase_refusal(site: Site) -> str | None:
     return None
 
 
-def _polyphase_layer(site: Site, ctx: RewriteContext, lpf: bool) -> nn.Module:
+def _polyphase_layer(site: Site, ctx: RewriteContext, lpf: bool, conv: type, upsampling: type) -> nn.Module:
     options = dict(circular=ctx.circular, filt_size=ctx.filter_size if lpf else 1,
                    pad_type=None if ctx.circular else ctx.pad_type)
     if site.kind == "transposed_conv":
-        return PolyphaseConvTranspose2d.from_conv(site.module, **options)
-    factor = whole_factor(site.stride)
-    if site.kind == "pixel_shuffle":
-        return PolyphaseUpsampling(factor, mode="pixel_shuffle", **options)
-    return PolyphaseUpsampling(factor, mode=site.module.mode, size=getattr(site.module, "size", None), **options)
+        return conv.from_conv(site.module, **options)
+    mode = "pixel_shuffle" if site.kind == "pixel_shuffle" else site.module.mode
+    return upsampling(whole_factor(site.stride), mode=mode, size=getattr(site.module, "size", None), **options)
 
 
-def polyphase_rules(lpf: bool) -> dict[str, SiteRewriter]:
-    """The APS methods' upsampling rule (``lpf``: ``aps-lpf``, the blur after): up kind -> rewriter."""
+def polyphase_rules(lpf: bool, *, conv: type = PolyphaseConvTranspose2d, upsampling: type = PolyphaseUpsampling,
+                    name: str = "polyphase_upsampling") -> dict[str, SiteRewriter]:
+    """The APS methods' upsampling rule (``lpf``: ``aps-lpf``, the blur after): up kind -> rewriter.
+
+    ``conv`` and ``upsampling`` are the polyphase layers the sites become (LPS passes its learnable twins)."""
     def rewrite(site: Site, ctx: RewriteContext) -> Rewrite | Skip:
         reason = _polyphase_refusal(site)
         if reason is not None:
             return Skip(reason)
-        return Rewrite(replace=_polyphase_layer(site, ctx, lpf))
+        return Rewrite(replace=_polyphase_layer(site, ctx, lpf, conv, upsampling))
 
-    rewrite.__name__ = "polyphase_upsampling_lpf" if lpf else "polyphase_upsampling"
+    rewrite.__name__ = name + ("_lpf" if lpf else "")
     return {"transposed_conv": rewrite, "interpolate": rewrite, "pixel_shuffle": rewrite}
 
