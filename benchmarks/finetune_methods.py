@@ -35,7 +35,7 @@ from _methods_common import MethodSpec, RunBudget, convert, markdown_table, mean
 from antialiased.models.transfer import load_baseline  # antialiased.load_baseline
 from antialiased.errors import AntialiasedError, ConfigError
 from methods_cifar_run import INPUT_SIZE, METRICS, NET_NAME, Session, add_cifar_args, build_model, open_session
-from methods_cifar_run import blocked, guarded_run, machine_text, same_as, write_outputs
+from methods_cifar_run import budgeted_run, machine_text, same_as, write_outputs
 from methods_cifar_train import Recipe, train
 
 BASELINE = MethodSpec("baseline")
@@ -79,14 +79,12 @@ def run_seed(session: Session, seed: int, budget: RunBudget, twins: dict[str, st
     log(f"seed {seed}: baseline trained ({trained_numbers['train_time_s']:.1f}s)")
     runs = []
     for spec in session.specs:
-        reason = blocked(spec, twins, budget)
-        if reason is not None:
-            runs.append({"method": spec.text, "seed": seed, "status": reason})
+        record, ran = budgeted_run(session, spec, seed, budget, twins,
+                                   lambda: finetune_one(session, trained, spec, seed), log)
+        runs.append(record)
+        if not ran:
             continue
-        with budget.timed(spec.text):
-            record = guarded_run(spec, seed, lambda: finetune_one(session, trained, spec, seed), log)
-        runs.append({**record, "call": spec.call(NET_NAME, session.args.circular),
-                     "baseline_train_time_s": trained_numbers["train_time_s"]})
+        record["baseline_train_time_s"] = trained_numbers["train_time_s"]
         log(f"seed {seed} {spec.text}: " + (f"acc {record['before_acc1']:.2f} -> {record['after_acc1']:.2f}, -es "
                                             f"{record['before_crop_shift']:.2f} -> {record['after_crop_shift']:.2f}"
                                             if record["status"] == "done" else record["status"]))

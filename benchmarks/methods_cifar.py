@@ -43,7 +43,7 @@ import time
 from _methods_common import RunBudget
 from antialiased.errors import AntialiasedError
 from methods_cifar_run import NET_NAME, Session, add_cifar_args, build_model, open_session, results_table, same_as
-from methods_cifar_run import blocked, guarded_run, machine_text, write_outputs
+from methods_cifar_run import budgeted_run, machine_text, write_outputs
 from methods_cifar_train import Recipe, train
 
 EXTRA = [("train_images_per_s", "Train img/s", 0), ("peak_memory_MiB", "Training peak GPU MiB", 0),
@@ -79,15 +79,11 @@ def run_all(session: Session, start: float, log=print, progress=lambda runs: Non
     budget, twins, runs = RunBudget(session.args.budget_seconds, start), same_as(session), []
     for seed in session.args.seeds:
         for spec in session.specs:
-            reason = blocked(spec, twins, budget)
-            if reason is not None:
-                runs.append({"method": spec.text, "seed": seed, "status": reason})
-                continue
-            with budget.timed(spec.text):
-                record = guarded_run(spec, seed, lambda: run_one(session, spec, seed), log)
-            runs.append({**record, "call": spec.call(NET_NAME, session.args.circular)})
-            log(_line(record, budget.elapsed()))
-            progress(runs)
+            record, ran = budgeted_run(session, spec, seed, budget, twins, lambda: run_one(session, spec, seed), log)
+            runs.append(record)
+            if ran:
+                log(_line(record, budget.elapsed()))
+                progress(runs)
     return runs
 
 

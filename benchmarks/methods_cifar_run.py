@@ -19,7 +19,7 @@ from methods_cifar_data import DEFAULT_CACHE, CifarTensors, TrainBatches, load_c
 from methods_cifar_train import NET_NAME, Recipe, ShiftSettings, build_net, evaluate, whiten_init
 
 __all__ = ["add_cifar_args", "Session", "open_session", "build_model", "same_as", "results_table", "write_outputs",
-           "machine_text", "blocked", "guarded_run"]
+           "machine_text", "blocked", "guarded_run", "budgeted_run"]
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUT_SIZE = (3, 32, 32)
@@ -188,6 +188,18 @@ def guarded_run(spec: MethodSpec, seed: int, work, log) -> dict:
         reason = " ".join(str(exc).split())[:300]
         return {"method": spec.text, "seed": seed, "status": f"failed: {type(exc).__name__}: {reason}"}
     return {"method": spec.text, "seed": seed, "status": "done", **numbers}
+
+
+def budgeted_run(session: Session, spec: MethodSpec, seed: int, budget: RunBudget, twins: dict[str, str], work,
+                 log) -> tuple[dict, bool]:
+    """``(record, ran)``: ``work()``'s run record of ``spec`` at ``seed`` (timed in ``budget``, failures recorded,
+    with the call that built it), or, where :func:`blocked` says so, a record of why it did not start."""
+    reason = blocked(spec, twins, budget)
+    if reason is not None:
+        return {"method": spec.text, "seed": seed, "status": reason}, False
+    with budget.timed(spec.text):
+        record = guarded_run(spec, seed, work, log)
+    return {**record, "call": spec.call(NET_NAME, session.args.circular)}, True
 
 
 def _row(spec: MethodSpec, runs: list[dict], extra: list[tuple[str, str]]) -> list[str]:

@@ -17,6 +17,7 @@ import copy
 import pytest
 import torch
 import torchvision
+from torch import nn
 
 from antialiased.models.antialias import antialias
 from tests._upsample_nets import TinyUNet, calibrated
@@ -100,15 +101,22 @@ def _torchvision(name: str):
     return builders[name](weights=None, weights_backbone=None, num_classes=4)
 
 
-@pytest.mark.parametrize("name", ["fcn_resnet50", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large"])
-def test_torchvision_segmentation_models_are_equivariant(name):
-    base = calibrated(_torchvision(name), size=64)
+def _converted_equivariant(net: nn.Module, seed: int) -> nn.Module:
+    """``net`` (calibrated) converted: equivariant on a 64-pixel input where the baseline is not; the summary
+    names every up site."""
+    base = calibrated(net, size=64)
     model = _convert(base)
-    torch.manual_seed(3)
+    torch.manual_seed(seed)
     x = torch.randn(1, 3, 64, 64)
     assert _equivariance_error(model, x, SHIFTS, chunk=3) < RTOL
     assert _equivariance_error(base, x, SHIFTS[:1]) > 100 * RTOL
     _check_summary_names_every_upsampling(model, base, 64)
+    return model
+
+
+@pytest.mark.parametrize("name", ["fcn_resnet50", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large"])
+def test_torchvision_segmentation_models_are_equivariant(name):
+    model = _converted_equivariant(_torchvision(name), seed=3)
     if name.startswith("deeplabv3"):  # the image-pooling branch broadcasts a 1x1 map: listed, not an up site
         pooling = [s for s in model.antialias_summary.left_alone if s.path == "classifier.0.convs.4.interpolate"]
         assert len(pooling) == 1 and "not an up site" in pooling[0].reason
@@ -118,12 +126,6 @@ def test_torchvision_segmentation_models_are_equivariant(name):
 
 def test_segmentation_models_pytorch_unet_is_equivariant():
     smp = pytest.importorskip("segmentation_models_pytorch", reason="the 'segmentation' extra (pinned in the lock file)")
-    base = calibrated(smp.Unet("resnet18", encoder_weights=None, classes=4), size=64)
-    model = _convert(base)
-    torch.manual_seed(4)
-    x = torch.randn(1, 3, 64, 64)
-    assert _equivariance_error(model, x, SHIFTS, chunk=3) < RTOL
-    assert _equivariance_error(base, x, SHIFTS[:1]) > 100 * RTOL
-    _check_summary_names_every_upsampling(model, base, 64)
+    model = _converted_equivariant(smp.Unet("resnet18", encoder_weights=None, classes=4), seed=4)
     blocks = sorted(c.path for c in model.antialias_summary.changed if c.kind == "interpolate")
     assert blocks == [f"decoder.blocks.{i}.interpolate" for i in range(5)]
