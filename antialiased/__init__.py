@@ -4,7 +4,10 @@ Zhang, "Making Convolutional Networks Shift-Invariant Again", ICML 2019.
 
 The user's API: :func:`create_model`, :func:`list_models`, :func:`get_model_spec` and
 :class:`ModelSpec` (models by name), :func:`antialias` and :func:`load_baseline` (any CNN and its
-baseline's weights), the layers, :func:`evaluate`, :func:`train` and :func:`export_model` (loaded
+baseline's weights), the layers a user inserts by hand (each method's down- and upsampling modules:
+``BlurPool``, ``AdaptivePolyphaseSampling``, ``PolyphaseUpsampling``, ``AdaptiveBlurPool``,
+``LearnablePolyphaseSampling``, ``FLCPool``, ``HaarPool``, ...; their functionals and helpers stay in
+:mod:`antialiased.layers`), :func:`evaluate`, :func:`train` and :func:`export_model` (loaded
 on first use: they pull in the data, evaluation and export stacks), the exceptions in
 :mod:`antialiased.errors`, and the published package's constructors (``antialiased.resnet50(...)``).
 Everything else lives in the subpackages (``antialiased.models``, ``antialiased.evaluation``, ...).
@@ -16,10 +19,19 @@ from typing import Any
 
 from antialiased import errors
 from antialiased.layers import (
+    AdaptiveBlurPool,
     AdaptivePolyphaseSampling,
+    ASAPPool,
     BlurPool,
     BlurPool1D,
     BlurPool3D,
+    FLCPool,
+    HaarPool,
+    LearnablePolyphaseSampling,
+    LearnablePolyphaseUpsampling,
+    PolyphaseConvTranspose2d,
+    PolyphaseUpsampling,
+    TranslationInvariantPolyphaseSampling,
     binomial_filter,
     blur_pool1d,
     blur_pool2d,
@@ -67,7 +79,7 @@ __all__ = [
     "train",
     "export_model",
     "errors",
-    "AdaptivePolyphaseSampling",
+    # the layers a user inserts by hand: the paper's blur (and its functionals), then each method's
     "BlurPool",
     "BlurPool1D",
     "BlurPool3D",
@@ -75,5 +87,15 @@ __all__ = [
     "blur_pool1d",
     "blur_pool2d",
     "blur_pool3d",
+    "AdaptivePolyphaseSampling",
+    "PolyphaseUpsampling",
+    "PolyphaseConvTranspose2d",
+    "AdaptiveBlurPool",
+    "LearnablePolyphaseSampling",
+    "LearnablePolyphaseUpsampling",
+    "FLCPool",
+    "ASAPPool",
+    "HaarPool",
+    "TranslationInvariantPolyphaseSampling",
 ]
 __all__ += _constructors.__all__  # antialiased.resnet50(filter_size=4), ...: named once, in models/constructors.py

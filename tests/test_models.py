@@ -265,10 +265,20 @@ def test_baseline_is_torchvision():
 
 
 def test_the_top_level_is_the_users_api():
+    import antialiased.layers as layers
+
+    # the layers a user inserts by hand: every method's down- and upsampling modules (issue 16: "the layers")
+    inserted = {"BlurPool", "BlurPool1D", "BlurPool3D", "AdaptivePolyphaseSampling", "PolyphaseUpsampling",
+                "PolyphaseConvTranspose2d", "AdaptiveBlurPool", "LearnablePolyphaseSampling",
+                "LearnablePolyphaseUpsampling", "FLCPool", "ASAPPool", "HaarPool",
+                "TranslationInvariantPolyphaseSampling"}
     api = {"create_model", "list_models", "get_model_spec", "ModelSpec", "antialias", "AntialiasSummary",
-           "load_baseline", "evaluate", "train", "export_model", "errors", "AdaptivePolyphaseSampling", "BlurPool",
-           "BlurPool1D", "BlurPool3D", "binomial_filter", "blur_pool1d", "blur_pool2d", "blur_pool3d"}
+           "load_baseline", "evaluate", "train", "export_model", "errors", "binomial_filter", "blur_pool1d",
+           "blur_pool2d", "blur_pool3d", *inserted}
     assert set(antialiased.__all__) == api | set(PAPER_ARCHS) and len(antialiased.__all__) == len(api) + 23
+    assert all(getattr(antialiased, name) is getattr(layers, name) for name in inserted)
+    assert {name for name in layers.__all__ if isinstance(getattr(layers, name), type)
+            and issubclass(getattr(layers, name), torch.nn.Module)} == inserted  # no layer module left out
     for name in antialiased.__all__:
         assert getattr(antialiased, name) is not None, name
     for helper in ("get_model", "parse_model_name", "register_model", "copy_params_buffers", "PAPER_ARCHS"):
