@@ -48,7 +48,7 @@ def test_two_variants_two_seeds_end_to_end(script, tmp_path, capsys, cifar10_dir
         for mean, std in map(_mean_std, cells):
             assert math.isfinite(mean) and 0 <= mean <= 100 and math.isfinite(std)
     assert _mean_std(rows["APS"][2]) == (100.0, 0.0)  # circular padding + APS at 28 = 7 x the stride 4
-    assert "antialias(smallresnet(), method='aps', filter_size=1, circular=True)" in printed
+    assert "antialias(smallresnet(), method='aps', circular=True)" in printed
     assert "--seeds 0 1" in printed and "--train-size 96" in printed
     # per-seed result files (the project's schema) whose metrics the table reduces
     files = sorted(tmp_path.glob("results_*.json"))
