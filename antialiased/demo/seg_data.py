@@ -19,7 +19,7 @@ from antialiased.data.segmentation import SegmentationDataset
 from antialiased.demo.seg_shapes import SEG_CLASSES, write_seg_shapes
 from antialiased.support.files import atomic_write_text
 
-__all__ = ["SegDemoData", "SegCropDataset", "prepare_seg_data", "CLASS_LIST"]
+__all__ = ["SegDemoData", "SegCropDataset", "prepare_seg_data", "read_seg_data", "CLASS_LIST"]
 
 CLASS_LIST = "classes.txt"  # the class names, one per line in index order (``--class-list`` of antialiased eval)
 
@@ -101,5 +101,13 @@ def prepare_seg_data(folder: str | os.PathLike, *, train_size: int, test_size: i
     """
     root = write_seg_shapes(folder, train=train_size, val=test_size, size=image_size, seed=seed, shapes=shapes)
     atomic_write_text(root / CLASS_LIST, "".join(f"{name}\n" for name in SEG_CLASSES))
+    return read_seg_data(root, seed=seed)
+
+
+def read_seg_data(folder: str | os.PathLike, *, seed: int = 0) -> SegDemoData:
+    """A folder :func:`prepare_seg_data` wrote, read back (in another process, say); ``seed``: the one it was
+    written with, for the records."""
+    root = Path(folder)
     images, masks = _read_split(root)
-    return SegDemoData(root, images, masks, test_size, list(SEG_CLASSES), seed)
+    tests = len((root / "ImageSets" / "Segmentation" / "val.txt").read_text().split())
+    return SegDemoData(root, images, masks, tests, list(SEG_CLASSES), seed)

@@ -82,7 +82,7 @@ SEG_NETS: dict[str, Callable[..., nn.Module]] = {
 
 
 def build_seg_net(name: str, *, num_classes: int, width: int = 8) -> nn.Module:
-    """The baseline ``name`` of :data:`SEG_NETS` (converted by :func:`~antialiased.demo.seg_variants.build_seg_variant`).
+    """The baseline ``name`` of :data:`SEG_NETS` (to convert with :func:`.seg_variants.build_seg_variant`).
 
     Example:
         >>> type(build_seg_net("unet-bilinear", num_classes=3).up1).__name__
