@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from antialiased.cli._aa_flags import add_aa_flags
+from antialiased.cli._recorded_arch import arch_default
 from antialiased.cli.task_defaults import flag_default
 from antialiased.data import default_workers
 
@@ -17,10 +18,11 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                             "CIFAR-10's usual layout)")
     group.add_argument("--val-split", "--val_split", dest="val_split", default=None, metavar="NAME",
                        help="the validation folder DIR/NAME (default: DIR/val, else DIR/test)")
-    group.add_argument("-a", "--arch", metavar="ARCH", default="resnet18",
+    group.add_argument("-a", "--arch", metavar="ARCH", default=arch_default(),
                        help="model name, e.g. resnet50_lpf4 (anti-aliased, filter size 4) or resnet50 "
                             "(torchvision baseline), efficientnet_b0_lpf4 (any torchvision classifier, converted), "
-                            "timm/resnet50d_lpf4 (timm installed); 'antialiased models' lists them (default: resnet18)")
+                            "timm/resnet50d_lpf4 (timm installed); 'antialiased models' lists them (default: the model "
+                            "a --resume checkpoint records when evaluating or exporting it, else resnet18)")
     add_aa_flags(group)  # --aa-method, --aa-option KEY=VALUE
     group.add_argument("-j", "--workers", default=default_workers(), type=int, metavar="N",
                        help="data loading worker processes (default: the paper's 4, at most the CPUs available: "

@@ -30,6 +30,7 @@ from antialiased.cli._aa_flags import aa_options_from_args
 from antialiased.cli._errors import CommandInterrupted, user_errors
 from antialiased.cli._names import resolve_names
 from antialiased.cli._parser import ArgumentParser, package_version
+from antialiased.cli._recorded_arch import arch_given, use_recorded_arch
 from antialiased.cli.common_args import add_common_args
 from antialiased.cli.eval_args import add_eval_args, wants_evaluation
 from antialiased.cli.evaluate import run_evaluation
@@ -116,8 +117,8 @@ def _main(argv: Sequence[str] | None, mode: str | None, prog: str) -> int:
     parser = get_args_parser(prog=prog)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    # first thing: a bad name fails before any folder is read
-    resolve_names([args.arch], args.aa_method, aa_options_from_args(args))
+    if arch_given(args):  # first thing: a bad name fails before any folder is read
+        resolve_names([args.arch], args.aa_method, aa_options_from_args(args))
     if mode == "eval" and not wants_evaluation(args):
         args.evaluate = True
     if mode == "train" and wants_evaluation(args):
@@ -126,6 +127,9 @@ def _main(argv: Sequence[str] | None, mode: str | None, prog: str) -> int:
     todo = route(args, mode)
     if "train" not in todo:  # training resolves 'auto' itself (a new run when there is no checkpoint)
         resolve_resume_auto(args)
+    if not arch_given(args):  # -a left out: the model --resume records (read before any data), else resnet18
+        use_recorded_arch(args, todo)
+        resolve_names([args.arch], args.aa_method, aa_options_from_args(args))
     for step in todo:
         try:
             status = steps[step](args) or 0
