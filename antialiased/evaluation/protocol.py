@@ -82,7 +82,9 @@ class ProtocolContext:
     def saver(self, protocol: str) -> Callable | None:
         if not self.config.save_images or self.out_dir is None or not self.write_files:
             return None
-        return ImageSaver(self.out_dir / "images" / protocol)
+        data = self.config.data  # settled: the normalization this evaluation feeds the model
+        stats = {k: v for k, v in (("mean", data.mean), ("std", data.std)) if v is not None}
+        return ImageSaver(self.out_dir / "images" / protocol, **stats)
 
 
 @dataclass
