@@ -103,7 +103,7 @@ def eval_config_from_args(args: argparse.Namespace) -> EvalConfig:
                         aa_method=getattr(args, "aa_method", None), aa_options=aa_options_from_args(args))
     data = DataSettings(args.data, batch_size=args.batch_size, workers=args.workers, crop_size=args.crop_size,
                         max_shift=args.max_shift, strict=args.strict, class_list=args.class_list,
-                        fast_decode=args.fast_decode, val_split=args.val_split,
+                        fast_decode=args.fast_decode, val_split=args.val_split, max_images=args.max_val_images,
                         mean=None if args.mean is None else tuple(args.mean),
                         std=None if args.std is None else tuple(args.std))
     protocols = protocols_from_args(args)

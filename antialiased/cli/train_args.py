@@ -71,7 +71,7 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
                             "step; default: 0, off)")
     group.add_argument("--max-val-images", dest="max_val_images", default=None, type=int, metavar="N",
                        help="validate each epoch on N images, evenly spaced in the validation folder's order (the "
-                            "same ones every epoch; default: all)")
+                            "same ones every epoch; default: all); evaluating (-e, -es, ...): evaluate those N images")
     group.add_argument("--amp", nargs="?", const="auto", default=None, choices=["auto", "bf16", "fp16"],
                        help="mixed precision: bf16, or fp16 with a grad scaler ('auto': bf16 where supported)")
     group.add_argument("--channels-last", dest="channels_last", action="store_true",

@@ -11,7 +11,8 @@ from antialiased.data.folder import (
     load_rgb,
     to_rgb,
 )
-from antialiased.data.loaders import WorkerCheckedLoader, available_cpus, default_workers, evenly_spaced
+from antialiased.data.loaders import (WorkerCheckedLoader, available_cpus, default_workers, evenly_spaced,
+                                      validation_sampler)
 from antialiased.data.preprocessing import (PREPROCESSING_KEY, Preprocessing, recorded_preprocessing,
                                             resize_for_crop, settle_preprocessing)
 from antialiased.data.transforms import (
@@ -42,6 +43,7 @@ __all__ = [
     "denormalize",
     "eval_transform",
     "evenly_spaced",
+    "validation_sampler",
     "find_split",
     "find_val_split",
     "load_rgb",

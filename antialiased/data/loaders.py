@@ -8,13 +8,15 @@ Example:
 from __future__ import annotations
 
 import warnings
+from typing import Sequence
 
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from antialiased.support.devices import available_cpus  # one count of the CPUs, shared with the thread choice
+from antialiased.support.distributed import ShardSampler
 
 __all__ = ["PAPER_WORKERS", "available_cpus", "default_workers", "check_workers", "WorkerCheckedLoader",
-           "evenly_spaced"]
+           "evenly_spaced", "validation_sampler"]
 
 PAPER_WORKERS = 4  # the paper's -j default
 
@@ -62,3 +64,23 @@ def evenly_spaced(total: int, count: int | None) -> list[int] | None:
         return None
     return [i * total // count for i in range(count)]
 
+
+
+def validation_sampler(size: int, max_images: int | None, *, rank: int = 0,
+                       world_size: int = 1) -> Sampler[int] | Sequence[int] | None:
+    """The validation images a loader reads, as its ``sampler``: training's per-epoch validation and evaluation.
+
+    All ``size`` images (None: the loader's own order; under a distributed launch every ``world_size``-th
+    from ``rank``), or ``max_images`` of them evenly spaced (:func:`evenly_spaced`), this rank's share:
+    every image on exactly one rank, none twice.
+
+    Example:
+        >>> validation_sampler(12, 5), validation_sampler(12, 5, rank=1, world_size=2), validation_sampler(12, None)
+        ([0, 2, 4, 7, 9], [2, 7], None)
+        >>> list(validation_sampler(5, None, rank=1, world_size=2))
+        [1, 3]
+    """
+    picked = evenly_spaced(size, max_images)
+    if picked is not None:
+        return picked[rank::world_size]
+    return ShardSampler(range(size), rank=rank, world_size=world_size) if world_size > 1 else None

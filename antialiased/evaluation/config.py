@@ -73,7 +73,9 @@ class DataSettings:
     the shift protocols). Settings left at None are decided for the weights evaluated
     (:meth:`settle`, run by :meth:`EvalConfig.resolved`): what a training checkpoint (or weights
     exported from one) recorded, else the paper's ImageNet protocol (224 + 32, ImageNet mean/std).
-    ``val_split`` names the validation folder (None: ``val/``, else ``test/``).
+    ``val_split`` names the validation folder (None: ``val/``, else ``test/``). ``max_images``: evaluate
+    that many images, evenly spaced in the folder's order (training's ``--max-val-images`` selection,
+    :func:`~antialiased.data.validation_sampler`; None: all of them).
     """
 
     root: str | os.PathLike | None
@@ -87,6 +89,7 @@ class DataSettings:
     val_split: str | None = None
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    max_images: int | None = None
 
     def geometry(self) -> tuple[int, int]:
         """``(crop_size, max_shift)``, with the paper's 224 and 32 for settings not decided yet."""
@@ -129,7 +132,9 @@ class DataSettings:
         crop, shift = self.geometry()
         checks = [(self.batch_size < 1, f"-b/--batch-size must be >= 1, got {self.batch_size}"),
                   (self.workers < 0, f"-j/--workers must be >= 0, got {self.workers}"),
-                  (crop < 1 or shift < 1, f"--crop-size and --max-shift must be positive, got {crop} and {shift}")]
+                  (crop < 1 or shift < 1, f"--crop-size and --max-shift must be positive, got {crop} and {shift}"),
+                  (self.max_images is not None and self.max_images < 1,
+                   f"--max-val-images must be at least 1, got {self.max_images} (leave it out for all images)")]
         for failed, message in checks:
             if failed:
                 raise ConfigError(message)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from antialiased.data import ImageFolderDataset, WorkerCheckedLoader, find_val_split
+from antialiased.data import ImageFolderDataset, WorkerCheckedLoader, evenly_spaced, find_val_split, validation_sampler
 from antialiased.errors import ConfigError
 from antialiased.evaluation.classification import read_class_list
 from antialiased.evaluation.config import DataSettings, EvalConfig, ModelSource
@@ -26,7 +26,7 @@ from antialiased.evaluation.results import make_result, write_result
 from antialiased.evaluation.task import Task, TaskData
 from antialiased.evaluation.tasks import infer_task
 from antialiased.support.devices import resolve_amp, seed_everything, select_device
-from antialiased.support.distributed import DistInfo, ShardSampler, detect_launch, init_distributed, is_main_process
+from antialiased.support.distributed import DistInfo, detect_launch, init_distributed, is_main_process
 
 __all__ = ["evaluate", "EvalReport", "ProtocolRun", "read_class_list", "evaluated_classes", "check_models_fit_data"]
 
@@ -98,9 +98,11 @@ def check_models_fit_data(models: Sequence[ModelSource], data: DataSettings, tas
 
 
 def _loader(data: TaskData, config: EvalConfig, device: torch.device, dist: DistInfo) -> DataLoader:
-    # Under a distributed launch each rank takes every world_size-th image: no padding, no image twice.
+    # All images or --max-val-images of them (training's selection); under a distributed launch each rank
+    # takes every world_size-th of them: no padding, no image twice.
     dataset = data.dataset
-    sampler = ShardSampler(dataset, rank=dist.rank, world_size=dist.world_size) if dist.distributed else None
+    shard = {"rank": dist.rank, "world_size": dist.world_size} if dist.distributed else {}
+    sampler = validation_sampler(len(dataset), config.data.max_images, **shard)
     # WorkerCheckedLoader: a -j above the CPUs is said once, in one line of ours (not PyTorch's warning, twice)
     return WorkerCheckedLoader(dataset, batch_size=data.loader_batch or config.data.batch_size, shuffle=False,
                                sampler=sampler, num_workers=config.data.workers, pin_memory=device.type == "cuda")
@@ -116,8 +118,18 @@ def _start(config: EvalConfig) -> tuple[torch.device, bool, DistInfo]:
     return device, data_parallel, dist
 
 
+def _image_count(config: EvalConfig, data: TaskData) -> tuple[int, int]:
+    """``(evaluated, in the folder)``: --max-val-images of the folder's images, or all of them."""
+    total = len(data.dataset)
+    picked = evenly_spaced(total, config.data.max_images)
+    return (total if picked is None else len(picked)), total
+
+
 def _settings(config: EvalConfig, data: TaskData, task: Task) -> dict[str, Any]:
+    evaluated, total = _image_count(config, data)
     common = {"workers": config.data.workers, "fast_decode": config.data.fast_decode,
+              # a result on a subset is never read as the whole folder's
+              "max_val_images": config.data.max_images, "selected_images": evaluated, "folder_images": total,
               "mean": None if config.data.mean is None else list(config.data.mean),
               "std": None if config.data.std is None else list(config.data.std),
               "channels_last": config.run.channels_last, "amp": config.run.amp,
@@ -183,8 +195,11 @@ def evaluate(config: EvalConfig, model: nn.Module | None = None) -> EvalReport:
     task.fit_model(model, data, config, device)
     ctx.classes = data.classes
     amp_dtype, _ = resolve_amp(config.run.amp, device)
-    log.info("evaluating %s (%s, %s) on %s: %d images, %d classes, device %s", identity["model"], identity["weights"],
-             task.name, data.where, len(data.dataset), len(data.classes or ()), device)
+    evaluated, total = _image_count(config, data)
+    count = (f"{evaluated} of {total} images (--max-val-images, evenly spaced)" if evaluated < total
+             else f"{total} images")
+    log.info("evaluating %s (%s, %s) on %s: %s, %d classes, device %s", identity["model"], identity["weights"],
+             task.name, data.where, count, len(data.classes or ()), device)
     options = LoopOptions(amp_dtype=amp_dtype, channels_last=config.run.channels_last,
                           progress=config.run.progress, print_freq=config.run.print_freq,
                           cache_bytes=config.cache_mb << 20, mean=config.data.mean, std=config.data.std)

@@ -11,10 +11,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from antialiased.data import (PREPROCESSING_KEY, ImageFolderDataset, Preprocessing, WorkerCheckedLoader,
-                              evenly_spaced, find_split, find_val_split, resize_for_crop, train_transform)
+                              find_split, find_val_split, resize_for_crop, train_transform, validation_sampler)
 from antialiased.data.jpeg import JpegFolderDataset
 from antialiased.errors import DataError
-from antialiased.support.distributed import ShardSampler, get_rank, get_world_size, is_main_process
+from antialiased.support.distributed import get_rank, get_world_size, is_main_process
 from antialiased.support.files import atomic_write_text
 from antialiased.training.config import DataConfig
 from antialiased.training.sampling import EpochSampler, SeededSamples
@@ -61,13 +61,10 @@ def _folders(cfg: DataConfig) -> tuple[Path, Path]:
 
 
 def _val_sampler(val_set: ImageFolderDataset, cfg: DataConfig, distributed: bool) -> Any:
-    """All validation images (each on one rank under DDP), or ``--max-val-images`` of them, evenly spaced."""
-    picked = evenly_spaced(len(val_set), cfg.max_val_images)
-    if picked is None:
-        return ShardSampler(val_set) if distributed else None
-    if distributed:
-        return picked[get_rank()::get_world_size()]
-    return picked
+    """All validation images (each on one rank under DDP), or ``--max-val-images`` of them, evenly spaced:
+    the selection evaluation's ``--max-val-images`` makes too (:func:`~antialiased.data.validation_sampler`)."""
+    shard = {"rank": get_rank(), "world_size": get_world_size()} if distributed else {}
+    return validation_sampler(len(val_set), cfg.max_val_images, **shard)
 
 
 def _announce(val_dir: Path, cfg: DataConfig, total: int) -> None:

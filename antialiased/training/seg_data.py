@@ -35,11 +35,12 @@ from torch.utils.data import Dataset
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-from antialiased.data import Preprocessing, SKIPPED_TARGET, WorkerCheckedLoader, evenly_spaced, to_float_normalized
+from antialiased.data import (Preprocessing, SKIPPED_TARGET, WorkerCheckedLoader, to_float_normalized,
+                              validation_sampler)
 from antialiased.data.folder import DatasetLayoutError
 from antialiased.data.segmentation import IGNORE_INDEX, SegmentationDataset
 from antialiased.evaluation.config import DEFAULT_MAX_SHIFT
-from antialiased.support.distributed import ShardSampler, get_rank, get_world_size, is_main_process
+from antialiased.support.distributed import get_rank, get_world_size, is_main_process
 from antialiased.training.config import DataConfig
 from antialiased.training.data import TrainData
 from antialiased.training.sampling import EpochSampler, SeededSamples
@@ -154,10 +155,8 @@ def _splits(cfg: DataConfig) -> tuple[SegmentationDataset, SegmentationDataset]:
 
 
 def _val_sampler(size: int, cfg: DataConfig, distributed: bool) -> Any:
-    picked = evenly_spaced(size, cfg.max_val_images)
-    if picked is None:
-        return ShardSampler(range(size)) if distributed else None
-    return picked[get_rank()::get_world_size()] if distributed else picked
+    shard = {"rank": get_rank(), "world_size": get_world_size()} if distributed else {}
+    return validation_sampler(size, cfg.max_val_images, **shard)
 
 
 def _announce(train: SegmentationDataset, val: SegmentationDataset, cfg: DataConfig) -> None:
