@@ -124,12 +124,14 @@ def interval_methods(values: Any, groups: Any = None, *, proportion: bool = Fals
 
 
 def record_interval_methods(metrics: dict[str, Any]) -> dict[str, Any]:
-    """``metrics`` with ``<key>_method`` next to every :class:`IntervalBounds` (or list of them) it holds, in
-    nested records too (per-layer entries); for result files.
+    """``metrics`` with ``<key>_method`` next to every :class:`IntervalBounds` (or list of them, or dict of them
+    by name: per-class intervals) it holds, in nested records too (per-layer entries); for result files.
 
     Example:
         >>> record_interval_methods({"acc1": 100.0, "acc1_ci95": IntervalBounds([97.0, 100.0], "wilson")})
         {'acc1': 100.0, 'acc1_ci95': [97.0, 100.0], 'acc1_ci95_method': 'wilson'}
+        >>> record_interval_methods({"iou_ci95": {"cat": IntervalBounds([40.0, 60.0], "bootstrap"), "dog": None}})
+        {'iou_ci95': {'cat': [40.0, 60.0], 'dog': None}, 'iou_ci95_method': {'cat': 'bootstrap', 'dog': None}}
     """
     out: dict[str, Any] = {}
     for key, value in metrics.items():
@@ -140,6 +142,9 @@ def record_interval_methods(metrics: dict[str, Any]) -> dict[str, Any]:
             out[f"{key}_method"] = value.method
         elif isinstance(value, list) and value and all(isinstance(v, IntervalBounds) for v in value):
             out[f"{key}_method"] = [v.method for v in value]
+        elif isinstance(value, dict) and any(isinstance(v, IntervalBounds) for v in value.values()):
+            # per name (a class's IoU); a name without an interval (None) has no method either
+            out[f"{key}_method"] = {k: getattr(v, "method", None) for k, v in value.items()}
     return out
 
 

@@ -18,7 +18,7 @@ from torch import nn
 from antialiased.data.folder import SKIPPED_TARGET
 from antialiased.data.segmentation import IGNORE_INDEX, SegmentationDataset
 from antialiased.errors import ConfigError, ModelError
-from antialiased.evaluation.bootstrap import RESAMPLES, Interval, bootstrap_statistic
+from antialiased.evaluation.bootstrap import RESAMPLES, Interval, IntervalBounds, bootstrap_statistic
 from antialiased.evaluation.classification import read_class_list
 from antialiased.evaluation.task import Task, TaskData, describe_output
 
@@ -98,14 +98,18 @@ def miou_intervals(counts: np.ndarray, units: np.ndarray | None = None, *, resam
     ``units`` the image of each row (None: one row per image).
 
     Returns:
-        ``{'miou': Interval, 'pixel_acc': Interval, 'iou': [(low, high) or None per class]}``.
+        ``{'miou': Interval, 'pixel_acc': Interval, 'iou': [IntervalBounds or None per class]}``: a class
+        without an IoU (in no image, predicted nowhere) has no interval. Each interval knows its method
+        (``bootstrap``; ``none`` for fewer than two images), which result files record next to it.
     """
     counts = np.asarray(counts, dtype=float)
     value, low, high, n = bootstrap_statistic(counts.reshape(len(counts), -1), miou_figures, units,
                                               resamples=resamples, seed=seed)
-    iou = [None if not np.isfinite(v) else (float(lo), float(hi)) for v, lo, hi in zip(value[2:], low[2:], high[2:])]
-    return {"miou": Interval(float(value[0]), float(low[0]), float(high[0]), n),
-            "pixel_acc": Interval(float(value[1]), float(low[1]), float(high[1]), n), "iou": iou}
+    method = "bootstrap" if n >= 2 else "none"  # bootstrap_statistic gives NaN bounds for fewer than two units
+    iou = [None if not np.isfinite(v) else IntervalBounds((lo, hi), method)
+           for v, lo, hi in zip(value[2:], low[2:], high[2:])]
+    return {"miou": Interval(float(value[0]), float(low[0]), float(high[0]), n, method=method),
+            "pixel_acc": Interval(float(value[1]), float(low[1]), float(high[1]), n, method=method), "iou": iou}
 
 
 class SegmentationTask(Task):

@@ -54,7 +54,7 @@ class SegmentationAccuracy(Protocol):
         names = _names(ctx, len(out["iou"]))
         metrics = {"miou": out["miou"], "pixel_acc": out["pixel_acc"], "miou_ci95": miou.as_list(),
                    "pixel_acc_ci95": pixel.as_list(), "per_class_iou": dict(zip(names, out["iou"])),
-                   "per_class_iou_ci95": {n: None if ci is None else list(ci) for n, ci in zip(names, found["iou"])},
+                   "per_class_iou_ci95": dict(zip(names, found["iou"])),  # + _method, as every interval
                    "per_class_acc": dict(zip(names, out["class_acc"])), "confusion_matrix": out["confusion_matrix"],
                    "images": out["images"]}
         return ProtocolReport(lines, metrics, {"bootstrap": miou.settings(**_bootstrap(ctx))})
