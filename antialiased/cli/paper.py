@@ -31,6 +31,7 @@ from antialiased.cli._errors import CommandInterrupted, user_errors
 from antialiased.cli._names import resolve_names
 from antialiased.cli._parser import ArgumentParser, package_version
 from antialiased.cli._recorded_arch import arch_given, use_recorded_arch
+from antialiased.cli._training_only import warn_training_only
 from antialiased.cli.common_args import add_common_args
 from antialiased.cli.eval_args import add_eval_args, wants_evaluation
 from antialiased.cli.evaluate import run_evaluation
@@ -125,6 +126,7 @@ def _main(argv: Sequence[str] | None, mode: str | None, prog: str) -> int:
         parser.error("'antialiased train' does not take -e/-es/-ed; use 'antialiased eval'")
     steps = {"export": _export, "evaluate": run_evaluation, "train": run_training}
     todo = route(args, mode)
+    warn_training_only(parser, argv, todo)  # e.g. -e --lr 0.3: said, not silently ignored
     if "train" not in todo:  # training resolves 'auto' itself (a new run when there is no checkpoint)
         resolve_resume_auto(args)
     if not arch_given(args):  # -a left out: the model --resume records (read before any data), else resnet18
