@@ -78,8 +78,8 @@ def test_recorded_method_and_options_come_with_the_name(tmp_path, capsys):
     use_recorded_arch(given, ["evaluate"])  # a method typed is kept (the loader checks it against the record)
     assert (given.arch, given.aa_method, given.aa_options) == ("resnet18_lpf2", "blurpool", None)
     trained = get_args_parser().parse_args(["--resume", str(ckpt), "--data", "d"])
-    use_recorded_arch(trained, ["train"])  # training keeps its default
-    assert trained.arch == "resnet18" and type(trained.arch) is str and trained.aa_method is None
+    use_recorded_arch(trained, ["train"])  # training resumes the recorded model too
+    assert (trained.arch, trained.aa_method, trained.aa_options) == ("resnet18_lpf2", "aps", [("circular", True)])
     plain = argparse.Namespace(arch=arch_default(), resume="", aa_method=None, aa_options=None)
     use_recorded_arch(plain, ["evaluate"])
     assert plain.arch == "resnet18" and type(plain.arch) is str
