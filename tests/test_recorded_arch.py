@@ -1,4 +1,5 @@
-"""``eval --resume CKPT`` without ``-a``: the model the checkpoint records, not resnet18 (and no data read first)."""
+"""``eval --resume CKPT`` / ``--weights FILE`` without ``-a``: the model the file records, not resnet18 (and no data
+read first)."""
 from __future__ import annotations
 
 import argparse
@@ -83,3 +84,31 @@ def test_recorded_method_and_options_come_with_the_name(tmp_path, capsys):
     plain = argparse.Namespace(arch=arch_default(), resume="", aa_method=None, aa_options=None)
     use_recorded_arch(plain, ["evaluate"])
     assert plain.arch == "resnet18" and type(plain.arch) is str
+
+
+def test_eval_weights_without_a_uses_the_model_the_file_records(data_root, tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path / "checkpoint.pth.tar", "resnet18_lpf2")
+    weights = tmp_path / "w.pth"
+    assert paper_main(["--resume", str(ckpt), "--save_weights", str(weights)]) == 0  # records arch, no epoch
+    capsys.readouterr()
+    out, typed = tmp_path / "out", tmp_path / "typed"
+    assert antialiased_main(["eval", "--data", str(data_root), "--weights", str(weights), "--out-dir", str(out),
+                             *SMALL]) == 0
+    assert f"=> -a not given: using 'resnet18_lpf2', the model {weights} records" in capsys.readouterr().out
+    result = read_result(out, "accuracy")
+    assert (result["model"], result["filter_size"]) == ("resnet18_lpf2", 2)
+    # the same figures as with -a typed: the same model and weights
+    assert antialiased_main(["eval", "-a", "resnet18_lpf2", "--data", str(data_root), "--weights", str(weights),
+                             "--out-dir", str(typed), *SMALL]) == 0
+    assert result["metrics"] == read_result(typed, "accuracy")["metrics"]
+
+
+def test_eval_weights_recording_nothing_keep_the_default(data_root, tmp_path, capsys):
+    torch.manual_seed(3)
+    plain = tmp_path / "plain.pth"  # a bare state dict: no arch recorded
+    torch.save(antialiased.create_model("resnet18", num_classes=N).state_dict(), plain)
+    out = tmp_path / "out"
+    assert antialiased_main(["eval", "--data", str(data_root), "--weights", str(plain), "--out-dir", str(out),
+                             *SMALL]) == 0
+    assert "-a not given" not in capsys.readouterr().out
+    assert read_result(out, "accuracy")["model"] == "resnet18"

@@ -1,4 +1,4 @@
-"""``antialiased train --resume CKPT`` / ``--resume auto`` without ``-a``: the model the checkpoint records."""
+"""``antialiased train --resume CKPT`` / ``--resume auto`` / ``--weights FILE`` without ``-a``: the recorded model."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,7 @@ import torch
 
 from antialiased.cli import main as antialiased_main
 from antialiased.cli._recorded_arch import use_recorded_arch
-from antialiased.cli.paper import get_args_parser
+from antialiased.cli.paper import get_args_parser, main as paper_main
 from test_training_fixtures import load, make_subset, register_tiny_models
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -55,11 +55,29 @@ def test_train_resume_without_a_continues_the_recorded_model(data, run, capsys):
     assert (load(ckpt)["epoch"], load(ckpt)["arch"]) == (3, TINY)
 
 
+def test_train_weights_without_a_starts_from_the_recorded_model(data, run, tmp_path, capsys):
+    weights = tmp_path / "w.pth"
+    assert paper_main(["--resume", str(run / "model_best.pth.tar"), "--save_weights", str(weights)]) == 0
+    exported = torch.load(weights, weights_only=True)
+    assert exported["arch"] == TINY and "epoch" not in exported  # what --save_weights files record
+    capsys.readouterr()
+    new = tmp_path / "new"
+    assert antialiased_main(["train", "--data", str(data), "--weights", str(weights), "--out-dir", str(new),
+                             "-ep", "1", "--max-train-iters", "1", *FLAGS]) == 0
+    assert _line(weights) in capsys.readouterr().out
+    assert load(new / "checkpoint.pth.tar")["arch"] == TINY
+
+
 def test_a_new_run_with_resume_auto_keeps_the_default(tmp_path, capsys):
     for extra in (["--out-dir", str(tmp_path)], []):  # an empty run folder; no --out-dir (training names it)
         args = get_args_parser().parse_args(["--data", "d", "--resume", "auto", *extra])
         use_recorded_arch(args, ["train"])
         assert args.arch == "resnet18" and type(args.arch) is str and args.aa_method is None
+    plain = tmp_path / "plain.pth"  # a bare state dict records nothing
+    torch.save({"fc.weight": torch.zeros(2, 3)}, plain)
+    args = get_args_parser().parse_args(["--data", "d", "--weights", str(plain)])
+    use_recorded_arch(args, ["train"])
+    assert args.arch == "resnet18"
     assert capsys.readouterr().out == ""
 
 

@@ -1,10 +1,11 @@
-"""``-a`` left out: the model the run's checkpoint records, else ``resnet18``.
+"""``-a`` left out: the model the run's checkpoint or weights file records, else ``resnet18``.
 
 Evaluating, exporting or resuming the training of a checkpoint without ``-a`` uses the model the
 checkpoint was trained as: its ``arch`` entry (the name ``-a`` had in training), with the method and
 options of its ``model_spec`` when ``--aa-method``/``--aa-option`` are not given either. The file read
 is ``--resume`` (training's ``--resume auto``: the newest readable checkpoint of ``--out-dir``, none
-in a new run). One ``=>`` line says so. A file that records nothing (a bare state dict) leaves ``resnet18``. A ``-a``
+in a new run), else ``--weights`` (a file written by ``--save_weights`` records the same entries).
+One ``=>`` line says so. A file that records nothing (a bare state dict) leaves ``resnet18``. A ``-a``
 typed on the command line is always kept (the loader then refuses a file of another model, naming
 both). The ``-a`` default is marked (like the task defaults of :mod:`antialiased.cli.task_defaults`),
 so ``-a resnet18`` typed counts as given.
@@ -60,17 +61,22 @@ def _training_checkpoint(args: argparse.Namespace) -> tuple[str, Mapping[str, An
 
 
 def _recording_file(args: argparse.Namespace, training: bool) -> tuple[str, Mapping[str, Any]] | None:
-    """``(path, entries)`` of the ``--resume`` checkpoint, or None."""
-    if not args.resume:
+    """``(path, entries)`` of the file the weights come from, or None: ``--resume``, else ``--weights``
+    (not when ``--pretrained``, or training's ``--finetune``, chooses the weights instead)."""
+    if args.resume:
+        if training:
+            return _training_checkpoint(args)
+        return args.resume, read_weights_file(args.resume).metadata
+    weights = getattr(args, "weights", None)
+    if not weights or getattr(args, "pretrained", False) or (training and getattr(args, "finetune", False)):
         return None
-    if training:
-        return _training_checkpoint(args)
-    return args.resume, read_weights_file(args.resume).metadata
+    return weights, read_weights_file(weights).metadata
 
 
 def use_recorded_arch(args: argparse.Namespace, steps: Sequence[str]) -> None:
     """Set ``args.arch`` (a plain ``str``) when ``-a`` was left out: the model the ``--resume`` checkpoint
-    records, else ``resnet18``; prints one line when a recorded name is taken. Reads that file, no data.
+    (else the ``--weights`` file) records, else ``resnet18``; prints one line when a recorded name is
+    taken. Reads that file, no data.
 
     ``steps`` are the command's steps (:func:`antialiased.cli.paper.route`): with 'train', ``--resume auto``
     is resolved here as training will (evaluation and export resolve it before).

@@ -22,7 +22,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                        help="model name, e.g. resnet50_lpf4 (anti-aliased, filter size 4) or resnet50 "
                             "(torchvision baseline), efficientnet_b0_lpf4 (any torchvision classifier, converted), "
                             "timm/resnet50d_lpf4 (timm installed); 'antialiased models' lists them (default: the model "
-                            "a --resume checkpoint records, else resnet18)")
+                            "the --resume checkpoint, else the --weights file, records; else resnet18)")
     add_aa_flags(group)  # --aa-method, --aa-option KEY=VALUE
     group.add_argument("-j", "--workers", default=default_workers(), type=int, metavar="N",
                        help="data loading worker processes (default: the paper's 4, at most the CPUs available: "

@@ -129,7 +129,7 @@ def _main(argv: Sequence[str] | None, mode: str | None, prog: str) -> int:
     warn_training_only(parser, argv, todo)  # e.g. -e --lr 0.3: said, not silently ignored
     if "train" not in todo:  # training resolves 'auto' itself (a new run when there is no checkpoint)
         resolve_resume_auto(args)
-    if not arch_given(args):  # -a left out: the model --resume records (read before any data), else resnet18
+    if not arch_given(args):  # -a left out: the model --resume/--weights records (read before any data), else resnet18
         use_recorded_arch(args, todo)
         resolve_names([args.arch], args.aa_method, aa_options_from_args(args))
     for step in todo:
