@@ -81,6 +81,9 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
                        help="one class folder name per line, in the model's output order (a subset of classes, "
                             "each once); it must equal the class list a checkpoint recorded, and for ImageNet "
                             "weights a list of wnids must be in sorted order (as 'antialiased eval --class-list')")
+    group.add_argument("--max-val-images", dest="max_val_images", type=int, default=None, metavar="N",
+                       help="audit N images, evenly spaced in the folder's order (the selection of 'antialiased "
+                            "eval --max-val-images'; default: all)")
     group.add_argument("--strict", action="store_true", help="stop at the first unreadable file")
     group.add_argument("--fast-decode", action="store_true", help="APPROXIMATE: JPEG draft-mode decoding")
     group.add_argument("--dist-backend", default=None, help="torchrun: process group backend (default: nccl/gloo)")
@@ -111,7 +114,7 @@ def model_sources(specs: Sequence[str], *, pretrained: bool, force_nonfinetuned:
 def audit_config(args: argparse.Namespace) -> AuditConfig:
     data = DataSettings(args.data, batch_size=args.batch_size, workers=args.workers, crop_size=args.crop_size,
                         max_shift=args.max_shift, strict=args.strict, class_list=args.class_list,
-                        fast_decode=args.fast_decode, val_split=args.val_split)
+                        fast_decode=args.fast_decode, val_split=args.val_split, max_images=args.max_val_images)
     run = RunSettings(gpu=args.gpu, amp=args.amp, channels_last=not args.no_channels_last, seed=args.seed,
                       progress=not args.no_progress, dist_backend=args.dist_backend)
     models = model_sources(args.models, pretrained=args.pretrained, force_nonfinetuned=args.force_nonfinetuned)

@@ -104,7 +104,9 @@ def summarize_audit(result: AuditResult) -> dict[str, Any]:
                 "max_shift": used.get("max_shift", cfg.data.max_shift), "epochs_shift": cfg.shift.epochs,
                 "shift_grid": cfg.invariance.grid, "shift_mode": cfg.invariance.mode,
                 "layers": list(cfg.invariance.layers), "seed": cfg.run.seed, "bootstrap_resamples": resamples,
-                "batch_size": cfg.data.batch_size, "amp": cfg.run.amp}
+                "batch_size": cfg.data.batch_size, "amp": cfg.run.amp,
+                # a subset's figures are never read as the whole folder's (as evaluation's result files)
+                **{key: used.get(key) for key in ("max_val_images", "selected_images", "folder_images")}}
     return {"schema": AUDIT_SCHEMA, "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "dataset": first.get("dataset", str(cfg.data.root)), "classes": first.get("classes"),
             "device": first.get("device"),
@@ -201,13 +203,21 @@ def _layers_table(summary: dict[str, Any], digits: int) -> list[str]:
             "(0: exactly equivariant).", *parts]
 
 
+def _subset(settings: dict[str, Any]) -> str:
+    """"; N of the folder's M images, ..." when --max-val-images chose fewer than the folder holds, else ''."""
+    chosen, total = settings.get("selected_images"), settings.get("folder_images")
+    if chosen is None or total is None or chosen >= total:
+        return ""
+    return f"; {chosen} of the folder's {total} images, --max-val-images {settings['max_val_images']}, evenly spaced"
+
+
 def audit_markdown(summary: dict[str, Any], plots: Sequence[Path] = (), digits: int = 2) -> str:
     """``report.md``: settings, the metrics table (models side by side), distance and layer tables, plots."""
     s = summary["settings"]
     models = summary["models"]
     images = ", ".join(f"{m['label']}: {m['images']} images ({m['skipped']} skipped)" for m in models)
     lines = ["# Shift-invariance audit", "",
-             f"Data: `{summary['dataset']}` ({images}); device {summary['device']}.",
+             f"Data: `{summary['dataset']}` ({images}{_subset(s)}); device {summary['device']}.",
              f"Protocols: {', '.join(summary['protocols'])}. Crop {s['crop_size']}, max shift {s['max_shift']}, "
              f"{s['epochs_shift']} passes for -es/-ec/-ef, grid {s['shift_grid']}x{s['shift_grid']} "
              f"({s['shift_mode']}) for -ea, seed {s['seed']}.",
