@@ -162,7 +162,7 @@ def test_keys_live_under_the_inserted_module_and_reset_initializes_as_the_author
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), AdaptiveBlurPool(16))
     assert sorted(k for k in model.state_dict() if k.startswith("1.")) == [
         "1.bn.bias", "1.bn.num_batches_tracked", "1.bn.running_mean", "1.bn.running_var", "1.bn.weight",
-        "1.conv.weight"]
+        "1.conv.weight", "1.gain"]
     layer = AdaptiveBlurPool(256, filt_size=3, groups=8)
     with torch.no_grad():
         layer.conv.weight.fill_(3.0)

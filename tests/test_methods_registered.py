@@ -181,8 +181,9 @@ def test_torchvision_baseline_checkpoint_loads_with_only_the_new_keys_missing(me
     assert all(not torch.all(p == 7.0) for m in layers for p in m.parameters())  # reset_parameters() ran
     if method == "lps":
         assert float(layers[0].gumbel_tau) == 1.0
-    if method == "adaptive":  # the authors' init: BN weight 1, bias 0, fresh running statistics
-        assert all(torch.equal(m.bn.weight, torch.ones_like(m.bn.weight)) for m in layers)
+    if method == "adaptive":  # init_from_baseline: the binomial blur at unit gain (BN weight 0, joint: gain G)
+        assert all(torch.equal(m.bn.weight, torch.zeros_like(m.bn.weight)) and float(m.gain) == m.groups
+                   for m in layers)
     strict = antialias(TV.resnet18(num_classes=5), method=method)
     strict.load_state_dict(state, strict=True)  # a converted model's checkpoint loads strictly
     x = torch.rand(2, 3, 32, 32)

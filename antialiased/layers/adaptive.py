@@ -30,8 +30,11 @@ filters; neither the padded input nor any unfolded ``k^2``-times copy of it (cus
 Functions recompute the padding in backward). While traced or exported the layer runs plain ops.
 
 Parameters: ``conv.weight`` (G k^2, C, k, k) and ``bn.{weight, bias, running_mean, running_var,
-num_batches_tracked}``, the authors' keys. :meth:`AdaptiveBlurPool.reset_parameters` initializes
-as they do (Kaiming-normal, fan-out, ReLU gain; BN weight 1, bias 0).
+num_batches_tracked}``, the authors' keys, and ``gain`` (a buffer: the filters' constant factor, 1
+for the authors' function; a state dict without it loads as 1). :meth:`AdaptiveBlurPool.reset_parameters`
+initializes as they do (Kaiming-normal, fan-out, ReLU gain; BN weight 1, bias 0);
+:meth:`AdaptiveBlurPool.init_from_baseline` starts a layer inserted into a trained baseline as the
+binomial blur with unit gain per group (``gain = G`` in 'joint' mode).
 
 Example:
     >>> pool = AdaptiveBlurPool(16, stride=2)
@@ -242,6 +245,10 @@ class AdaptiveBlurPool(nn.Module):
         taps = groups * filt_size * filt_size
         self.conv = nn.Conv2d(channels, taps, filt_size, bias=False)  # padded by the layer, not the conv
         self.bn = nn.BatchNorm2d(taps)
+        # The filters' constant factor: 1 is the authors' function; init_from_baseline() sets G in
+        # 'joint' mode, whose filters sum to 1 over all groups (about 1/G each) where the subsampling
+        # replaced had gain 1. A checkpoint without it (the authors', earlier ones) loads as 1.
+        self.register_buffer("gain", torch.ones(()))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -252,6 +259,31 @@ class AdaptiveBlurPool(nn.Module):
         """
         nn.init.kaiming_normal_(self.conv.weight, mode="fan_out", nonlinearity="relu")
         self.bn.reset_parameters()
+        self.gain.fill_(1.0)
+
+    @torch.no_grad()
+    def init_from_baseline(self) -> None:
+        """Start as the subsampling it replaces in a trained baseline, blurred: what ``load_baseline`` calls.
+
+        The authors' init (:meth:`reset_parameters`) trains from scratch: its random filters vary
+        from position to position and, with the 'joint' softmax, each group's filter sums to about
+        ``1/G``, so every layer after it (a BatchNorm's running statistics above all) would see
+        inputs ``G`` times smaller than the baseline's. Here every group's filter starts as the
+        ``k x k`` binomial filter (BlurPool's, with unit gain: ``gain = G`` in 'joint' mode), the
+        same at every position (BN weight 0, BN bias the filter's log-taps); the conv keeps the
+        authors' init and starts to matter as the BN weight trains away from 0.
+        """
+        self.reset_parameters()
+        k = self.filt_size
+        row = torch.tensor([math.comb(k - 1, i) for i in range(k)], dtype=torch.float64)
+        log_taps = torch.outer(row, row).div(row.sum() ** 2).log().flatten()
+        self.bn.weight.zero_()
+        self.bn.bias.copy_(log_taps.repeat(self.groups).to(self.bn.bias.dtype))
+        self.gain.fill_(float(self.groups) if self.normalize == "joint" else 1.0)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        state_dict.setdefault(prefix + "gain", torch.ones(()))  # the authors' keys (no gain): their function
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _logits(self, x: torch.Tensor, mode: str) -> torch.Tensor:
         """BN(conv(pad(x))) at the kept positions, with the authors' full-resolution batch statistics."""
@@ -286,14 +318,17 @@ class AdaptiveBlurPool(nn.Module):
         bn.running_var.mul_(1 - factor).add_(unbiased.to(bn.running_var.dtype), alpha=factor)
 
     def filters(self, x: torch.Tensor) -> torch.Tensor:
-        """The predicted filters at the kept positions, (N, G k^2, ceil(H/s), ceil(W/s)) (updates BN in training)."""
+        """The predicted filters at the kept positions (times ``gain``), (N, G k^2, ceil(H/s), ceil(W/s)).
+
+        Updates the BN running statistics in training mode.
+        """
         x = check_input(x, "adaptive blur pooling", self.channels)
         mode = effective_mode(self._mode, _pads(self.filt_size), tuple(x.shape[2:]))
         logits = self._logits(x, mode)
         if self.normalize == "joint":
-            return logits.softmax(dim=1)
+            return logits.softmax(dim=1) * self.gain.to(logits.dtype)
         k2 = self.filt_size * self.filt_size
-        return logits.unflatten(1, (self.groups, k2)).softmax(dim=2).flatten(1, 2)
+        return logits.unflatten(1, (self.groups, k2)).softmax(dim=2).flatten(1, 2) * self.gain.to(logits.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return adaptive_filter2d(x, self.filters(x), self.stride, self.filt_size, self.pad_type)
