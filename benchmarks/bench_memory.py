@@ -95,6 +95,7 @@ def gradient_check(published: nn.Module, ours: nn.Module, x: torch.Tensor) -> di
         torch.manual_seed(0)  # the same dropout masks (MobileNetV2, VGG) in both models
         nn.functional.cross_entropy(model(x), target).backward()
         grads.append({n: p.grad for n, p in model.named_parameters()})
+    grads[0] = _in_our_names(grads[0], published, ours)
     worst, worst_name = 0.0, ""
     # Some gradients are zero up to rounding (e.g. a linear layer's bias right before batch norm):
     # measure those against the model's overall gradient scale instead of their own.
@@ -107,6 +108,16 @@ def gradient_check(published: nn.Module, ours: nn.Module, x: torch.Tensor) -> di
             worst, worst_name = err, name
     return {"max_rel_error": worst, "worst_param": worst_name, "params": len(grads[0]),
             "equal": worst <= 1e-9}
+
+
+def _in_our_names(grads: dict[str, torch.Tensor], published: nn.Module, ours: nn.Module) -> dict[str, torch.Tensor]:
+    """The published model's gradients under our parameter names: loaded, as its weights are, through our
+    model's key remapping (the published layout's keys differ from torchvision's)."""
+    carrier = copy.deepcopy(ours)
+    state = published.state_dict()
+    state.update(grads)
+    carrier.load_state_dict(state, strict=True)
+    return {n: p.detach().clone() for n, p in carrier.named_parameters()}
 
 
 def _train_step(model: nn.Module, x: torch.Tensor):
