@@ -63,3 +63,19 @@ def imagenet_sample_dir() -> Path:
 @pytest.fixture(scope="session")
 def cifar10_dir() -> Path:
     return _require(SHARED / "data" / "cifar10", "CIFAR-10 (../shared/data/cifar10)")
+
+
+@pytest.fixture
+def items_read(monkeypatch) -> list[int]:
+    """The indices of the ImageFolderDataset items read in this process, in order (run with -j 0)."""
+    from antialiased.data import ImageFolderDataset
+
+    read: list[int] = []
+    original = ImageFolderDataset.__getitem__
+
+    def recording(self, index):
+        read.append(int(index))
+        return original(self, index)
+
+    monkeypatch.setattr(ImageFolderDataset, "__getitem__", recording)
+    return read

@@ -8,7 +8,6 @@ import torch
 
 import antialiased
 from antialiased.cli import main as antialiased_main
-from antialiased.data.folder import ImageFolderDataset
 from tests._evalutil import make_val_folder, sample_files
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -31,15 +30,8 @@ def weights(tmp_path_factory):
     return path
 
 
-def test_audit_reads_and_records_only_the_evenly_spaced_images(data_root, weights, tmp_path, monkeypatch):
-    read: list[int] = []
-    original = ImageFolderDataset.__getitem__
-
-    def recording(self, index):  # -j 0: every item is read in this process
-        read.append(int(index))
-        return original(self, index)
-
-    monkeypatch.setattr(ImageFolderDataset, "__getitem__", recording)
+def test_audit_reads_and_records_only_the_evenly_spaced_images(data_root, weights, tmp_path, items_read):
+    read = items_read  # -j 0: every item is read in this process
     out = tmp_path / "audit"
     assert antialiased_main(["audit", "-a", f"resnet18_lpf2={weights}", "--data", str(data_root), "--out-dir",
                              str(out), "--max-val-images", str(CHOSEN), *SMALL]) == 0

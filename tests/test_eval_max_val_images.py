@@ -8,7 +8,6 @@ import pytest
 
 from antialiased.cli import main as antialiased_main
 from antialiased.data import validation_sampler
-from antialiased.data.folder import ImageFolderDataset
 from test_training_fixtures import register_tiny_models
 from tests._evalutil import read_result
 
@@ -28,16 +27,9 @@ def small_cifar(cifar10_dir: Path, tmp_path_factory) -> Path:
     return root
 
 
-def test_eval_reads_and_counts_only_the_evenly_spaced_images(small_cifar, tmp_path, monkeypatch, caplog):
+def test_eval_reads_and_counts_only_the_evenly_spaced_images(small_cifar, tmp_path, items_read, caplog):
     register_tiny_models()
-    read: list[int] = []
-    original = ImageFolderDataset.__getitem__
-
-    def recording(self, index):  # -j 0: every item is read in this process
-        read.append(int(index))
-        return original(self, index)
-
-    monkeypatch.setattr(ImageFolderDataset, "__getitem__", recording)
+    read = items_read  # -j 0: every item is read in this process
     caplog.set_level("INFO", logger="antialiased.eval")
     argv = ["eval", "--data", str(small_cifar), "-a", "aa_tinynet_lpf2", "--crop-size", "32", "--max-shift", "5",
             "-e", "-es", "--epochs-shift", "2", "--cache-mb", "0", "--max-val-images", "5", "-b", "2", "-j", "0",
