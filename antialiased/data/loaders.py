@@ -65,7 +65,6 @@ def evenly_spaced(total: int, count: int | None) -> list[int] | None:
     return [i * total // count for i in range(count)]
 
 
-
 def validation_sampler(size: int, max_images: int | None, *, rank: int = 0,
                        world_size: int = 1) -> Sampler[int] | Sequence[int] | None:
     """The validation images a loader reads, as its ``sampler``: training's per-epoch validation and evaluation.

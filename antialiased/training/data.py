@@ -60,11 +60,12 @@ def _folders(cfg: DataConfig) -> tuple[Path, Path]:
     return train_dir, val_dir
 
 
-def _val_sampler(val_set: ImageFolderDataset, cfg: DataConfig, distributed: bool) -> Any:
-    """All validation images (each on one rank under DDP), or ``--max-val-images`` of them, evenly spaced:
-    the selection evaluation's ``--max-val-images`` makes too (:func:`~antialiased.data.validation_sampler`)."""
+def val_sampler(size: int, cfg: DataConfig, distributed: bool) -> Any:
+    """All ``size`` validation images (each on one rank under DDP), or ``--max-val-images`` of them, evenly
+    spaced: the selection evaluation's ``--max-val-images`` makes too (:func:`~antialiased.data.validation_sampler`);
+    both tasks' training validates on it."""
     shard = {"rank": get_rank(), "world_size": get_world_size()} if distributed else {}
-    return validation_sampler(len(val_set), cfg.max_val_images, **shard)
+    return validation_sampler(size, cfg.max_val_images, **shard)
 
 
 def _announce(val_dir: Path, cfg: DataConfig, total: int) -> None:
@@ -103,7 +104,7 @@ def load_data(cfg: DataConfig, *, distributed: bool, generator: torch.Generator,
     common = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, pin_memory=pin_memory)
     train_loader = WorkerCheckedLoader(SeededSamples(train_set), sampler=train_sampler, generator=generator,
                                        drop_last=drop_last, **common)
-    val_loader = WorkerCheckedLoader(val_set, sampler=_val_sampler(val_set, cfg, distributed), shuffle=False,
+    val_loader = WorkerCheckedLoader(val_set, sampler=val_sampler(len(val_set), cfg, distributed), shuffle=False,
                                      **common)
     return TrainData(train_loader, val_loader, train_sampler, list(train_set.classes),
                      str(Path(cfg.root).expanduser().absolute()), val_dir.name, preprocessing)

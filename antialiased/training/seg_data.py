@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -35,14 +35,14 @@ from torch.utils.data import Dataset
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-from antialiased.data import (Preprocessing, SKIPPED_TARGET, WorkerCheckedLoader, to_float_normalized,
-                              validation_sampler)
+from antialiased.data import (IMAGENET_MEAN, IMAGENET_STD, Preprocessing, SKIPPED_TARGET, WorkerCheckedLoader,
+                              to_float_normalized)
 from antialiased.data.folder import DatasetLayoutError
 from antialiased.data.segmentation import IGNORE_INDEX, SegmentationDataset
 from antialiased.evaluation.config import DEFAULT_MAX_SHIFT
-from antialiased.support.distributed import get_rank, get_world_size, is_main_process
+from antialiased.support.distributed import is_main_process
 from antialiased.training.config import DataConfig
-from antialiased.training.data import TrainData
+from antialiased.training.data import TrainData, val_sampler
 from antialiased.training.sampling import EpochSampler, SeededSamples
 
 __all__ = ["SCALE_RANGE", "FLIP_PROBABILITY", "JointTransform", "SegmentationPairs", "load_segmentation_data"]
@@ -68,8 +68,8 @@ class JointTransform:
 
     base_size: int
     crop_size: int
-    mean: Sequence[float] = (0.485, 0.456, 0.406)
-    std: Sequence[float] = (0.229, 0.224, 0.225)
+    mean: Sequence[float] = IMAGENET_MEAN
+    std: Sequence[float] = IMAGENET_STD
     augment: bool = True
 
     def _draw(self, high: int) -> int:
@@ -154,10 +154,6 @@ def _splits(cfg: DataConfig) -> tuple[SegmentationDataset, SegmentationDataset]:
     return train, val
 
 
-def _val_sampler(size: int, cfg: DataConfig, distributed: bool) -> Any:
-    shard = {"rank": get_rank(), "world_size": get_world_size()} if distributed else {}
-    return validation_sampler(size, cfg.max_val_images, **shard)
-
 
 def _announce(train: SegmentationDataset, val: SegmentationDataset, cfg: DataConfig) -> None:
     if not is_main_process():
@@ -184,7 +180,7 @@ def load_segmentation_data(cfg: DataConfig, *, distributed: bool, generator: tor
     train_loader = WorkerCheckedLoader(SeededSamples(train_set), sampler=sampler, generator=generator,
                                        drop_last=drop_last, batch_size=cfg.batch_size, num_workers=cfg.workers,
                                        pin_memory=pin_memory)
-    val_loader = WorkerCheckedLoader(SegmentationPairs(val), sampler=_val_sampler(len(val), cfg, distributed),
+    val_loader = WorkerCheckedLoader(SegmentationPairs(val), sampler=val_sampler(len(val), cfg, distributed),
                                      shuffle=False, batch_size=1, num_workers=cfg.workers, pin_memory=pin_memory)
     crop = min(cfg.crop_size, cfg.seg_size)  # -es's crop when the checkpoint is evaluated
     preprocessing = Preprocessing(crop, crop + DEFAULT_MAX_SHIFT, tuple(cfg.mean), tuple(cfg.std))
