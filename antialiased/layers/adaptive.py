@@ -58,6 +58,7 @@ from torch.autograd.function import once_differentiable
 from antialiased.errors import ConfigError
 from antialiased.layers._method_args import check_input, check_int, is_traced
 from antialiased.layers._padding import effective_mode, pad, pad_mode, unpad
+from antialiased.layers._taps import binomial
 
 __all__ = ["NORMALIZATIONS", "adaptive_filter2d", "AdaptiveBlurPool"]
 
@@ -274,9 +275,7 @@ class AdaptiveBlurPool(nn.Module):
         authors' init and starts to matter as the BN weight trains away from 0.
         """
         self.reset_parameters()
-        k = self.filt_size
-        row = torch.tensor([math.comb(k - 1, i) for i in range(k)], dtype=torch.float64)
-        log_taps = torch.outer(row, row).div(row.sum() ** 2).log().flatten()
+        log_taps = binomial(self.filt_size, 2, torch.float64).log().flatten()
         self.bn.weight.zero_()
         self.bn.bias.copy_(log_taps.repeat(self.groups).to(self.bn.bias.dtype))
         self.gain.fill_(float(self.groups) if self.normalize == "joint" else 1.0)
@@ -326,9 +325,10 @@ class AdaptiveBlurPool(nn.Module):
         mode = effective_mode(self._mode, _pads(self.filt_size), tuple(x.shape[2:]))
         logits = self._logits(x, mode)
         if self.normalize == "joint":
-            return logits.softmax(dim=1) * self.gain.to(logits.dtype)
-        k2 = self.filt_size * self.filt_size
-        return logits.unflatten(1, (self.groups, k2)).softmax(dim=2).flatten(1, 2) * self.gain.to(logits.dtype)
+            weights = logits.softmax(dim=1)
+        else:
+            weights = logits.unflatten(1, (self.groups, self.filt_size ** 2)).softmax(dim=2).flatten(1, 2)
+        return weights * self.gain.to(logits.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return adaptive_filter2d(x, self.filters(x), self.stride, self.filt_size, self.pad_type)
